@@ -1,0 +1,383 @@
+"""The ``bench`` command line: list, train, run, perf.
+
+Every user mistake (unknown variant or profile, a bad value, missing data, a locked or
+conflicting run folder) ends in one ``Error:`` line and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench import __version__
+from bench.errors import BenchError
+from bench.harness import Interrupted
+from bench.profiles import DEFAULT_PROFILE, PROFILES, get_profile
+from bench.runs import FINISHED, RunFolder, new_run_dir
+
+
+class _Fail(click.ClickException):
+    """A BenchError rendered by click: 'Error: <message>' and the error's exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class _BenchGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BenchError as exc:
+            raise _Fail(str(exc), exc.exit_code) from None
+        except (Interrupted, KeyboardInterrupt) as exc:
+            click.echo(
+                f"\ninterrupted{': ' + str(exc) if str(exc) else ''}. Finished jobs are in "
+                "results.jsonl; run the same command again to resume.",
+                err=True,
+            )
+            ctx.exit(130)
+
+
+@click.group(cls=_BenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="fmgan-bench")
+def cli() -> None:
+    """fmgan-bench: train every GAN recipe for Fashion-MNIST under one harness and compare.
+
+    Typical use: `bench list`, then `bench run --all` (CPU default profile `quick`).
+    """
+
+
+# ---------------------------------------------------------------------- shared options
+
+
+def _variant_names() -> list[str]:
+    import models
+
+    return models.variant_names()
+
+
+def _check_variant(name: str) -> str:
+    names = _variant_names()
+    if name not in names:
+        raise click.BadParameter(f"unknown variant {name!r}; choose from: {', '.join(names)}")
+    return name
+
+
+def _parse_variants(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise click.BadParameter("give at least one variant name")
+    return tuple(dict.fromkeys(_check_variant(v) for v in items))
+
+
+def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Options shared by `train` and `run`."""
+    opts = [
+        click.option(
+            "--profile",
+            type=click.Choice(list(PROFILES)),
+            default=DEFAULT_PROFILE,
+            show_default=True,
+            help="Budget: smoke (seconds, for tests) or quick (CPU default, minutes per variant).",
+        ),
+        click.option(
+            "--kimg",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Override the profile's budget: thousands of real images shown to D.",
+        ),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16"]),
+            default="fp32",
+            show_default=True,
+            help="bf16 autocast (about 1.7x faster on AVX-512 bf16 CPUs); fp32 is the reference.",
+        ),
+        click.option(
+            "--channels-last/--no-channels-last",
+            default=True,
+            show_default=True,
+            help="NHWC memory format for convolutional models.",
+        ),
+        click.option(
+            "--device",
+            default="auto",
+            show_default=True,
+            help="cpu, cuda, cuda:N, or auto (cuda when available).",
+        ),
+        click.option(
+            "--data-dir",
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            envvar="FMGAN_DATA_DIR",
+            help="Folder with the four Fashion-MNIST IDX files (else Debian's copy, else download).",
+        ),
+        click.option(
+            "--progress/--no-progress",
+            default=None,
+            help="Progress bar (default: only when stderr is a terminal).",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _device(device: str) -> str:
+    import torch
+
+    from bench.executor import resolve_device
+
+    dev = resolve_device(device)
+    try:
+        d = torch.device(dev)
+    except RuntimeError:
+        raise click.BadParameter(f"{device!r} is not a device (cpu, cuda, cuda:N, auto)") from None
+    if d.type == "cuda" and not torch.cuda.is_available():
+        raise click.BadParameter("CUDA requested but no GPU is visible; use --device cpu")
+    if d.type not in ("cpu", "cuda"):
+        raise click.BadParameter(f"device type {d.type!r} is not supported (cpu, cuda)")
+    return dev
+
+
+# ---------------------------------------------------------------------- commands
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List registered variants: seed document, loss, resolution, batch, parameter counts."""
+    import models
+    from models.registry import count_parameters
+
+    header = ("variant", "seed", "loss", "res", "cond", "batch", "G params", "D params")
+    rows = []
+    for name in models.variant_names():
+        v = models.get_variant(name)
+        G, D = v.build(0)
+        rows.append(
+            (
+                name,
+                v.seed_doc,
+                v.loss,
+                str(v.resolution),
+                "yes" if v.conditional else "no",
+                str(v.batch_size),
+                f"{count_parameters(G):,}",
+                f"{count_parameters(D):,}",
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@cli.command("train")
+@click.argument("variant", callback=lambda c, p, v: _check_variant(v))
+@_train_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: a new runs/<time>-train-<variant>). An existing one resumes.",
+)
+def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
+    """Train one VARIANT with one seed; writes a run folder like `bench run`.
+
+    The folder holds config.json, results.jsonl and VARIANT/seedS/ with checkpoint.pt,
+    losses.csv and sample grids. Running the same command with --out on an existing folder
+    resumes from the last checkpoint.
+    """
+    _run(variants=(variant,), seeds=(seed,), out=out, desc=f"train-{variant}", dry_run=False, **kw)
+
+
+@cli.command("run")
+@click.option("--all", "all_", is_flag=True, help="Every registered variant.")
+@click.option(
+    "--variants",
+    callback=_parse_variants,
+    default=None,
+    help="Comma-separated variant names, e.g. dcgan,wgan-gp.",
+)
+@_train_options
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train seeds 0..K-1 of each variant.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: a new runs/<time>-<profile>-<variants>). "
+    "An existing folder is resumed: finished jobs are skipped.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the jobs and their state; train nothing.")
+def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **kw: Any) -> None:
+    """Train (and, once the metrics layer lands, score) variants x seeds into one run folder.
+
+    Writes config.json first (resolved settings, versions, git commit), then per job a folder
+    VARIANT/seedS/ and one row per job in results.jsonl. Rerun with --out on the same folder
+    to resume after an interruption.
+    """
+    if all_ and variants:
+        raise click.UsageError("give either --all or --variants, not both")
+    if not all_ and not variants:
+        raise click.UsageError("say which variants: --all or --variants a,b")
+    names = tuple(_variant_names()) if all_ else variants
+    assert names is not None
+    desc = "all" if all_ else "-".join(names)
+    _run(variants=names, seeds=tuple(range(seeds)), out=out, desc=desc, **kw)
+
+
+def _run(
+    *,
+    variants: tuple[str, ...],
+    seeds: tuple[int, ...],
+    out: Path | None,
+    desc: str,
+    dry_run: bool,
+    profile: str,
+    kimg: float | None,
+    precision: str,
+    channels_last: bool,
+    device: str,
+    data_dir: Path | None,
+    progress: bool | None,
+) -> None:
+    from bench.executor import RunPlan, execute
+
+    prof = get_profile(profile)
+    plan = RunPlan(
+        profile=prof,
+        variants=variants,
+        seeds=seeds,
+        kimg=kimg if kimg is not None else prof.kimg,
+        precision=precision,  # type: ignore[arg-type]
+        channels_last=channels_last,
+        device=_device(device),
+        data_dir=str(data_dir) if data_dir is not None else None,
+        progress=progress,
+    )
+    run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
+    if dry_run:
+        _print_plan(plan, run)
+        return
+    click.echo(
+        f"run folder: {run.path}  (profile {prof.name}, {plan.kimg:g} kimg per job, "
+        f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
+    )
+    t0 = time.perf_counter()
+    rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]])
+    bad = [r for r in rows if r["status"] != "ok"]
+    click.echo(
+        f"done in {time.perf_counter() - t0:.1f} s: {len(rows) - len(bad)} ok, "
+        f"{len(bad)} not ok; results in {run.results_path}"
+    )
+
+
+def _print_plan(plan: Any, run: RunFolder) -> None:
+    import models
+
+    latest = run.latest() if run.results_path.is_file() else {}
+    click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
+    click.echo(f"profile {plan.profile.name}: {plan.kimg:g} kimg per job, {plan.precision}")
+    for name, seed in plan.jobs():
+        v = models.get_variant(name)
+        per_step = v.batch_size * v.build_loss().n_critic
+        steps = -(-int(plan.kimg * 1000) // per_step)
+        state = "new"
+        if latest.get((name, seed), {}).get("status") in FINISHED:
+            state = f"finished ({latest[(name, seed)]['status']}), skip"
+        elif (run.job_dir(name, seed) / "checkpoint.pt").is_file():
+            state = "resume from checkpoint"
+        click.echo(f"  {name:<20} seed {seed}  {steps:>6} steps x {per_step} img  {state}")
+
+
+@cli.command("perf")
+@click.option(
+    "--variants",
+    callback=_parse_variants,
+    default=None,
+    help="Comma-separated variants (default: all).",
+)
+@click.option("--precision", "precisions", default="fp32,bf16", show_default=True)
+@click.option("--steps", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True)
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+def perf_cmd(
+    variants: tuple | None,
+    precisions: str,
+    steps: int,
+    warmup: int,
+    channels_last: bool,
+    device: str,
+) -> None:
+    """Benchmark training throughput (real images per second) per variant and precision.
+
+    Times full training iterations (D steps, G step, EMA) on random uint8 images of the
+    variant's shape; data content does not change the cost. Prints one line per variant and
+    precision; writes nothing.
+    """
+    import torch
+
+    import models
+    from bench.data import Dataset
+    from bench.harness import Trainer, TrainSettings
+
+    precs = [p.strip() for p in precisions.split(",") if p.strip()]
+    for p in precs:
+        if p not in ("fp32", "bf16"):
+            raise click.BadParameter(f"{p!r}: choose fp32 and/or bf16", param_hint="--precision")
+    dev = _device(device)
+    names = variants or tuple(models.variant_names())
+    click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    click.echo(f"{'variant':<20} {'precision':<9} {'img/s':>8} {'ms/iter':>8}")
+    for name in names:
+        v = models.get_variant(name)
+        n = v.batch_size * v.build_loss().n_critic * 2
+        r = v.resolution
+        g = torch.Generator().manual_seed(0)
+        data = Dataset(
+            images=torch.randint(0, 256, (n, 1, r, r), dtype=torch.uint8, generator=g),
+            labels=torch.tensor(v.data.class_ids).repeat(n)[:n],
+            part="train",
+            source="random",
+        )
+        for prec in precs:
+            settings = TrainSettings(
+                kimg=1e9, precision=prec, channels_last=channels_last, device=dev, progress=False
+            )
+            tr = Trainer(v, data, settings, out_dir=Path("/nonexistent-perf"))
+            for _ in range(warmup):
+                tr.train_step()
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                tr.train_step()
+            if dev.startswith("cuda"):
+                torch.cuda.synchronize()
+            dt = time.perf_counter() - t0
+            rate = steps * tr.images_per_step / dt
+            click.echo(f"{name:<20} {prec:<9} {rate:>8.0f} {1000 * dt / steps:>8.1f}")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="bench")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""The executor seam: one (variant, seed, profile) job in, one result row out.
+
+:func:`run_job` is self-contained (it loads its data, trains, returns a JSON-ready row) so that
+a distributed engine (Ray, submitit) can call it per job later; :func:`execute` is the
+sequential local executor over a run folder: it writes config.json first, skips finished jobs,
+resumes unfinished ones from their checkpoints, and appends one row per job.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.data import Dataset, load_part
+from bench.errors import BenchError, RunFolderError
+from bench.harness import Diverged, Precision, Trainer, TrainSettings
+from bench.profiles import Profile
+from bench.provenance import git_commit, versions
+from bench.runs import FINISHED, RunFolder
+from models.data_options import DataOptions
+from models.registry import get_variant
+
+# Settings that define a run's results: an existing folder refuses a rerun that changes them.
+_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last")
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything ``bench run`` / ``bench train`` decided before training starts."""
+
+    profile: Profile
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    kimg: float  # the profile's budget unless overridden
+    precision: Precision = "fp32"
+    channels_last: bool = True
+    device: str = "cpu"
+    data_dir: str | None = None
+    progress: bool | None = None
+
+    def settings(self, seed: int) -> TrainSettings:
+        """Training settings of one job."""
+        return TrainSettings(
+            kimg=self.kimg,
+            seed=seed,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            device=self.device,
+            checkpoint_kimg=min(self.profile.checkpoint_kimg, self.kimg),
+            grid_kimg=min(self.profile.grid_kimg, self.kimg),
+            progress=self.progress,
+        )
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """(variant, seed) pairs in execution order: all variants for seed 0, then seed 1..."""
+        return [(v, s) for s in self.seeds for v in self.variants]
+
+    def defining(self) -> dict[str, Any]:
+        """The run-defining settings, as stored in config.json."""
+        return {
+            "profile": self.profile.name,
+            "kimg": self.kimg,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+        }
+
+
+def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) -> dict[str, Any]:
+    """Write (or extend) config.json before any training; refuse conflicting settings.
+
+    A rerun may add variants or seeds to an existing folder; it may not change the profile,
+    the budget or the numerics, which would make its rows incomparable.
+    """
+    old = run.read_config()
+    if old is not None:
+        clash = [
+            f"{k}: folder has {old['run'].get(k)!r}, asked {plan.defining()[k]!r}"
+            for k in _RUN_DEFINING
+            if old.get("run", {}).get(k) != plan.defining()[k]
+        ]
+        if clash:
+            raise RunFolderError(
+                f"{run.path} was made with other settings ({'; '.join(clash)}); "
+                "rerun with the original settings or choose a new --out folder"
+            )
+    variants = list(dict.fromkeys([*(old or {}).get("variants", {}), *plan.variants]))
+    seeds = sorted(set((old or {}).get("seeds", [])) | set(plan.seeds))
+    config = {
+        "run_id": run.run_id,
+        "created": (old or {}).get("created", dt.datetime.now(dt.timezone.utc).isoformat()),
+        "run": plan.defining(),
+        "profile": plan.profile.to_dict(),
+        "seeds": seeds,
+        "variants": {name: get_variant(name).to_dict() for name in variants},
+        "device": plan.device,
+        "data_dir": plan.data_dir,
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "command": argv if argv is not None else sys.argv,
+        "history": [
+            *(old or {}).get("history", []),
+            {"at": dt.datetime.now(dt.timezone.utc).isoformat(), "command": argv or sys.argv},
+        ],
+    }
+    run.write_config(config)
+    return config
+
+
+def run_job(
+    plan: RunPlan,
+    variant_name: str,
+    seed: int,
+    job_dir: Path,
+    data: Dataset | None = None,
+) -> dict[str, Any]:
+    """Train one (variant, seed) into ``job_dir`` and return its result row.
+
+    A NaN/inf loss gives status ``diverged``; any other exception inside training gives
+    ``failed`` with the message in the row and the traceback in ``job_dir/error.log``. User
+    errors (missing data, a conflicting checkpoint) and interruptions propagate.
+    """
+    variant = get_variant(variant_name)
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {
+        "variant": variant_name,
+        "seed": seed,
+        "seed_doc": variant.seed_doc,
+        "profile": plan.profile.name,
+        "precision": plan.precision,
+        "device": plan.device,
+        "kimg_budget": plan.kimg,
+    }
+    if data is None:
+        data = load_part(variant.data, "train", plan.data_dir)
+    row["train_images"] = len(data)
+    trainer: Trainer | None = None
+    try:
+        trainer = Trainer(variant, data, plan.settings(seed), job_dir)
+        result = trainer.train()
+        row.update(status=result.status, **_result_fields(asdict(result), job_dir))
+    except Diverged as exc:
+        row.update(
+            status="diverged",
+            error=str(exc),
+            step=exc.step,
+            kimg=round(trainer.kimg, 4) if trainer else 0.0,
+            total_steps=trainer.total_steps if trainer else None,
+        )
+    except (BenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # a crash in one variant must not stop the others
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        row.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            step=trainer.step if trainer else 0,
+            kimg=round(trainer.kimg, 4) if trainer else 0.0,
+            paths={"error_log": str((job_dir / "error.log").relative_to(job_dir.parent.parent))},
+        )
+    row["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    row["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    return row
+
+
+def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:
+    paths = result.pop("paths")
+    result.pop("status")
+    result["kimg"] = round(result["kimg"], 4)
+    result["train_seconds"] = round(result["train_seconds"], 3)
+    result["img_per_s"] = round(result["img_per_s"], 1)
+    result["paths"] = {k: str(Path(v).relative_to(job_dir.parent.parent)) for k, v in paths.items()}
+    return result
+
+
+def execute(
+    plan: RunPlan,
+    run: RunFolder,
+    echo: Callable[[str], None] = print,
+    argv: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every job of ``plan`` in ``run`` sequentially; return the rows written now."""
+    written: list[dict[str, Any]] = []
+    with run.locked():
+        prepare_run(plan, run, argv)
+        done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
+        data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
+        for variant_name, seed in plan.jobs():
+            if (variant_name, seed) in done:
+                echo(f"{variant_name} seed {seed}: finished earlier, skipped")
+                continue
+            options = get_variant(variant_name).data
+            key = (options, plan.data_dir)
+            if key not in data_cache:
+                data_cache[key] = load_part(options, "train", plan.data_dir)
+            row = run_job(
+                plan, variant_name, seed, run.job_dir(variant_name, seed), data_cache[key]
+            )
+            row["run_id"] = run.run_id
+            run.append_result(row)
+            written.append(row)
+            echo(format_row(row))
+    return written
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One human line per finished job."""
+    head = f"{row['variant']} seed {row['seed']}: {row['status']}"
+    if row["status"] == "ok":
+        resumed = row.get("resumed_from_step")
+        note = f", resumed at step {resumed}" if resumed else ""
+        return (
+            f"{head}  {row['kimg']:.2f} kimg in {row['train_seconds']:.1f} s train "
+            f"({row['img_per_s']:.0f} img/s){note}"
+        )
+    return f"{head}  at step {row.get('step')}: {row.get('error')}"

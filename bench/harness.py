@@ -1,0 +1,500 @@
+"""One training loop for every variant.
+
+Per iteration: ``loss.n_critic`` discriminator steps (each on a fresh real batch and fresh
+noise), then one generator step, then the EMA update of ``G_ema``. What differs between GAN
+recipes lives in the loss object (:mod:`models.losses`); everything else (budget in kimg,
+EMA, checkpoints, loss log, sample grids, progress, precision, divergence, Ctrl-C) lives here,
+once. Side outputs are hooks, so later layers (evaluation at checkpoints) plug in without
+touching the loop.
+
+Exact resume: a checkpoint holds G, D, G_ema, both optimisers, the step, every RNG state and
+the config; the batch order is a pure function of (seed, batch index). Killing the process and
+running the same command again therefore ends with the same weights, bit for bit on the CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import math
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torchvision.utils as vutils
+from torch import nn
+from tqdm.auto import tqdm
+
+from bench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bench.data import CLASS_NAMES, Dataset, EpochSampler, to_model_range
+from bench.errors import RunFolderError
+from bench.fsutil import atomic_path, atomic_write_text
+from bench.provenance import versions
+from models.registry import Variant, count_parameters
+
+Precision = Literal["fp32", "bf16"]
+CHECKPOINT_NAME = "checkpoint.pt"
+GRID_SEED = 20_17_08_25  # fixed noise for grids: the same latents at every interval and seed
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (not what): budget, seed, numerics and side-output intervals."""
+
+    kimg: float  # budget: thousands of real images shown to D
+    seed: int = 0  # model init, noise stream and batch order all derive from it
+    precision: Precision = "fp32"  # "bf16": CPU/GPU autocast; opt-in until metrics vouch for it
+    channels_last: bool = True  # NHWC convolutions: faster on CPU oneDNN and GPU tensor cores
+    device: str = "cpu"
+    checkpoint_kimg: float = 10.0  # resumable checkpoint interval
+    grid_kimg: float = 5.0  # fixed-noise sample grid interval
+    ema_decay: float | None = None  # None: the variant's own decay
+    progress: bool | None = None  # None: a bar only when stderr is a terminal
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def resume_key(self) -> dict[str, Any]:
+        """Settings that must match for a checkpoint to continue bit-exactly."""
+        return {k: getattr(self, k) for k in ("seed", "precision", "channels_last", "ema_decay")}
+
+
+@dataclass
+class TrainResult:
+    """What one training job produced."""
+
+    status: Literal["ok", "diverged"]
+    step: int
+    total_steps: int
+    kimg: float
+    train_seconds: float  # time inside training steps, over all sessions of this job
+    img_per_s: float  # real images per second of training-step time
+    params_g: int
+    params_d: int
+    resumed_from_step: int | None
+    paths: dict[str, str] = field(default_factory=dict)
+    diverged: dict[str, Any] | None = None
+
+
+class Diverged(Exception):
+    """A loss became NaN or infinite; the variant stops and is recorded as ``diverged``."""
+
+    def __init__(self, step: int, stats: dict[str, float]) -> None:
+        super().__init__(f"non-finite loss at step {step}: {stats}")
+        self.step, self.stats = step, stats
+
+
+class Interrupted(Exception):
+    """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed."""
+
+
+class Hook:
+    """Side outputs of training. Every method is optional."""
+
+    def on_start(self, trainer: Trainer) -> None:
+        """Called once before the first step (after a resume, if any)."""
+
+    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+        """Called after each iteration with its losses and loss statistics."""
+
+    def before_checkpoint(self, trainer: Trainer) -> None:
+        """Called before a checkpoint is written: flush anything that must be on disk."""
+
+    def on_end(self, trainer: Trainer) -> None:
+        """Called once after the last step."""
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
+    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+        pe.lerp_(p, 1.0 - decay)
+    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
+        be.copy_(b)
+
+
+def _is_conv(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in module.modules())
+
+
+class Trainer:
+    """Trains one variant with one seed into ``out_dir``; resumes from its checkpoint.
+
+    Args:
+        variant: the registered recipe.
+        data: training images (uint8) and labels.
+        settings: budget, seed, numerics.
+        out_dir: job folder for checkpoint.pt, losses.csv and grids/.
+        hooks: extra hooks after the built-in loss log, grids and progress bar.
+    """
+
+    def __init__(
+        self,
+        variant: Variant,
+        data: Dataset,
+        settings: TrainSettings,
+        out_dir: str | Path,
+        hooks: list[Hook] | None = None,
+    ) -> None:
+        self.variant, self.settings, self.out_dir = variant, settings, Path(out_dir)
+        self.device = torch.device(settings.device)
+        self.loss = variant.build_loss()
+        self.ema_decay = variant.ema_decay if settings.ema_decay is None else settings.ema_decay
+        self.G, self.D = variant.build(settings.seed)
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self._fmt = torch.channels_last if settings.channels_last and _is_conv(self.G) else None
+        for m in (self.G, self.D, self.G_ema):
+            m.to(self.device)
+            if settings.channels_last and _is_conv(m):
+                m.to(memory_format=torch.channels_last)
+        o = variant.optim
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas, eps=o.eps)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=o.lr_d, betas=o.betas, eps=o.eps)
+        self.noise = torch.Generator(self.device).manual_seed(settings.seed)
+        self.images = data.images.to(self.device)
+        self.labels = data.labels.to(self.device)
+        self.sampler = EpochSampler(len(data), variant.batch_size, settings.seed)
+        self.images_per_step = variant.batch_size * self.loss.n_critic
+        self.total_steps = max(1, math.ceil(settings.kimg * 1000 / self.images_per_step))
+        self.step = 0
+        self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
+        self.resumed_from_step: int | None = None
+        self.hooks: list[Hook] = [LossLog(), GridSaver(), ProgressBar(), *(hooks or [])]
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def kimg(self) -> float:
+        """Real images shown to D so far, in thousands."""
+        return self.step * self.images_per_step / 1000
+
+    def every(self, interval_kimg: float) -> int:
+        """An interval in kimg as a whole number of steps (at least 1)."""
+        return max(1, round(interval_kimg * 1000 / self.images_per_step))
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        return torch.autocast(
+            self.device.type, dtype=torch.bfloat16, enabled=self.settings.precision == "bf16"
+        )
+
+    def _layout(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=self._fmt) if self._fmt is not None else x
+
+    def _generate(self, G: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return self._layout(G(z) if y is None else G(z, y))
+
+    # ------------------------------------------------------------------ one iteration
+    def train_step(self) -> dict[str, float]:
+        """One iteration: n_critic D steps, one G step, one EMA update. Returns scalar stats."""
+        v, loss, n_critic = self.variant, self.loss, self.loss.n_critic
+        cond = v.conditional
+        stats: dict[str, torch.Tensor] = {}
+        for k in range(n_critic):
+            idx = self.sampler.indices(self.step * n_critic + k).to(self.device)
+            real = self._layout(to_model_range(self.images[idx], v.data.value_range))
+            y_real = self.labels[idx] if cond else None
+            z, y_fake = v.sample_latents(v.batch_size, self.noise, self.device)
+            with torch.no_grad(), self._autocast():
+                fake = self._generate(self.G, z, y_fake)
+            with self._autocast():
+                d_loss, stats = loss.d_loss(self.D, real, fake, y_real, y_fake)
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.opt_d.step()
+
+        z, y_fake = v.sample_latents(v.batch_size, self.noise, self.device)
+        self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
+        try:
+            with self._autocast():
+                g_loss, g_stats = loss.g_loss(self.D, self._generate(self.G, z, y_fake), y_fake)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+        finally:
+            self.D.requires_grad_(True)
+        self.step += 1
+        # Warm-up (as TF's ExponentialMovingAverage with num_updates): early G_ema tracks G.
+        update_ema(self.G_ema, self.G, min(self.ema_decay, (1 + self.step) / (10 + self.step)))
+        out = {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach())}
+        out.update({k: float(t) for k, t in {**stats, **g_stats}.items()})
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path:
+        """Where this job's checkpoint lives."""
+        return self.out_dir / CHECKPOINT_NAME
+
+    def _config(self) -> dict[str, Any]:
+        return {"variant": self.variant.to_dict(), "settings": self.settings.to_dict()}
+
+    def save_checkpoint(self) -> None:
+        """Write everything needed to continue bit-exactly (atomic)."""
+        for h in self.hooks:
+            h.before_checkpoint(self)
+        save_checkpoint(
+            self.checkpoint_path,
+            {
+                "step": self.step,
+                "train_seconds": self.train_seconds,
+                "G": self.G.state_dict(),
+                "D": self.D.state_dict(),
+                "G_ema": self.G_ema.state_dict(),
+                "opt_g": self.opt_g.state_dict(),
+                "opt_d": self.opt_d.state_dict(),
+                "rng": rng_state(self.device, self.noise),
+                "config": self._config(),
+                "versions": versions(),
+            },
+        )
+
+    def resume(self) -> bool:
+        """Load this job's checkpoint if there is one. Returns whether it resumed.
+
+        Raises:
+            RunFolderError: when the checkpoint was made with a different recipe or settings.
+        """
+        if not self.checkpoint_path.is_file():
+            return False
+        state = load_checkpoint(self.checkpoint_path, self.device)
+        _check_compatible(state["config"], self._config(), self.checkpoint_path)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.G_ema.load_state_dict(state["G_ema"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        set_rng_state(state["rng"], self.device, self.noise)
+        self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+        self.resumed_from_step = self.step
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def train(self) -> TrainResult:
+        """Run (or finish) the budget. Raises Diverged or Interrupted; otherwise returns."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        self.resume()
+        for h in self.hooks:
+            h.on_start(self)
+        every_ckpt = self.every(self.settings.checkpoint_kimg)
+        images_this_session, seconds_this_session = 0, 0.0
+        try:
+            with _stop_on_signal() as stop:
+                while self.step < self.total_steps:
+                    t0 = time.perf_counter()
+                    stats = self.train_step()
+                    dt = time.perf_counter() - t0
+                    self.train_seconds += dt
+                    seconds_this_session += dt
+                    images_this_session += self.images_per_step
+                    for h in self.hooks:  # before the check, so the log shows the NaN
+                        h.after_step(self, stats)
+                    if not all(math.isfinite(x) for x in stats.values()):
+                        raise Diverged(self.step, stats)  # no checkpoint of broken weights
+                    if self.step % every_ckpt == 0 or self.step == self.total_steps:
+                        self.save_checkpoint()
+                    if stop.is_set() and self.step < self.total_steps:
+                        if self.step % every_ckpt:
+                            self.save_checkpoint()
+                        raise Interrupted(
+                            f"stopped at step {self.step}/{self.total_steps}; checkpoint saved"
+                        )
+        finally:
+            for h in self.hooks:
+                h.on_end(self)
+        rate = images_this_session / seconds_this_session if seconds_this_session else 0.0
+        if not rate and self.train_seconds:
+            rate = self.step * self.images_per_step / self.train_seconds
+        return TrainResult(
+            status="ok",
+            step=self.step,
+            total_steps=self.total_steps,
+            kimg=self.kimg,
+            train_seconds=self.train_seconds,
+            img_per_s=rate,
+            params_g=count_parameters(self.G),
+            params_d=count_parameters(self.D),
+            resumed_from_step=self.resumed_from_step,
+            paths={
+                "checkpoint": str(self.checkpoint_path),
+                "losses": str(self.out_dir / LossLog.FILE),
+                "grid": str(self.out_dir / GridSaver.FINAL),
+            },
+        )
+
+    # ------------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def sample_grid(self) -> tuple[torch.Tensor, int]:
+        """G_ema samples on fixed noise in eval mode: 8x8, or one row of 8 per class.
+
+        Returns the images in [0, 1] and the number of images per row.
+        """
+        v = self.variant
+        g = torch.Generator().manual_seed(GRID_SEED)
+        if v.conditional:
+            ids = v.data.class_ids
+            z = torch.randn(8, v.z_dim, generator=g).repeat(len(ids), 1)
+            y = torch.tensor(ids).repeat_interleave(8).to(self.device)
+        else:
+            z, y = torch.randn(64, v.z_dim, generator=g), None
+        x = self._generate(self.G_ema, z.to(self.device), y).float().cpu()
+        lo, hi = v.data.value_range
+        return ((x - lo) / (hi - lo)).clamp(0, 1), 8
+
+
+def _check_compatible(saved: dict, current: dict, path: Path) -> None:
+    drop = ("name", "summary", "seed_doc")
+    sv = {k: val for k, val in saved["variant"].items() if k not in drop}
+    cv = {k: val for k, val in current["variant"].items() if k not in drop}
+    keys = ("seed", "precision", "channels_last", "ema_decay")
+    ss = {k: saved["settings"].get(k) for k in keys}
+    cs = {k: current["settings"].get(k) for k in keys}
+    diffs = [k for k in sorted(set(sv) | set(cv)) if _norm(sv.get(k)) != _norm(cv.get(k))]
+    diffs += [f"settings.{k}" for k in keys if _norm(ss[k]) != _norm(cs[k])]
+    if diffs:
+        raise RunFolderError(
+            f"{path} was written with a different configuration ({', '.join(diffs)} differ); "
+            "use a new output folder or the original settings"
+        )
+
+
+def _norm(x: Any) -> Any:
+    """Tuples and lists compare equal (checkpoint round trips keep tuples; JSON makes lists)."""
+    if isinstance(x, list | tuple):
+        return [_norm(i) for i in x]
+    if isinstance(x, dict):
+        return {k: _norm(val) for k, val in x.items()}
+    return x
+
+
+@contextlib.contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """First SIGINT/SIGTERM sets the event (finish the step, checkpoint, stop); a second
+    SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk)."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# ---------------------------------------------------------------------- built-in hooks
+
+
+class LossLog(Hook):
+    """Per-step losses to ``losses.csv``; rows past a resumed checkpoint are dropped."""
+
+    FILE = "losses.csv"
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.path = trainer.out_dir / self.FILE
+        self.columns = ["step", "kimg", "d_loss", "g_loss", *trainer.loss.stat_names]
+        self.rows: list[dict[str, Any]] = []
+        kept: list[dict[str, str]] = []
+        if self.path.is_file() and trainer.step > 0:
+            with open(self.path, newline="") as fh:
+                kept = [r for r in csv.DictReader(fh) if int(r["step"]) <= trainer.step]
+        self._rewrite(kept)
+
+    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(rows)
+
+    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+        self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **stats})
+        if len(self.rows) >= 200:
+            self.flush()
+
+    def flush(self) -> None:
+        """Append buffered rows."""
+        if not self.rows:
+            return
+        with open(self.path, "a", newline="") as fh:
+            csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore").writerows(self.rows)
+        self.rows = []
+
+    def before_checkpoint(self, trainer: Trainer) -> None:
+        self.flush()
+
+    def on_end(self, trainer: Trainer) -> None:
+        self.flush()
+
+
+class GridSaver(Hook):
+    """Fixed-noise G_ema grids every ``grid_kimg`` (grids/step*.png) and grid-final.png."""
+
+    FINAL = "grid-final.png"
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.every = trainer.every(trainer.settings.grid_kimg)
+        if trainer.step == 0:
+            self._save(trainer, trainer.out_dir / "grids" / "step0000000-kimg0.0.png")
+
+    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+        if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
+            name = f"step{trainer.step:07d}-kimg{trainer.kimg:.1f}.png"
+            self._save(trainer, trainer.out_dir / "grids" / name)
+
+    def on_end(self, trainer: Trainer) -> None:
+        if trainer.step == trainer.total_steps:
+            self._save(trainer, trainer.out_dir / self.FINAL)
+
+    @staticmethod
+    def _save(trainer: Trainer, path: Path) -> None:
+        images, nrow = trainer.sample_grid()
+        grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+        with atomic_path(path) as tmp:
+            vutils.save_image(grid, tmp, format="png")
+        if trainer.variant.conditional:  # row labels for readers of the PNG
+            names = [CLASS_NAMES[c] for c in trainer.variant.data.class_ids]
+            atomic_write_text(path.with_suffix(".rows.txt"), "\n".join(names) + "\n")
+
+
+class ProgressBar(Hook):
+    """tqdm bar in kimg with img/s and current losses; silent when stderr is not a terminal."""
+
+    def on_start(self, trainer: Trainer) -> None:
+        s = trainer.settings
+        self.bar = tqdm(
+            total=round(trainer.total_steps * trainer.images_per_step / 1000, 3),
+            initial=round(trainer.kimg, 3),
+            unit="kimg",
+            desc=f"{trainer.variant.name} s{s.seed}",
+            disable=None if s.progress is None else not s.progress,
+            dynamic_ncols=True,
+            leave=False,
+            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} kimg "
+            "[{elapsed}<{remaining}, {postfix}]",
+        )
+        self._t, self._k = time.perf_counter(), trainer.kimg
+
+    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+        self.bar.update(trainer.images_per_step / 1000)
+        now = time.perf_counter()
+        if now - self._t >= 1.0:
+            rate = (trainer.kimg - self._k) * 1000 / (now - self._t)
+            self._t, self._k = now, trainer.kimg
+            self.bar.set_postfix_str(
+                f"{rate:.0f} img/s, D {stats['d_loss']:.3f}, G {stats['g_loss']:.3f}", refresh=False
+            )
+
+    def on_end(self, trainer: Trainer) -> None:
+        self.bar.close()

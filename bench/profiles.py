@@ -1,0 +1,53 @@
+"""Profiles: named budgets so that a run's cost and comparability are one word.
+
+All variants in a profile get the same budget in kimg (thousands of real images shown to the
+discriminator), so variants with different batch sizes or critic steps see the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A training (and, later, evaluation) budget."""
+
+    name: str
+    kimg: float  # real images shown to D, in thousands, per (variant, seed)
+    checkpoint_kimg: float  # resumable checkpoint interval; bounds the work lost to a kill
+    grid_kimg: float  # fixed-noise sample grid interval (the training-progress strip)
+    description: str
+
+    def to_dict(self) -> dict:
+        """JSON-ready form for config.json."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile(
+            "smoke",
+            kimg=1.0,
+            checkpoint_kimg=0.5,
+            grid_kimg=0.5,
+            description="seconds per variant: exercises every code path, numbers meaningless",
+        ),
+        Profile(
+            "quick",
+            kimg=60.0,
+            checkpoint_kimg=10.0,
+            grid_kimg=6.0,
+            description="CPU default: one epoch of Fashion-MNIST per variant, minutes each",
+        ),
+    )
+}
+DEFAULT_PROFILE = "quick"
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; ValueError listing the valid names otherwise."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    return PROFILES[name]

@@ -1,0 +1,135 @@
+"""Run folders: ``runs/<id>-<desc>/`` with config.json, one folder per job, results.jsonl.
+
+``results.jsonl`` is append-only: one JSON object per finished (variant, seed) job, written
+with a single append. Tables and figures are derived from it; a job run again appends a newer
+row, and readers take the latest row per job. A lock file (``flock``) keeps a second process
+out of a folder in use; the kernel drops the lock when its holder dies, even by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.errors import RunFolderError
+from bench.fsutil import append_line, atomic_write_json
+
+CONFIG = "config.json"
+RESULTS = "results.jsonl"
+LOCK = ".lock"
+ENV_RUNS_DIR = "FMGAN_RUNS_DIR"
+FINISHED = ("ok", "diverged")  # a rerun of a diverged job would diverge again: deterministic
+
+
+def runs_root() -> Path:
+    """Parent folder of new run folders (``FMGAN_RUNS_DIR``, default ``./runs``)."""
+    return Path(os.environ.get(ENV_RUNS_DIR, "runs"))
+
+
+def new_run_dir(desc: str, root: Path | None = None) -> Path:
+    """A fresh, not yet existing ``<root>/<YYYYmmdd-HHMMSS>-<desc>`` path."""
+    root = runs_root() if root is None else root
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^a-z0-9.-]+", "-", desc.lower()).strip("-")[:60] or "run"
+    path, n = root / f"{stamp}-{slug}", 1
+    while path.exists():
+        n += 1
+        path = root / f"{stamp}-{slug}-{n}"
+    return path
+
+
+def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """All rows of a results.jsonl, oldest first; a torn (unterminated) last line is ignored."""
+    p = Path(path)
+    if not p.is_file():
+        return []
+    text = p.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    if not text.endswith("\n"):
+        lines = lines[:-1]  # the tail of an interrupted append
+    rows = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise RunFolderError(f"{p}:{i}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
+class RunFolder:
+    """One run folder; use :meth:`locked` around anything that writes to it."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    @property
+    def run_id(self) -> str:
+        """The folder name, which is the run's id."""
+        return self.path.name
+
+    @property
+    def results_path(self) -> Path:
+        """Path of results.jsonl."""
+        return self.path / RESULTS
+
+    def job_dir(self, variant: str, seed: int) -> Path:
+        """Folder of one (variant, seed) job."""
+        return self.path / variant / f"seed{seed}"
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's exclusive lock, or fail at once naming the holder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path / LOCK, "a+")
+        try:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunFolderError(
+                    f"{self.path} is in use by another bench process (pid {holder}); "
+                    "wait for it to finish or use another --out folder"
+                ) from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield
+        finally:
+            fh.close()  # closing releases the lock
+
+    def read_config(self) -> dict[str, Any] | None:
+        """config.json, or None for a new folder."""
+        p = self.path / CONFIG
+        if not p.is_file():
+            return None
+        try:
+            return json.loads(p.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise RunFolderError(f"{p}: not valid JSON ({exc.msg})") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write config.json atomically."""
+        atomic_write_json(self.path / CONFIG, config)
+
+    def results(self) -> list[dict[str, Any]]:
+        """All result rows, oldest first."""
+        return read_results(self.results_path)
+
+    def latest(self) -> dict[tuple[str, int], dict[str, Any]]:
+        """The newest row of each (variant, seed) job."""
+        return {(r["variant"], int(r["seed"])): r for r in self.results()}
+
+    def append_result(self, row: dict[str, Any]) -> None:
+        """Append one row (one line, one write)."""
+        append_line(self.results_path, json.dumps(row, sort_keys=True, default=str))

@@ -1,0 +1,184 @@
+"""The variant registry: a name bound to everything that defines one GAN recipe.
+
+Adding a variant is one module and one registration::
+
+    @register_variant("my-gan")
+    def _my_gan() -> Variant:
+        return Variant(seed_doc="...", arch=MyArch(), build_generator=MyG, ...)
+
+Registration validates the config eagerly (unknown loss, impossible data options, bad
+numbers) so that a broken variant fails at import, not an hour into ``bench run --all``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from models.data_options import DataOptions
+from models.losses import GANLoss, build_loss, loss_names
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam settings for both networks (every seed document uses Adam)."""
+
+    lr_g: float = 2e-4  # DCGAN paper's 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)  # DCGAN paper: beta1 0.5 against oscillation
+    eps: float = 1e-8  # PyTorch default; Keras-built seeds use 1e-7
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One GAN recipe: architecture, objective, optimiser, batch, data, provenance.
+
+    ``build_generator(arch)`` / ``build_discriminator(arch)`` are called with the variant's
+    frozen ``arch`` dataclass, which lives beside the model code.
+    """
+
+    seed_doc: str  # seed document reproduced ("000".."004") or "beyond" for our own recipes
+    summary: str  # one-line architecture summary for `bench list` and the README
+    arch: Any  # frozen dataclass of architecture hyper-parameters
+    build_generator: Callable[[Any], nn.Module]
+    build_discriminator: Callable[[Any], nn.Module]
+    loss: str  # name in models.losses
+    batch_size: int
+    z_dim: int
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss_kwargs: dict[str, Any] = field(default_factory=dict)
+    conditional: bool = False  # G(z, y) and D(x, y) take class labels
+    data: DataOptions = field(default_factory=DataOptions)
+    ema_decay: float = 0.999  # G_ema half-life ~ 700 steps; used for samples and metrics
+    notes: str = ""  # deviations from the seed document and why
+    name: str = ""  # filled in by register_variant
+
+    @property
+    def resolution(self) -> int:
+        """Training and sampling resolution (28 or 64)."""
+        return self.data.resolution
+
+    def build(self, seed: int) -> tuple[nn.Module, nn.Module]:
+        """Fresh (G, D) initialised from ``seed`` (seeds the global torch RNG first)."""
+        torch.manual_seed(seed)
+        return self.build_generator(self.arch), self.build_discriminator(self.arch)
+
+    def sample_latents(
+        self, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Draw ``n`` noise vectors and, for conditional variants, uniform class labels.
+
+        Labels are drawn from the classes the variant trains on (``data.class_ids``). This is
+        the one place latents are sampled, for training and for evaluation alike.
+        """
+        z = torch.randn(n, self.z_dim, generator=generator, device=device)
+        if not self.conditional:
+            return z, None
+        ids = torch.tensor(self.data.class_ids, device=device)
+        pick = torch.randint(len(ids), (n,), generator=generator, device=device)
+        return z, ids[pick]
+
+    def build_loss(self) -> GANLoss:
+        """The loss object this variant trains with."""
+        return build_loss(self.loss, **self.loss_kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready description; factories are recorded by their qualified names."""
+        return {
+            "name": self.name,
+            "seed_doc": self.seed_doc,
+            "summary": self.summary,
+            "arch": {"type": type(self.arch).__name__, **dataclasses.asdict(self.arch)},
+            "generator": _qualname(self.build_generator),
+            "discriminator": _qualname(self.build_discriminator),
+            "loss": self.loss,
+            "loss_kwargs": dict(self.loss_kwargs),
+            "optim": dataclasses.asdict(self.optim),
+            "batch_size": self.batch_size,
+            "z_dim": self.z_dim,
+            "conditional": self.conditional,
+            "data": self.data.to_dict(),
+            "ema_decay": self.ema_decay,
+        }
+
+
+def _qualname(fn: Callable[..., Any]) -> str:
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', repr(fn))}"
+
+
+_VARIANTS: dict[str, Variant] = {}
+
+
+class UnknownVariantError(KeyError):
+    """Raised for a name that is not registered; the message lists the valid names."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _validate(name: str, v: Variant) -> None:
+    if not _NAME_RE.match(name):
+        raise ValueError(f"variant name {name!r} must match {_NAME_RE.pattern}")
+    if name in _VARIANTS:
+        raise ValueError(f"variant {name!r} is already registered")
+    if not dataclasses.is_dataclass(v.arch) or not v.arch.__dataclass_params__.frozen:
+        raise ValueError(f"variant {name!r}: arch must be a frozen dataclass")
+    if v.loss not in loss_names():
+        raise ValueError(f"variant {name!r}: unknown loss {v.loss!r} ({', '.join(loss_names())})")
+    build_loss(v.loss, **v.loss_kwargs)  # rejects bad loss kwargs now
+    if v.batch_size <= 0 or v.z_dim <= 0:
+        raise ValueError(f"variant {name!r}: batch_size and z_dim must be positive")
+    if not 0.0 <= v.ema_decay < 1.0:
+        raise ValueError(f"variant {name!r}: ema_decay must be in [0, 1)")
+    if v.optim.lr_g <= 0 or v.optim.lr_d <= 0:
+        raise ValueError(f"variant {name!r}: learning rates must be positive")
+    v.data.validate()
+
+
+def register_variant(name: str) -> Callable[[Callable[[], Variant]], Callable[[], Variant]]:
+    """Decorator: register the :class:`Variant` returned by the decorated factory as ``name``."""
+
+    def deco(factory: Callable[[], Variant]) -> Callable[[], Variant]:
+        variant = factory()
+        _validate(name, variant)
+        _VARIANTS[name] = dataclasses.replace(variant, name=name)
+        return factory
+
+    return deco
+
+
+def unregister_variant(name: str) -> None:
+    """Remove a registration (for tests that register temporary variants)."""
+    _VARIANTS.pop(name, None)
+
+
+def variant_names() -> list[str]:
+    """Registered variant names in registration order (seed order, then ours)."""
+    return list(_VARIANTS)
+
+
+def get_variant(name: str) -> Variant:
+    """The variant registered as ``name``.
+
+    Raises:
+        UnknownVariantError: listing the registered names.
+    """
+    try:
+        return _VARIANTS[name]
+    except KeyError:
+        raise UnknownVariantError(
+            f"unknown variant {name!r}; registered: {', '.join(variant_names())}"
+        ) from None
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

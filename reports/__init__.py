@@ -1,0 +1,1 @@
+"""Reports: results.jsonl -> pandas tables -> seaborn figures -> one HTML page (reports issue)."""

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Set up fmgan-bench on a fresh machine; safe and fast to run again.
+#   1. Fashion-MNIST: Debian's dataset-fashion-mnist package where apt and root are available
+#      (otherwise bench finds the data through --data-dir / FMGAN_DATA_DIR or downloads it).
+#   2. A virtual environment in .venv made by uv, which resolves torch and torchvision
+#      consistently from PyPI (plain pip on these machines pairs a local CPU torch wheel with
+#      PyPI torchvision, which then fails to import; see ../shared/ENVIRONMENT.md).
+#   3. This package, editable, with its dev extras (pytest, ruff, pytest-benchmark).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+DEBIAN_FMNIST=/usr/share/datasets/fashion-mnist
+if [ -z "${FMGAN_DATA_DIR:-}" ] && [ ! -f "$DEBIAN_FMNIST/t10k-labels-idx1-ubyte.gz" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian's dataset-fashion-mnist"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else
+    echo "setup: Fashion-MNIST not in $DEBIAN_FMNIST and apt/root unavailable;"
+    echo "       bench will use --data-dir / FMGAN_DATA_DIR or download it with torchvision."
+  fi
+fi
+
+PY=${PYTHON:-python3}
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv"
+  "$PY" -m pip install --quiet uv
+fi
+UV=$(command -v uv || echo "$("$PY" -m site --user-base)/bin/uv")
+
+if [ ! -x .venv/bin/python ]; then
+  "$UV" venv --quiet --python "$(command -v "$PY")" .venv
+fi
+# A stamp keyed on setup.cfg makes the second call a no-op (uv would still take ~1 s to check).
+stamp=.venv/.fmgan-setup-$(sha256sum setup.cfg | cut -c1-16)
+if [ ! -f "$stamp" ]; then
+  "$UV" pip install --quiet --python .venv/bin/python -e ".[dev]"
+  rm -f .venv/.fmgan-setup-* && touch "$stamp"
+fi
+echo "setup: ready (.venv/bin/bench)"
