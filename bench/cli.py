@@ -118,7 +118,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Path(file_okay=False, path_type=Path),
             default=None,
             envvar="FMGAN_DATA_DIR",
-            help="Folder with the four Fashion-MNIST IDX files (else Debian's copy, else download).",
+            help="Folder with the four Fashion-MNIST IDX files (else Debian's, else download).",
         ),
         click.option(
             "--progress/--no-progress",

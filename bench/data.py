@@ -293,7 +293,7 @@ def _resize(images: torch.Tensor, resolution: int, key: str) -> torch.Tensor:
 
 def _split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_train, n_val = int(round(0.8 * n)), int(round(0.1 * n))
+    n_train, n_val = round(0.8 * n), round(0.1 * n)
     return {
         "train": perm[:n_train],
         "val": perm[n_train : n_train + n_val],
@@ -324,7 +324,7 @@ def load_part(
             raise ValueError(f"part {part!r} needs split='80/10/10', this variant uses 'official'")
         if part == "train" and options.fraction < 1.0:
             g = torch.Generator().manual_seed(options.fraction_seed)
-            n_keep = max(1, int(round(options.fraction * len(idx))))
+            n_keep = max(1, round(options.fraction * len(idx)))
             idx = idx[torch.randperm(len(idx), generator=g)[:n_keep]].sort().values
     full = _resize(images, options.resolution, key)
     return Dataset(

@@ -89,7 +89,7 @@ class RunFolder:
     def locked(self) -> Iterator[None]:
         """Hold the folder's exclusive lock, or fail at once naming the holder."""
         self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / LOCK, "a+")
+        fh = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
         try:
             try:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

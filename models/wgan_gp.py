@@ -101,7 +101,7 @@ def _wgan_gp() -> Variant:
     arch = WGANGPArch()
     return Variant(
         seed_doc="004",
-        summary="Dense 7x7x256 + ConvT 128-64-1 (BN, LeakyReLU, Tanh); critic conv 64-128 + dropout",
+        summary="Dense 7x7x256, ConvT 128-64-1 + BN/LeakyReLU/Tanh; critic conv 64-128 + dropout",
         arch=arch,
         build_generator=WGANGPGenerator,
         build_discriminator=WGANGPCritic,
