@@ -1,0 +1,72 @@
+"""Shared fixtures: synthetic Fashion-MNIST IDX files and an isolated environment per test."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import data as data_mod
+
+REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
+    """Write ``array`` (uint8) as an IDX file, gzipped when ``compress``."""
+    arr = np.ascontiguousarray(array, dtype=np.uint8)
+    header = bytes([0, 0, 0x08, arr.ndim]) + b"".join(d.to_bytes(4, "big") for d in arr.shape)
+    blob = header + arr.tobytes()
+    if compress:
+        path = path.with_name(path.name + ".gz") if path.suffix != ".gz" else path
+        path.write_bytes(gzip.compress(blob))
+    else:
+        path.write_bytes(blob)
+    return path
+
+
+def synthetic_split(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Class-dependent images: a bright bar whose position and width encode the class."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), n_per_class)
+    rng.shuffle(labels)
+    images = rng.integers(0, 40, size=(len(labels), 28, 28), dtype=np.uint8)
+    for i, c in enumerate(labels):
+        images[i, 2 + 2 * c : 5 + 2 * c, 4 : 24 - c] = 220
+    return images, labels
+
+
+def make_dataset_dir(folder: Path, n_train_per_class: int = 64, n_test_per_class: int = 16) -> Path:
+    """Write the four Fashion-MNIST files (synthetic content) into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, seed in (("train", n_train_per_class, 0), ("t10k", n_test_per_class, 1)):
+        images, labels = synthetic_split(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte", images)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def synthetic_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with 640 training and 160 test images in the Fashion-MNIST file layout."""
+    return make_dataset_dir(tmp_path_factory.mktemp("fmnist-synthetic"))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Private cache and runs folders, no download, no Debian copy unless a test opts in."""
+    monkeypatch.setenv("FMGAN_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("FMGAN_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("FMGAN_NO_DOWNLOAD", "1")
+    monkeypatch.delenv("FMGAN_DATA_DIR", raising=False)
+    monkeypatch.setattr(data_mod, "DEBIAN_DIR", tmp_path / "no-debian-copy")
+    return tmp_path
+
+
+@pytest.fixture
+def real_dir() -> Path:
+    """The real Fashion-MNIST (Debian's package); integration tests skip without it."""
+    if not (REAL_DIR / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    return REAL_DIR

@@ -1,0 +1,262 @@
+"""Training harness: determinism, exact resume (also after SIGKILL), Ctrl-C, divergence, EMA."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from bench import data as data_mod
+from bench.checkpoint import load_checkpoint
+from bench.errors import RunFolderError
+from bench.executor import RunPlan, execute
+from bench.harness import Diverged, Hook, Interrupted, Trainer, TrainSettings, update_ema
+from bench.profiles import get_profile
+from bench.runs import RunFolder
+from models import registry
+from models.data_options import DataOptions
+from models.losses import _LOSSES, NonSaturatingBCE
+from models.registry import get_variant
+
+DCGAN = get_variant("dcgan")
+STEP_KIMG = DCGAN.batch_size / 1000  # one dcgan iteration
+
+
+def settings(steps: int, **kw) -> TrainSettings:
+    base = {"kimg": steps * STEP_KIMG, "progress": False, "checkpoint_kimg": 2 * STEP_KIMG}
+    return TrainSettings(**{**base, **kw})
+
+
+@pytest.fixture
+def train_data(synthetic_dir: Path) -> data_mod.Dataset:
+    return data_mod.load_part(DataOptions(), "train", synthetic_dir)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def states_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_first_steps_are_deterministic(train_data, tmp_path: Path) -> None:
+    runs = []
+    for sub in ("a", "b"):
+        tr = Trainer(DCGAN, train_data, settings(3), tmp_path / sub)
+        runs.append([tr.train_step() for _ in range(3)])
+    assert runs[0] == runs[1]
+    other = Trainer(DCGAN, train_data, settings(3, seed=1), tmp_path / "c")
+    assert [other.train_step() for _ in range(3)] != runs[0]
+
+
+def test_budget_in_kimg_and_outputs(train_data, tmp_path: Path) -> None:
+    tr = Trainer(DCGAN, train_data, settings(5, kimg=0.6), tmp_path)
+    result = tr.train()
+    assert result.status == "ok" and result.step == 5 == result.total_steps  # ceil(600/128)
+    assert result.kimg == pytest.approx(0.64)
+    assert result.img_per_s > 0 and result.params_g == 837_504
+    rows = read_csv(tmp_path / "losses.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5]
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= rows[0].keys()
+    assert (tmp_path / "grid-final.png").is_file()
+    assert (tmp_path / "grids" / "step0000000-kimg0.0.png").is_file()
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 5 and ckpt["config"]["variant"]["name"] == "dcgan"
+    assert {"G", "D", "G_ema", "opt_g", "opt_d", "rng", "versions"} <= ckpt.keys()
+    assert not tr.G_ema.training  # samples and metrics come from G_ema in eval mode
+
+
+def test_resume_in_process_is_exact(train_data, tmp_path: Path) -> None:
+    straight = Trainer(DCGAN, train_data, settings(6), tmp_path / "straight")
+    straight.train()
+    Trainer(DCGAN, train_data, settings(4), tmp_path / "split").train()  # stops at step 4
+    resumed = Trainer(DCGAN, train_data, settings(6), tmp_path / "split")
+    result = resumed.train()
+    assert result.resumed_from_step == 4
+    for attr in ("G", "D", "G_ema"):
+        assert states_equal(
+            getattr(straight, attr).state_dict(), getattr(resumed, attr).state_dict()
+        )
+    a = (tmp_path / "straight" / "losses.csv").read_text()
+    assert a == (tmp_path / "split" / "losses.csv").read_text()
+
+
+def test_resume_refuses_a_different_configuration(train_data, tmp_path: Path) -> None:
+    Trainer(DCGAN, train_data, settings(2), tmp_path).train()
+    with pytest.raises(RunFolderError, match=r"settings\.seed"):
+        Trainer(DCGAN, train_data, settings(4, seed=9), tmp_path).train()
+    other = dataclasses.replace(DCGAN, batch_size=64)
+    with pytest.raises(RunFolderError, match="batch_size"):
+        Trainer(other, train_data, settings(4), tmp_path).train()
+
+
+class SigintAt(Hook):
+    """Sends this process SIGINT after a given step, as a user's Ctrl-C would."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_step(self, trainer, stats) -> None:
+        if trainer.step == self.step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_checkpoints_and_resumes_exactly(train_data, tmp_path: Path) -> None:
+    straight = Trainer(DCGAN, train_data, settings(6), tmp_path / "straight")
+    straight.train()
+    tr = Trainer(DCGAN, train_data, settings(6), tmp_path / "int", hooks=[SigintAt(3)])
+    with pytest.raises(Interrupted, match="step 3/6"):
+        tr.train()
+    assert load_checkpoint(tmp_path / "int" / "checkpoint.pt")["step"] == 3  # off-interval save
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    resumed = Trainer(DCGAN, train_data, settings(6), tmp_path / "int")
+    resumed.train()
+    assert states_equal(straight.G_ema.state_dict(), resumed.G_ema.state_dict())
+
+
+class NaNAfter(NonSaturatingBCE):
+    """BCE whose D loss turns NaN at the third call: a stand-in for a blown-up run."""
+
+    calls = 0
+
+    def d_loss(self, D, real, fake, yr, yf):
+        loss, stats = super().d_loss(D, real, fake, yr, yf)
+        type(self).calls += 1
+        return (loss * float("nan") if type(self).calls >= 3 else loss), stats
+
+
+@pytest.fixture
+def nan_variant(monkeypatch):
+    monkeypatch.setitem(_LOSSES, "nan-test", NaNAfter)
+    NaNAfter.calls = 0
+    v = dataclasses.replace(DCGAN, loss="nan-test", name="nan-test")
+    monkeypatch.setitem(registry._VARIANTS, "nan-test", v)
+    return v
+
+
+class Broken(nn.Module):
+    def __init__(self, arch) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(1))
+
+    def forward(self, z, labels=None):
+        raise RuntimeError("generator exploded")
+
+
+def test_divergence_stops_cleanly(nan_variant, train_data, tmp_path: Path) -> None:
+    tr = Trainer(nan_variant, train_data, settings(6), tmp_path)
+    with pytest.raises(Diverged) as err:
+        tr.train()
+    assert err.value.step == 3
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 2  # no NaN weights saved
+    rows = read_csv(tmp_path / "losses.csv")
+    assert rows[-1]["d_loss"] == "nan"  # the log shows what happened
+
+
+def test_run_continues_after_diverged_and_failed_variants(
+    nan_variant, synthetic_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setitem(
+        registry._VARIANTS, "broken", dataclasses.replace(DCGAN, build_generator=Broken, name="b")
+    )
+    plan = RunPlan(
+        profile=get_profile("smoke"),
+        variants=("nan-test", "broken", "dcgan"),
+        seeds=(0,),
+        kimg=4 * STEP_KIMG,
+        data_dir=str(synthetic_dir),
+        progress=False,
+    )
+    run = RunFolder(tmp_path / "run")
+    rows = execute(plan, run, echo=lambda s: None, argv=["test"])
+    assert [r["status"] for r in rows] == ["diverged", "failed", "ok"]
+    assert "generator exploded" in rows[1]["error"]
+    assert "generator exploded" in (run.job_dir("broken", 0) / "error.log").read_text()
+    # A rerun skips the finished (ok, diverged) jobs and retries the failed one.
+    again = execute(plan, run, echo=lambda s: None, argv=["test"])
+    assert [(r["variant"], r["status"]) for r in again] == [("broken", "failed")]
+    assert len(run.results()) == 4
+
+
+def test_update_ema() -> None:
+    a, b = nn.Linear(2, 2), nn.Linear(2, 2)
+    before = a.weight.detach().clone()
+    update_ema(a, b, 0.9)
+    assert torch.allclose(a.weight, 0.9 * before + 0.1 * b.weight)
+
+
+@pytest.mark.parametrize("precision", ["bf16"])
+def test_bf16_autocast_trains(train_data, tmp_path: Path, precision: str) -> None:
+    tr = Trainer(DCGAN, train_data, settings(2, precision=precision), tmp_path)
+    result = tr.train()
+    assert result.status == "ok"
+    assert all(p.dtype == torch.float32 for p in tr.G.parameters())  # master weights stay fp32
+
+
+def _bench(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_sigkill_then_same_command_resumes_to_identical_weights(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """Kill `bench train` with SIGKILL mid-run; the same command finishes the job, and the
+    final weights, optimiser states and loss log equal those of an uninterrupted run."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    common = ["train", "dcgan", "--profile", "smoke", "--kimg", str(24 * STEP_KIMG), "--seed", "0"]
+    common += ["--data-dir", str(synthetic_dir), "--device", "cpu", "--no-progress"]
+    # smoke checkpoints every 0.5 kimg = 4 steps of dcgan, so 24 steps leave time to kill.
+
+    killed_dir = tmp_path / "killed"
+    proc = _bench(*common, "--out", str(killed_dir), env=env)
+    ckpt = killed_dir / "dcgan" / "seed0" / "checkpoint.pt"
+    deadline = time.monotonic() + 120
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert 0 < killed_at < 24
+    assert not (killed_dir / "results.jsonl").exists()  # no row for an unfinished job
+
+    resumed = _bench(*common, "--out", str(killed_dir), env=env)
+    out, _ = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, out
+    assert f"resumed at step {killed_at}" in out
+
+    straight = _bench(*common, "--out", str(tmp_path / "straight"), env=env)
+    out2, _ = straight.communicate(timeout=300)
+    assert straight.returncode == 0, out2
+
+    a = load_checkpoint(tmp_path / "straight" / "dcgan" / "seed0" / "checkpoint.pt")
+    b = load_checkpoint(ckpt)
+    assert a["step"] == b["step"] == 24
+    for key in ("G", "D", "G_ema"):
+        assert states_equal(a[key], b[key]), key
+    for key in ("opt_g", "opt_d"):
+        sa, sb = a[key]["state"], b[key]["state"]
+        assert all(states_equal(sa[i], sb[i]) for i in sa)
+    la = (tmp_path / "straight" / "dcgan" / "seed0" / "losses.csv").read_text()
+    lb = (killed_dir / "dcgan" / "seed0" / "losses.csv").read_text()
+    assert la == lb  # rows past the checkpoint were dropped and re-logged identically
+    row = json.loads((killed_dir / "results.jsonl").read_text().splitlines()[-1])
+    assert row["status"] == "ok" and row["resumed_from_step"] == killed_at

@@ -1,0 +1,132 @@
+"""The common test over every registered variant, and the registry's validation."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+import models
+from bench.data import Dataset
+from bench.harness import Trainer, TrainSettings
+from models.registry import UnknownVariantError, Variant, _validate, get_variant
+
+# The exact list: adding or renaming a variant must be a deliberate, reviewed change.
+EXPECTED = ["dcgan", "wgan-gp"]
+ALL = models.variant_names()
+
+
+def test_registered_names_exactly() -> None:
+    assert models.variant_names() == EXPECTED
+
+
+def fake_data(v: Variant, n: int | None = None) -> Dataset:
+    """Random uint8 images of the variant's shape with its classes as labels."""
+    n = n or v.batch_size * v.build_loss().n_critic * 2
+    g = torch.Generator().manual_seed(1)
+    r = v.resolution
+    ids = torch.tensor(v.data.class_ids)
+    return Dataset(
+        images=torch.randint(0, 256, (n, 1, r, r), dtype=torch.uint8, generator=g),
+        labels=ids[torch.randint(len(ids), (n,), generator=g)],
+        part="train",
+        source="random",
+    )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_shapes_and_range(name: str) -> None:
+    v = get_variant(name)
+    G, D = v.build(0)
+    G.eval()
+    z, y = v.sample_latents(6, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        x = G(z, y)
+        assert x.shape == (6, 1, v.resolution, v.resolution)
+        lo, hi = v.data.value_range
+        assert x.min() >= lo and x.max() <= hi
+        assert D(x, y).shape == (6,)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_one_step_changes_both_networks(name: str, tmp_path: Path) -> None:
+    v = get_variant(name)
+    tr = Trainer(v, fake_data(v), TrainSettings(kimg=1, progress=False), tmp_path)
+    g0 = [p.detach().clone() for p in tr.G.parameters()]
+    d0 = [p.detach().clone() for p in tr.D.parameters()]
+    e0 = [p.detach().clone() for p in tr.G_ema.parameters()]
+    stats = tr.train_step()
+    assert all(torch.isfinite(torch.tensor(list(stats.values()))))
+
+    def changed(old: list[torch.Tensor], new) -> bool:
+        return any(not torch.equal(a, b) for a, b in zip(old, new, strict=True))
+
+    assert changed(g0, tr.G.parameters())
+    assert changed(d0, tr.D.parameters())
+    assert changed(e0, tr.G_ema.parameters())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_state_dict_round_trip(name: str) -> None:
+    v = get_variant(name)
+    G, D = v.build(0)
+    G2, D2 = v.build(1)
+    G2.load_state_dict(G.state_dict())
+    D2.load_state_dict(D.state_dict())
+    for m in (G, D, G2, D2):
+        m.eval()
+    z, y = v.sample_latents(4, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(G(z, y), G2(z, y))
+        x = G(z, y)
+        assert torch.equal(D(x, y), D2(x, y))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_seed_same_batch(name: str, tmp_path: Path) -> None:
+    v = get_variant(name)
+    data = fake_data(v)
+
+    def first_batch(seed: int, sub: str) -> tuple[torch.Tensor, torch.Tensor]:
+        tr = Trainer(v, data, TrainSettings(kimg=1, seed=seed, progress=False), tmp_path / sub)
+        z, y = v.sample_latents(5, tr.noise)
+        with torch.no_grad():
+            return tr.sampler.indices(0), tr.G.eval()(z, y)
+
+    (ia, xa), (ib, xb), (ic, xc) = first_batch(3, "a"), first_batch(3, "b"), first_batch(4, "c")
+    assert torch.equal(ia, ib) and torch.equal(xa, xb)
+    assert not torch.equal(ia, ic) and not torch.equal(xa, xc)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_to_dict_is_json_ready(name: str) -> None:
+    import json
+
+    d = get_variant(name).to_dict()
+    assert json.loads(json.dumps(d))["name"] == name
+    assert d["seed_doc"] in {"000", "001", "002", "003", "004", "beyond"}
+
+
+def test_unknown_variant_lists_names() -> None:
+    with pytest.raises(UnknownVariantError, match="registered: dcgan, wgan-gp"):
+        get_variant("nope")
+
+
+@pytest.mark.parametrize(
+    ("name", "change", "needle"),
+    [
+        ("Bad_Name", {}, "must match"),
+        ("dcgan", {}, "already registered"),
+        ("fresh", {"loss": "nope"}, "unknown loss"),
+        ("fresh", {"loss_kwargs": {"unknown_kw": 1}}, "unexpected keyword"),
+        ("fresh", {"batch_size": 0}, "positive"),
+        ("fresh", {"ema_decay": 1.0}, "ema_decay"),
+        ("fresh", {"arch": {"z": 1}}, "frozen dataclass"),
+    ],
+)
+def test_registry_validation(name: str, change: dict, needle: str) -> None:
+    base = get_variant("dcgan")
+    with pytest.raises((ValueError, TypeError), match=needle):
+        _validate(name, dataclasses.replace(base, **change))
