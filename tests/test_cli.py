@@ -1,0 +1,201 @@
+"""The CLI through click's CliRunner: happy paths and every bad-input path."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bench.cli import cli
+from bench.runs import RunFolder
+
+TINY = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress"]
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def assert_usage_error(result: Result, *needles: str) -> None:
+    """Exit 2, one 'Error' message naming what is wrong, no traceback."""
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert "Error" in result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def test_list_shows_variants_and_parameters() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[:3] == ["variant", "seed", "loss"]
+    dcgan = next(line for line in lines if line.startswith("dcgan "))
+    assert "000" in dcgan and "bce" in dcgan and "837,504" in dcgan and "431,872" in dcgan
+    assert any(line.startswith("wgan-gp ") and "004" in line for line in lines)
+
+
+def test_help_on_every_command() -> None:
+    for cmd in ("list", "train", "run", "perf"):
+        result = invoke(cmd, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["run", "--variants", "dcgan", "--seeds", "2", *TINY, "--data-dir", str(synthetic_dir)]
+    result = invoke(*args, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"] == {
+        "profile": "smoke",
+        "kimg": 0.256,
+        "precision": "fp32",
+        "channels_last": True,
+    }
+    assert config["seeds"] == [0, 1] and list(config["variants"]) == ["dcgan"]
+    assert "torch" in config["versions"] and "git_commit" in config
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["variant"], r["seed"], r["status"]) for r in rows] == [
+        ("dcgan", 0, "ok"),
+        ("dcgan", 1, "ok"),
+    ]
+    r = rows[0]
+    assert r["kimg"] == 0.256 and r["params_g"] == 837_504 and r["img_per_s"] > 0
+    assert (out / r["paths"]["checkpoint"]).is_file() and (out / r["paths"]["grid"]).is_file()
+    # A rerun skips finished jobs and appends nothing.
+    again = invoke(*args, "--out", str(out))
+    assert again.exit_code == 0 and again.output.count("finished earlier, skipped") == 2
+    assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_train_default_out_under_runs_dir(synthetic_dir: Path, isolated_env: Path) -> None:
+    result = invoke("train", "dcgan", *TINY, "--seed", "3", "--data-dir", str(synthetic_dir))
+    assert result.exit_code == 0, result.output
+    (folder,) = (isolated_env / "runs").iterdir()
+    assert folder.name.endswith("-smoke-train-dcgan")
+    assert (folder / "dcgan" / "seed3" / "checkpoint.pt").is_file()
+
+
+def test_dry_run_writes_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never"
+    result = invoke("run", "--all", "--profile", "smoke", "--out", str(out), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "dcgan" in result.output and "wgan-gp" in result.output and "new" in result.output
+    assert "8 steps x 128 img" in result.output and "2 steps x 640 img" in result.output
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["train", "nope"], ["unknown variant 'nope'", "dcgan, wgan-gp"]),
+        (["run", "--variants", "dcgan,nope"], ["unknown variant 'nope'"]),
+        (["run", "--variants", ","], ["at least one variant"]),
+        (["run"], ["--all or --variants"]),
+        (["run", "--all", "--variants", "dcgan"], ["not both"]),
+        (["run", "--all", "--profile", "huge"], ["'huge' is not one of", "smoke", "quick"]),
+        (["run", "--all", "--seeds", "0"], ["--seeds"]),
+        (["run", "--all", "--kimg", "-1"], ["--kimg"]),
+        (["run", "--all", "--precision", "fp16"], ["'fp16' is not one of"]),
+        (["train", "dcgan", "--seed", "-1"], ["--seed"]),
+        (["run", "--all", "--device", "tpu9"], ["not a device"]),
+        (["perf", "--precision", "fp8"], ["fp8"]),
+        (["bogus"], ["No such command"]),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], needles: list[str]) -> None:
+    assert_usage_error(invoke(*args), *needles)
+
+
+def test_missing_data_says_three_ways(tmp_path: Path) -> None:
+    result = invoke("run", "--all", *TINY, "--out", str(tmp_path / "r"))
+    assert_usage_error(result, "Fashion-MNIST not found", "--data-dir", "apt-get install", "3.")
+
+
+def test_bad_data_dir(tmp_path: Path) -> None:
+    result = invoke("train", "dcgan", *TINY, "--data-dir", str(tmp_path / "none"))
+    assert_usage_error(result, "lacks train-images-idx3-ubyte")
+
+
+def test_corrupt_data_file(synthetic_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(synthetic_dir, bad)
+    p = bad / "train-images-idx3-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:500])
+    result = invoke("train", "dcgan", *TINY, "--data-dir", str(bad), "--out", str(tmp_path / "o"))
+    assert_usage_error(result, "train-images-idx3-ubyte.gz", "truncated")
+
+
+def test_locked_folder_refused(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "busy"
+    with RunFolder(out).locked():
+        result = invoke("train", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out))
+    assert_usage_error(result, "in use by another bench process")
+    assert not (out / "results.jsonl").exists() and not (out / "config.json").exists()
+
+
+def test_conflicting_rerun_keeps_results(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    base = ["run", "--variants", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)]
+    assert invoke(*base).exit_code == 0
+    before = (out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()
+    result = invoke(*base, "--kimg", "0.512")
+    assert_usage_error(result, "other settings", "kimg")
+    assert ((out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()) == before
+
+
+def test_rerun_may_add_variants_and_seeds(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    base = ["run", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)]
+    assert invoke(*base, "--variants", "dcgan").exit_code == 0
+    result = invoke(*base, "--variants", "dcgan", "--seeds", "2")
+    assert result.exit_code == 0 and "skipped" in result.output
+    config = json.loads((out / "config.json").read_text())
+    assert config["seeds"] == [0, 1] and len(config["history"]) == 2
+
+
+def test_corrupt_results_file_is_reported(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "results.jsonl").write_text('{"variant": "dcgan", "seed": 0}\n{oops\n')
+    result = invoke("train", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out))
+    assert_usage_error(result, "results.jsonl:2", "not valid JSON")
+
+
+def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
+    from bench.runs import read_results
+
+    p = tmp_path / "results.jsonl"
+    p.write_text('{"variant": "dcgan", "seed": 0, "status": "ok"}\n{"variant": "wg')
+    assert [r["variant"] for r in read_results(p)] == ["dcgan"]
+
+
+def test_perf_prints_throughput() -> None:
+    result = invoke(
+        "perf", "--variants", "dcgan", "--precision", "fp32", "--steps", "1", "--warmup", "0",
+        "--device", "cpu",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.startswith("dcgan"))
+    assert float(line.split()[2]) > 0
+
+
+@pytest.mark.integration
+def test_smoke_run_all_on_real_data(real_dir: Path, tmp_path: Path) -> None:
+    """Every registered variant trains on the real Fashion-MNIST at the smoke budget."""
+    out = tmp_path / "smoke"
+    result = invoke(
+        "run", "--all", "--profile", "smoke", "--device", "cpu", "--no-progress",
+        "--data-dir", str(real_dir), "--out", str(out),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    import models
+
+    assert sorted(r["variant"] for r in rows) == sorted(models.variant_names())
+    assert all(r["status"] == "ok" and r["train_images"] == 60_000 for r in rows)
