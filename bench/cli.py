@@ -270,6 +270,10 @@ def _run(
         progress=progress,
     )
     run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
+    if not dry_run:
+        from bench.data import locate
+
+        locate(plan.data_dir)  # a data problem must not leave an empty run folder behind
     if dry_run:
         _print_plan(plan, run)
         return
@@ -333,7 +337,7 @@ def perf_cmd(
     import torch
 
     import models
-    from bench.data import Dataset
+    from bench.data import random_dataset
     from bench.harness import Trainer, TrainSettings
 
     precs = [p.strip() for p in precisions.split(",") if p.strip()]
@@ -347,14 +351,7 @@ def perf_cmd(
     for name in names:
         v = models.get_variant(name)
         n = v.batch_size * v.build_loss().n_critic * 2
-        r = v.resolution
-        g = torch.Generator().manual_seed(0)
-        data = Dataset(
-            images=torch.randint(0, 256, (n, 1, r, r), dtype=torch.uint8, generator=g),
-            labels=torch.tensor(v.data.class_ids).repeat(n)[:n],
-            part="train",
-            source="random",
-        )
+        data = random_dataset(n, v.resolution, v.data.class_ids)
         for prec in precs:
             settings = TrainSettings(
                 kimg=1e9, precision=prec, channels_last=channels_last, device=dev, progress=False

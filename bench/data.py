@@ -266,6 +266,21 @@ class Dataset:
         return int(self.images.shape[0])
 
 
+def random_dataset(n: int, resolution: int, class_ids: tuple[int, ...], seed: int = 0) -> Dataset:
+    """Uniform-noise uint8 images with labels from ``class_ids``: for benchmarks and tests,
+    where cost or shapes matter and content does not."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.tensor(class_ids)
+    return Dataset(
+        images=torch.randint(
+            0, 256, (n, 1, resolution, resolution), dtype=torch.uint8, generator=g
+        ),
+        labels=ids[torch.randint(len(ids), (n,), generator=g)],
+        part="train",
+        source="random",
+    )
+
+
 def _resize(images: torch.Tensor, resolution: int, key: str) -> torch.Tensor:
     """Bilinear upscale of uint8 ``(N, 28, 28)`` to ``resolution``, rounded back to uint8, cached.
 

@@ -88,10 +88,11 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     """
     old = run.read_config()
     if old is not None:
+        had = old.get("run", {})
         clash = [
-            f"{k}: folder has {old['run'].get(k)!r}, asked {plan.defining()[k]!r}"
+            f"{k}: folder has {had.get(k)!r}, asked {plan.defining()[k]!r}"
             for k in _RUN_DEFINING
-            if old.get("run", {}).get(k) != plan.defining()[k]
+            if had.get(k) != plan.defining()[k]
         ]
         if clash:
             raise RunFolderError(

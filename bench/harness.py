@@ -40,7 +40,7 @@ from models.registry import Variant, count_parameters
 
 Precision = Literal["fp32", "bf16"]
 CHECKPOINT_NAME = "checkpoint.pt"
-GRID_SEED = 20_17_08_25  # fixed noise for grids: the same latents at every interval and seed
+GRID_SEED = 2017_08_25  # fixed noise for grids: the same latents at every interval and seed
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class TrainSettings:
 class TrainResult:
     """What one training job produced."""
 
-    status: Literal["ok", "diverged"]
+    status: Literal["ok"]  # divergence raises Diverged instead of returning
     step: int
     total_steps: int
     kimg: float
@@ -80,7 +80,6 @@ class TrainResult:
     params_d: int
     resumed_from_step: int | None
     paths: dict[str, str] = field(default_factory=dict)
-    diverged: dict[str, Any] | None = None
 
 
 class Diverged(Exception):

@@ -113,6 +113,7 @@ def test_bad_input_is_one_clear_error(args: list[str], needles: list[str]) -> No
 def test_missing_data_says_three_ways(tmp_path: Path) -> None:
     result = invoke("run", "--all", *TINY, "--out", str(tmp_path / "r"))
     assert_usage_error(result, "Fashion-MNIST not found", "--data-dir", "apt-get install", "3.")
+    assert not (tmp_path / "r").exists()  # no empty run folder left behind
 
 
 def test_bad_data_dir(tmp_path: Path) -> None:
@@ -134,14 +135,25 @@ def test_corrupt_data_file(synthetic_dir: Path, tmp_path: Path) -> None:
 def test_locked_folder_refused(synthetic_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "busy"
     with RunFolder(out).locked():
-        result = invoke("train", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out))
+        result = invoke(
+            "train", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)
+        )
     assert_usage_error(result, "in use by another bench process")
     assert not (out / "results.jsonl").exists() and not (out / "config.json").exists()
 
 
 def test_conflicting_rerun_keeps_results(synthetic_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
-    base = ["run", "--variants", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)]
+    base = [
+        "run",
+        "--variants",
+        "dcgan",
+        *TINY,
+        "--data-dir",
+        str(synthetic_dir),
+        "--out",
+        str(out),
+    ]
     assert invoke(*base).exit_code == 0
     before = (out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()
     result = invoke(*base, "--kimg", "0.512")

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from click.testing import CliRunner
 from torch import nn
 
 from bench import data as data_mod
 from bench.checkpoint import load_checkpoint
+from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.executor import RunPlan, execute
 from bench.harness import Diverged, Hook, Interrupted, Trainer, TrainSettings, update_ema
@@ -231,9 +233,12 @@ def test_sigkill_then_same_command_resumes_to_identical_weights(
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
+    # A second process on the same folder is refused while the first one holds it.
+    second = CliRunner().invoke(cli, [*common, "--out", str(killed_dir)])
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    assert second.exit_code == 2 and "in use by another bench process" in second.output
     killed_at = load_checkpoint(ckpt)["step"]
     assert 0 < killed_at < 24
     assert not (killed_dir / "results.jsonl").exists()  # no row for an unfinished job

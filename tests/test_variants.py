@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import models
-from bench.data import Dataset
+from bench.data import Dataset, random_dataset
 from bench.harness import Trainer, TrainSettings
 from models.registry import UnknownVariantError, Variant, _validate, get_variant
 
@@ -22,17 +22,10 @@ def test_registered_names_exactly() -> None:
     assert models.variant_names() == EXPECTED
 
 
-def fake_data(v: Variant, n: int | None = None) -> Dataset:
-    """Random uint8 images of the variant's shape with its classes as labels."""
-    n = n or v.batch_size * v.build_loss().n_critic * 2
-    g = torch.Generator().manual_seed(1)
-    r = v.resolution
-    ids = torch.tensor(v.data.class_ids)
-    return Dataset(
-        images=torch.randint(0, 256, (n, 1, r, r), dtype=torch.uint8, generator=g),
-        labels=ids[torch.randint(len(ids), (n,), generator=g)],
-        part="train",
-        source="random",
+def fake_data(v: Variant) -> Dataset:
+    """Random uint8 images of the variant's shape, two iterations' worth."""
+    return random_dataset(
+        v.batch_size * v.build_loss().n_critic * 2, v.resolution, v.data.class_ids
     )
 
 
