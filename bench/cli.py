@@ -121,6 +121,12 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Folder with the four Fashion-MNIST IDX files (else Debian's, else download).",
         ),
         click.option(
+            "--faithful",
+            is_flag=True,
+            help="Train on each seed document's own data settings (e.g. seed 004's random half "
+            "of the training set) instead of the common full training set.",
+        ),
+        click.option(
             "--progress/--no-progress",
             default=None,
             help="Progress bar (default: only when stderr is a terminal).",
@@ -254,6 +260,7 @@ def _run(
     device: str,
     data_dir: Path | None,
     progress: bool | None,
+    faithful: bool,
 ) -> None:
     from bench.executor import RunPlan, execute
 
@@ -268,6 +275,7 @@ def _run(
         device=_device(device),
         data_dir=str(data_dir) if data_dir is not None else None,
         progress=progress,
+        faithful=faithful,
     )
     run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
     if not dry_run:
@@ -291,13 +299,15 @@ def _run(
 
 
 def _print_plan(plan: Any, run: RunFolder) -> None:
-    import models
 
     latest = run.latest() if run.results_path.is_file() else {}
     click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
-    click.echo(f"profile {plan.profile.name}: {plan.kimg:g} kimg per job, {plan.precision}")
+    faithful = ", seed-faithful data" if plan.faithful else ""
+    click.echo(
+        f"profile {plan.profile.name}: {plan.kimg:g} kimg per job, {plan.precision}{faithful}"
+    )
     for name, seed in plan.jobs():
-        v = models.get_variant(name)
+        v = plan.variant(name)
         per_step = v.batch_size * v.build_loss().n_critic
         steps = -(-int(plan.kimg * 1000) // per_step)
         state = "new"

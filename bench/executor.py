@@ -26,10 +26,10 @@ from bench.profiles import Profile
 from bench.provenance import git_commit, versions
 from bench.runs import FINISHED, RunFolder
 from models.data_options import DataOptions
-from models.registry import get_variant
+from models.registry import Variant, get_variant
 
 # Settings that define a run's results: an existing folder refuses a rerun that changes them.
-_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last")
+_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful")
 
 
 def resolve_device(device: str) -> str:
@@ -52,6 +52,12 @@ class RunPlan:
     device: str = "cpu"
     data_dir: str | None = None
     progress: bool | None = None
+    faithful: bool = False  # train each variant on its seed document's own data settings
+
+    def variant(self, name: str) -> Variant:
+        """The registered variant, with its seed-faithful data settings under ``faithful``."""
+        v = get_variant(name)
+        return v.as_seed_trained() if self.faithful else v
 
     def settings(self, seed: int) -> TrainSettings:
         """Training settings of one job."""
@@ -77,6 +83,7 @@ class RunPlan:
             "kimg": self.kimg,
             "precision": self.precision,
             "channels_last": self.channels_last,
+            "faithful": self.faithful,
         }
 
 
@@ -107,7 +114,7 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
         "run": plan.defining(),
         "profile": plan.profile.to_dict(),
         "seeds": seeds,
-        "variants": {name: get_variant(name).to_dict() for name in variants},
+        "variants": {name: plan.variant(name).to_dict() for name in variants},
         "device": plan.device,
         "data_dir": plan.data_dir,
         "versions": versions(),
@@ -135,7 +142,7 @@ def run_job(
     ``failed`` with the message in the row and the traceback in ``job_dir/error.log``. User
     errors (missing data, a conflicting checkpoint) and interruptions propagate.
     """
-    variant = get_variant(variant_name)
+    variant = plan.variant(variant_name)
     t0 = time.perf_counter()
     row: dict[str, Any] = {
         "variant": variant_name,
@@ -205,7 +212,7 @@ def execute(
             if (variant_name, seed) in done:
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
                 continue
-            options = get_variant(variant_name).data
+            options = plan.variant(variant_name).data
             key = (options, plan.data_dir)
             if key not in data_cache:
                 data_cache[key] = load_part(options, "train", plan.data_dir)

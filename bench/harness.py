@@ -28,14 +28,16 @@ from typing import Any, Literal
 
 import torch
 import torchvision.utils as vutils
+from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
 
 from bench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from bench.data import CLASS_NAMES, Dataset, EpochSampler, to_model_range
 from bench.errors import RunFolderError
-from bench.fsutil import atomic_path, atomic_write_text
+from bench.fsutil import atomic_path
 from bench.provenance import versions
+from models.augment import DiffAugmentD
 from models.registry import Variant, count_parameters
 
 Precision = Literal["fp32", "bf16"]
@@ -147,6 +149,10 @@ class Trainer:
         self.loss = variant.build_loss()
         self.ema_decay = variant.ema_decay if settings.ema_decay is None else settings.ema_decay
         self.G, self.D = variant.build(settings.seed)
+        # What the loss calls: D itself, or D behind the variant's DiffAugment policy.
+        self.D_view: nn.Module = (
+            DiffAugmentD(self.D, variant.augment) if variant.augment else self.D
+        )
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self._fmt = torch.channels_last if settings.channels_last and _is_conv(self.G) else None
         for m in (self.G, self.D, self.G_ema):
@@ -202,7 +208,7 @@ class Trainer:
             with torch.no_grad(), self._autocast():
                 fake = self._generate(self.G, z, y_fake)
             with self._autocast():
-                d_loss, stats = loss.d_loss(self.D, real, fake, y_real, y_fake)
+                d_loss, stats = loss.d_loss(self.D_view, real, fake, y_real, y_fake)
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             self.opt_d.step()
@@ -211,7 +217,8 @@ class Trainer:
         self.D.requires_grad_(False)  # G's step needs no gradients for D's weights
         try:
             with self._autocast():
-                g_loss, g_stats = loss.g_loss(self.D, self._generate(self.G, z, y_fake), y_fake)
+                fake = self._generate(self.G, z, y_fake)
+                g_loss, g_stats = loss.g_loss(self.D_view, fake, y_fake)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
@@ -460,11 +467,27 @@ class GridSaver(Hook):
     def _save(trainer: Trainer, path: Path) -> None:
         images, nrow = trainer.sample_grid()
         grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-        with atomic_path(path) as tmp:
-            vutils.save_image(grid, tmp, format="png")
-        if trainer.variant.conditional:  # row labels for readers of the PNG
+        names = None
+        if trainer.variant.conditional:  # one row per class, in class order, named
             names = [CLASS_NAMES[c] for c in trainer.variant.data.class_ids]
-            atomic_write_text(path.with_suffix(".rows.txt"), "\n".join(names) + "\n")
+        with atomic_path(path) as tmp:
+            label_rows(grid, names).save(tmp, format="png")
+
+
+def label_rows(grid: torch.Tensor, names: list[str] | None) -> Image.Image:
+    """The grid (C, H, W in [0, 1]) as a PIL image, with ``names`` written left of its rows."""
+    arr = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    img = Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr).convert("RGB")
+    if not names:
+        return img
+    font = ImageFont.load_default()
+    margin = 8 + max(int(ImageDraw.Draw(img).textlength(n, font=font)) for n in names)
+    out = Image.new("RGB", (img.width + margin, img.height), "white")
+    out.paste(img, (margin, 0))
+    draw, row_h = ImageDraw.Draw(out), img.height / len(names)
+    for i, name in enumerate(names):
+        draw.text((4, int(row_h * (i + 0.5)) - 6), name, fill="black", font=font)
+    return out
 
 
 class ProgressBar(Hook):

@@ -97,3 +97,20 @@ def _dcgan() -> Variant:
         optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         notes="layer plan from the PyTorch DCGAN tutorial cut to 28x28; batch 128 (paper)",
     )
+
+
+@register_variant("dcgan-small")
+def _dcgan_small() -> Variant:
+    arch = DCGANArch(ngf=32, ndf=32)
+    return Variant(
+        seed_doc="000",
+        summary="seed 000's capacity study: the dcgan network with NGF=NDF=32",
+        arch=arch,
+        build_generator=DCGANGenerator,
+        build_discriminator=DCGANDiscriminator,
+        loss="bce",
+        batch_size=128,
+        z_dim=arch.z_dim,
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+        notes="identical to dcgan except feature maps (seed 000's results1/ configuration)",
+    )

@@ -12,7 +12,7 @@ def dcgan_init(module: nn.Module) -> None:
             nn.init.normal_(m.weight, 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) and m.affine:
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)
 
@@ -24,6 +24,6 @@ def keras_init(module: nn.Module) -> None:
             nn.init.xavier_uniform_(m.weight)
             if getattr(m, "bias", None) is not None:
                 nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d):
+        elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)

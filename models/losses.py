@@ -136,3 +136,26 @@ class WassersteinGP(GANLoss):
 
     def g_loss(self, D, fake, labels_fake):
         return -_d(D, fake, labels_fake).mean(), {}
+
+
+@register_loss("hinge")
+class Hinge(GANLoss):
+    """Hinge loss (Lim & Ye 2017; Miyato et al. 2018, SN-GAN and projection discriminator).
+
+    D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))]; G minimises -E[D(G(z))].
+    """
+
+    stat_names = ("d_real", "d_fake")
+
+    def __init__(self, n_critic: int = 1) -> None:
+        if n_critic < 1:
+            raise ValueError(f"n_critic must be >= 1, got {n_critic}")
+        self.n_critic = n_critic
+
+    def d_loss(self, D, real, fake, labels_real, labels_fake):
+        out_real, out_fake = _d(D, real, labels_real), _d(D, fake, labels_fake)
+        loss = F.relu(1 - out_real).mean() + F.relu(1 + out_fake).mean()
+        return loss, {"d_real": out_real.mean().detach(), "d_fake": out_fake.mean().detach()}
+
+    def g_loss(self, D, fake, labels_fake):
+        return -_d(D, fake, labels_fake).mean(), {}

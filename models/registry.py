@@ -58,6 +58,8 @@ class Variant:
     conditional: bool = False  # G(z, y) and D(x, y) take class labels
     data: DataOptions = field(default_factory=DataOptions)
     ema_decay: float = 0.999  # G_ema half-life ~ 700 steps; used for samples and metrics
+    augment: tuple[str, ...] = ()  # DiffAugment policy applied to every D input (models.augment)
+    faithful: dict[str, Any] = field(default_factory=dict)  # DataOptions overrides (--faithful)
     notes: str = ""  # deviations from the seed document and why
     name: str = ""  # filled in by register_variant
 
@@ -86,6 +88,17 @@ class Variant:
         pick = torch.randint(len(ids), (n,), generator=generator, device=device)
         return z, ids[pick]
 
+    def as_seed_trained(self) -> Variant:
+        """This variant with the seed document's own data settings (``--faithful``).
+
+        By default every variant trains on the same full training set so the comparison is
+        fair; where a seed trained differently (seed 004 on a random half), ``faithful``
+        holds the DataOptions overrides that reproduce it.
+        """
+        if not self.faithful:
+            return self
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, **self.faithful))
+
     def build_loss(self) -> GANLoss:
         """The loss object this variant trains with."""
         return build_loss(self.loss, **self.loss_kwargs)
@@ -107,6 +120,7 @@ class Variant:
             "conditional": self.conditional,
             "data": self.data.to_dict(),
             "ema_decay": self.ema_decay,
+            "augment": list(self.augment),
         }
 
 
@@ -141,6 +155,16 @@ def _validate(name: str, v: Variant) -> None:
     if v.optim.lr_g <= 0 or v.optim.lr_d <= 0:
         raise ValueError(f"variant {name!r}: learning rates must be positive")
     v.data.validate()
+    from models.augment import AUGMENTS
+
+    if any(a not in AUGMENTS for a in v.augment):
+        raise ValueError(
+            f"variant {name!r}: unknown augment in {v.augment} ({', '.join(AUGMENTS)})"
+        )
+    try:
+        dataclasses.replace(v.data, **v.faithful).validate()
+    except TypeError as exc:
+        raise ValueError(f"variant {name!r}: bad faithful overrides ({exc})") from None
 
 
 def register_variant(name: str) -> Callable[[Callable[[], Variant]], Callable[[], Variant]]:
@@ -161,8 +185,9 @@ def unregister_variant(name: str) -> None:
 
 
 def variant_names() -> list[str]:
-    """Registered variant names in registration order (seed order, then ours)."""
-    return list(_VARIANTS)
+    """Registered names ordered by seed document ("000".."004", then "beyond"), then by
+    registration: the order of `bench list` and of `bench run --all`."""
+    return sorted(_VARIANTS, key=lambda n: _VARIANTS[n].seed_doc)
 
 
 def get_variant(name: str) -> Variant:

@@ -54,6 +54,7 @@ def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None
         "kimg": 0.256,
         "precision": "fp32",
         "channels_last": True,
+        "faithful": False,
     }
     assert config["seeds"] == [0, 1] and list(config["variants"]) == ["dcgan"]
     assert "torch" in config["versions"] and "git_commit" in config
@@ -91,7 +92,7 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["train", "nope"], ["unknown variant 'nope'", "dcgan, wgan-gp"]),
+        (["train", "nope"], ["unknown variant 'nope'", "dcgan, dcgan-small", "sngan-ema-diffaug"]),
         (["run", "--variants", "dcgan,nope"], ["unknown variant 'nope'"]),
         (["run", "--variants", ","], ["at least one variant"]),
         (["run"], ["--all or --variants"]),
@@ -187,6 +188,32 @@ def test_torn_last_line_is_ignored(tmp_path: Path) -> None:
     assert [r["variant"] for r in read_results(p)] == ["dcgan"]
 
 
+def test_faithful_trains_on_the_seeds_half(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    base = ["train", "wgan-gp", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)]
+    result = invoke(*base, "--faithful")
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert row["train_images"] == 320  # half of the 640 synthetic training images
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["faithful"] is True
+    assert config["variants"]["wgan-gp"]["data"]["fraction"] == 0.5
+    assert_usage_error(invoke(*base), "other settings", "faithful")  # no silent mixing
+
+
+def test_conditional_grid_has_a_named_row_per_class(synthetic_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    out = tmp_path / "r"
+    args = ["train", "cgan-mlp-2class", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out)]
+    assert invoke(*args).exit_code == 0
+    grid = Image.open(out / "cgan-mlp-2class" / "seed0" / "grid-final.png")
+    assert grid.height == 2 * 30 + 2  # two rows of 28 px with 2 px padding
+    assert grid.width > 8 * 30 + 2 + 40  # plus a margin holding the class names
+    margin = grid.crop((0, 0, grid.width - (8 * 30 + 2), grid.height)).convert("L")
+    assert min(margin.getextrema()) < 128  # text was drawn there
+
+
 def test_perf_prints_throughput() -> None:
     result = invoke(
         "perf", "--variants", "dcgan", "--precision", "fp32", "--steps", "1", "--warmup", "0",
@@ -210,4 +237,7 @@ def test_smoke_run_all_on_real_data(real_dir: Path, tmp_path: Path) -> None:
     import models
 
     assert sorted(r["variant"] for r in rows) == sorted(models.variant_names())
-    assert all(r["status"] == "ok" and r["train_images"] == 60_000 for r in rows)
+    assert {r["variant"]: r["status"] for r in rows} == dict.fromkeys(models.variant_names(), "ok")
+    sizes = {r["variant"]: r["train_images"] for r in rows}
+    assert sizes.pop("cgan-mlp-2class") == 9_600  # 80% of 2 x 6,000: seed 003's split
+    assert set(sizes.values()) == {60_000}

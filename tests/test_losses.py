@@ -24,7 +24,7 @@ class Linear(nn.Module):
 
 
 def test_registered_losses() -> None:
-    assert loss_names() == ["bce", "wgan-gp"]
+    assert loss_names() == ["bce", "hinge", "wgan-gp"]
     with pytest.raises(ValueError, match="unknown loss 'nope'"):
         build_loss("nope")
 
@@ -59,3 +59,15 @@ def test_wgan_gp_penalty_is_exact_for_linear_critic() -> None:
     assert D.w.grad is not None and torch.isfinite(D.w.grad).all()
     with pytest.raises(ValueError, match="n_critic"):
         build_loss("wgan-gp", n_critic=0)
+
+
+def test_hinge_matches_hand_computation() -> None:
+    D = Linear(torch.ones(1, 1, 2) * 0.25)
+    real = torch.tensor([[[[1.0, 1.0]]], [[[6.0, 6.0]]]])  # scores 0.5 and 3.0
+    fake = torch.tensor([[[[-1.0, -1.0]]], [[[-8.0, -8.0]]]])  # scores -0.5 and -4.0
+    loss = build_loss("hinge")
+    d, _ = loss.d_loss(D, real, fake, None, None)
+    # real: relu(1-0.5)=0.5, relu(1-3)=0 -> 0.25; fake: relu(1-0.5)=0.5, relu(1-4)=0 -> 0.25
+    assert d.item() == pytest.approx(0.5)
+    g, _ = loss.g_loss(D, fake, None)
+    assert g.item() == pytest.approx(2.25)

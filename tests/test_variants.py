@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,19 @@ from bench.harness import Trainer, TrainSettings
 from models.registry import UnknownVariantError, Variant, _validate, get_variant
 
 # The exact list: adding or renaming a variant must be a deliberate, reviewed change.
-EXPECTED = ["dcgan", "wgan-gp"]
+EXPECTED = [
+    "dcgan",
+    "dcgan-small",
+    "dcgan-64",
+    "dcgan-upsample",
+    "cgan-mlp",
+    "cgan-mlp-2class",
+    "wgan-gp",
+    "cdcgan",
+    "sngan",
+    "sngan-ema-diffaug",
+]
+CONDITIONAL = [n for n in EXPECTED if get_variant(n).conditional]
 ALL = models.variant_names()
 
 
@@ -103,8 +116,58 @@ def test_to_dict_is_json_ready(name: str) -> None:
 
 
 def test_unknown_variant_lists_names() -> None:
-    with pytest.raises(UnknownVariantError, match="registered: dcgan, wgan-gp"):
+    with pytest.raises(UnknownVariantError, match="registered: dcgan, dcgan-small, dcgan-64"):
         get_variant("nope")
+
+
+def test_conditional_variants_are_the_expected_ones() -> None:
+    assert CONDITIONAL == ["cgan-mlp", "cgan-mlp-2class", "cdcgan"]
+
+
+@pytest.mark.parametrize("name", CONDITIONAL)
+def test_conditional_output_depends_on_label(name: str, tmp_path: Path) -> None:
+    v = get_variant(name)
+    # One training step: conditional batch norm starts class-neutral (scale 1, shift 0).
+    tr = Trainer(v, fake_data(v), TrainSettings(kimg=1, progress=False), tmp_path)
+    tr.train_step()
+    G = tr.G.eval()
+    z = torch.randn(1, v.z_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        outs = [G(z, torch.tensor([c])) for c in v.data.class_ids]
+    for a, b in itertools.pairwise(outs):
+        assert (a - b).abs().max() > 1e-4  # same noise, other class -> other image
+
+
+def test_two_class_variant_never_sees_other_classes(synthetic_dir: Path, tmp_path: Path) -> None:
+    from bench.data import load_part
+
+    v = get_variant("cgan-mlp-2class")
+    data = load_part(v.data, "train", synthetic_dir)
+    assert set(data.labels.tolist()) == {0, 1}
+    assert len(data) == round(0.8 * 128)  # 80% of the two classes' 128 synthetic images
+    tr = Trainer(v, data, TrainSettings(kimg=1, progress=False), tmp_path)
+    seen: set[int] = set()
+    for _ in range(50):
+        _, y = v.sample_latents(64, tr.noise)
+        seen |= set(y.tolist())
+    assert seen == {0, 1}
+    images, nrow = tr.sample_grid()
+    assert images.shape[0] == 2 * nrow  # one row per class
+
+
+def test_seed_faithful_option_of_wgan_gp() -> None:
+    v = get_variant("wgan-gp")
+    assert v.data.fraction == 1.0  # fair default: the full training set
+    assert v.as_seed_trained().data.fraction == 0.5  # seed 004: a random half
+    assert get_variant("dcgan").as_seed_trained() is get_variant("dcgan")
+
+
+def test_capacity_study_pair_differs_only_in_width() -> None:
+    a, b = get_variant("dcgan").to_dict(), get_variant("dcgan-small").to_dict()
+    diff = {k for k in a if a[k] != b[k]}
+    assert diff == {"name", "summary", "arch"}
+    assert (a["arch"]["ngf"], b["arch"]["ngf"]) == (64, 32)
+    assert {k for k in a["arch"] if a["arch"][k] != b["arch"][k]} == {"ngf", "ndf"}
 
 
 @pytest.mark.parametrize(
@@ -117,6 +180,9 @@ def test_unknown_variant_lists_names() -> None:
         ("fresh", {"batch_size": 0}, "positive"),
         ("fresh", {"ema_decay": 1.0}, "ema_decay"),
         ("fresh", {"arch": {"z": 1}}, "frozen dataclass"),
+        ("fresh", {"augment": ("flip",)}, "unknown augment"),
+        ("fresh", {"faithful": {"fraction": 2.0}}, "fraction"),
+        ("fresh", {"faithful": {"nope": 1}}, "bad faithful"),
     ],
 )
 def test_registry_validation(name: str, change: dict, needle: str) -> None:
