@@ -21,7 +21,7 @@ import torch
 
 from bench.data import Dataset, load_part
 from bench.errors import BenchError, RunFolderError
-from bench.harness import Diverged, Precision, Trainer, TrainSettings
+from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
 from bench.profiles import Profile
 from bench.provenance import git_commit, versions
 from bench.runs import FINISHED, RunFolder
@@ -169,8 +169,8 @@ def run_job(
             kimg=round(trainer.kimg, 4) if trainer else 0.0,
             total_steps=trainer.total_steps if trainer else None,
         )
-    except (BenchError, KeyboardInterrupt):
-        raise
+    except (BenchError, Interrupted, KeyboardInterrupt):
+        raise  # user errors and Ctrl-C stop the whole run; the job stays resumable
     except Exception as exc:  # a crash in one variant must not stop the others
         job_dir.mkdir(parents=True, exist_ok=True)
         (job_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")

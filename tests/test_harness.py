@@ -128,6 +128,40 @@ def test_ctrl_c_checkpoints_and_resumes_exactly(train_data, tmp_path: Path) -> N
     assert states_equal(straight.G_ema.state_dict(), resumed.G_ema.state_dict())
 
 
+def test_ctrl_c_stops_the_whole_run_and_resumes(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Ctrl-C inside one job: no row, no later job started, checkpoint kept; a rerun resumes."""
+    plan = RunPlan(
+        profile=get_profile("smoke"),
+        variants=("dcgan", "dcgan-small"),
+        seeds=(0,),
+        kimg=6 * STEP_KIMG,
+        data_dir=str(synthetic_dir),
+        progress=False,
+    )
+    run = RunFolder(tmp_path / "run")
+    original = Trainer.__init__
+
+    def with_sigint(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.hooks.append(SigintAt(3))
+
+    monkeypatch.setattr(Trainer, "__init__", with_sigint)
+    with pytest.raises(Interrupted):
+        execute(plan, run, echo=lambda s: None, argv=["test"])
+    assert run.results() == []
+    assert not run.job_dir("dcgan-small", 0).exists()
+    assert load_checkpoint(run.job_dir("dcgan", 0) / "checkpoint.pt")["step"] == 3
+    monkeypatch.setattr(Trainer, "__init__", original)
+    rows = execute(plan, run, echo=lambda s: None, argv=["test"])
+    assert [(r["variant"], r["status"], r["resumed_from_step"]) for r in rows] == [
+        ("dcgan", "ok", 3),
+        ("dcgan-small", "ok", None),
+    ]
+    assert oct((run.job_dir("dcgan", 0) / "checkpoint.pt").stat().st_mode & 0o777) != "0o600"
+
+
 class NaNAfter(NonSaturatingBCE):
     """BCE whose D loss turns NaN at the third call: a stand-in for a blown-up run."""
 
