@@ -25,6 +25,8 @@ from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettin
 from bench.profiles import Profile
 from bench.provenance import git_commit, versions
 from bench.runs import FINISHED, RunFolder
+from bench.scoring import Scorer
+from metrics.suite import EvalSettings
 from models.data_options import DataOptions
 from models.registry import Variant, get_variant
 
@@ -135,9 +137,11 @@ def run_job(
     seed: int,
     job_dir: Path,
     data: Dataset | None = None,
+    scorer: Scorer | None = None,
 ) -> dict[str, Any]:
     """Train one (variant, seed) into ``job_dir`` and return its result row.
 
+    A finished job is scored by ``scorer`` (G_ema, eval mode) into the same row.
     A NaN/inf loss gives status ``diverged``; any other exception inside training gives
     ``failed`` with the message in the row and the traceback in ``job_dir/error.log``. User
     errors (missing data, a conflicting checkpoint) and interruptions propagate.
@@ -161,6 +165,8 @@ def run_job(
         trainer = Trainer(variant, data, plan.settings(seed), job_dir)
         result = trainer.train()
         row.update(status=result.status, **_result_fields(asdict(result), job_dir))
+        if scorer is not None:
+            row.update(scorer.score(variant, trainer.G_ema))
     except Diverged as exc:
         row.update(
             status="diverged",
@@ -208,6 +214,9 @@ def execute(
         prepare_run(plan, run, argv)
         done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
         data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
+        scorer = Scorer(
+            EvalSettings(num_samples=plan.profile.eval_samples), plan.data_dir, plan.device
+        )
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
@@ -217,7 +226,7 @@ def execute(
             if key not in data_cache:
                 data_cache[key] = load_part(options, "train", plan.data_dir)
             row = run_job(
-                plan, variant_name, seed, run.job_dir(variant_name, seed), data_cache[key]
+                plan, variant_name, seed, run.job_dir(variant_name, seed), data_cache[key], scorer
             )
             row["run_id"] = run.run_id
             run.append_result(row)
@@ -232,8 +241,14 @@ def format_row(row: dict[str, Any]) -> str:
     if row["status"] == "ok":
         resumed = row.get("resumed_from_step")
         note = f", resumed at step {resumed}" if resumed else ""
+        m = row.get("metrics") or {}
+        scores = ""
+        if "fid_fmnist" in m:
+            scores = f"; FID(fmnist) {m['fid_fmnist']:.2f}, IS(fmnist) {m['is_fmnist']:.2f}"
+        elif row.get("metrics_error"):
+            scores = f"; no metrics: {row['metrics_error']}"
         return (
             f"{head}  {row['kimg']:.2f} kimg in {row['train_seconds']:.1f} s train "
-            f"({row['img_per_s']:.0f} img/s){note}"
+            f"({row['img_per_s']:.0f} img/s){note}{scores}"
         )
     return f"{head}  at step {row.get('step')}: {row.get('error')}"

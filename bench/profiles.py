@@ -17,6 +17,7 @@ class Profile:
     kimg: float  # real images shown to D, in thousands, per (variant, seed)
     checkpoint_kimg: float  # resumable checkpoint interval; bounds the work lost to a kill
     grid_kimg: float  # fixed-noise sample grid interval (the training-progress strip)
+    eval_samples: int  # generated samples for the evaluator metrics (vs the 10k test split)
     description: str
 
     def to_dict(self) -> dict:
@@ -32,6 +33,7 @@ PROFILES: dict[str, Profile] = {
             kimg=1.0,
             checkpoint_kimg=0.5,
             grid_kimg=0.5,
+            eval_samples=500,
             description="seconds per variant: exercises every code path, numbers meaningless",
         ),
         Profile(
@@ -39,6 +41,7 @@ PROFILES: dict[str, Profile] = {
             kimg=60.0,
             checkpoint_kimg=10.0,
             grid_kimg=6.0,
+            eval_samples=10_000,
             description="CPU default: one epoch of Fashion-MNIST per variant, minutes each",
         ),
     )

@@ -1,0 +1,182 @@
+"""Metric math: invariants, then equality with independent NumPy/SciPy computations, then
+semantics on synthetic features; the evaluator's batch-size independence and input handling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from metrics.evaluator import FMNISTEvaluator
+from metrics.keys import METRICS, higher_is_better
+from metrics.suite import (
+    EvalSettings,
+    MetricInputError,
+    check_images,
+    distribution_metrics,
+    fid,
+    inception_score,
+    to_uint8,
+)
+
+
+def gaussian(n: int, dim: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
+    g = np.random.default_rng(seed)
+    return torch.from_numpy((g.standard_normal((n, dim)) * scale + shift).astype(np.float32))
+
+
+def numpy_fid(a: np.ndarray, b: np.ndarray) -> float:
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1 @ s2).real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def numpy_kid(a: np.ndarray, b: np.ndarray) -> float:
+    """Unbiased MMD^2 with the cubic polynomial kernel, on the full sets (one 'subset')."""
+    d = a.shape[1]
+
+    def k(x, y):
+        return (x @ y.T / d + 1) ** 3
+
+    m, n = len(a), len(b)
+    kxx, kyy, kxy = k(a, a), k(b, b), k(a, b)
+    return float(
+        (kxx.sum() - np.trace(kxx)) / (m * (m - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )
+
+
+def numpy_is(logits: np.ndarray) -> float:
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    py = p.mean(0, keepdims=True)
+    return float(np.exp((p * (np.log(p) - np.log(py))).sum(1).mean()))
+
+
+def test_every_key_declares_direction() -> None:
+    issue_keys = {
+        "is_inception", "is_inception_std", "fid_inception", "kid_inception",
+        "kid_inception_std", "precision_inception", "recall_inception", "is_fmnist",
+        "fid_fmnist", "kid_fmnist", "precision_fmnist", "recall_fmnist", "class_coverage",
+        "ppl", "interp_discontinuity", "intra_fid_fmnist", "label_accuracy",
+    }  # fmt: skip
+    assert issue_keys <= set(METRICS)
+    assert higher_is_better("is_fmnist") and not higher_is_better("fid_fmnist")
+    assert higher_is_better("recall_inception") and not higher_is_better("kid_fmnist")
+
+
+def test_fid_of_identical_sets_is_zero() -> None:
+    x = gaussian(500, 16, 0)
+    assert abs(fid(x, x)) < 1e-6
+
+
+def test_fid_matches_scipy() -> None:
+    a, b = gaussian(800, 12, 1), gaussian(700, 12, 2, shift=0.3, scale=1.2)
+    ref = numpy_fid(a.double().numpy(), b.double().numpy())
+    assert fid(a, b) == pytest.approx(ref, rel=1e-6)
+
+
+def test_kid_matches_numpy_on_one_full_subset() -> None:
+    a, b = gaussian(300, 8, 3), gaussian(300, 8, 4, shift=0.5)
+    settings = EvalSettings(num_samples=300, kid_subsets=1, kid_subset_size=300)
+    out, notes = distribution_metrics(a, b, settings, "x")
+    assert notes["kid_subset_size"] == 300
+    assert out["kid_x"] == pytest.approx(
+        numpy_kid(a.double().numpy(), b.double().numpy()), rel=1e-6
+    )
+
+
+def test_kid_subset_size_is_lowered_and_recorded() -> None:
+    a, b = gaussian(120, 8, 3), gaussian(90, 8, 4)
+    _, notes = distribution_metrics(a, b, EvalSettings(num_samples=120), "x")
+    assert notes["kid_subset_size"] == 90
+
+
+def test_inception_score_matches_numpy() -> None:
+    logits = gaussian(1000, 10, 5, scale=3.0)
+    settings = EvalSettings(num_samples=1000, isc_splits=1)
+    mean, std = inception_score(logits, settings)
+    assert mean == pytest.approx(numpy_is(logits.double().numpy()), rel=1e-6)
+    assert std == 0.0
+    confident = torch.eye(10).repeat(100, 1) * 50  # one-hot, uniform marginal: IS -> 10
+    assert inception_score(confident, settings)[0] == pytest.approx(10.0, rel=1e-6)
+    with pytest.raises(MetricInputError, match="10 splits"):
+        inception_score(logits[:5], EvalSettings(num_samples=5))
+
+
+def test_precision_recall_direction_on_clusters() -> None:
+    real = torch.cat([gaussian(200, 4, 6, shift=s) for s in (0.0, 10.0)])
+    collapsed = gaussian(400, 4, 7, shift=0.0)  # only one of the two modes
+    scattered = gaussian(400, 4, 8, scale=15.0)  # covers everything, mostly off-manifold
+    s = EvalSettings(num_samples=400)
+    m_col, _ = distribution_metrics(collapsed, real, s, "x")
+    m_sca, _ = distribution_metrics(scattered, real, s, "x")
+    assert m_col["precision_x"] > 0.9 and m_col["recall_x"] < 0.6  # sharp but mode-dropping
+    assert m_sca["precision_x"] < m_col["precision_x"]
+    assert m_sca["recall_x"] > m_col["recall_x"]
+
+
+def test_evaluator_features_do_not_depend_on_batch_size() -> None:
+    torch.manual_seed(0)
+    model = FMNISTEvaluator().eval()
+    x = torch.randint(0, 256, (37, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        full = model(x)[1]
+        parts = torch.cat([model(x[i : i + 5])[1] for i in range(0, 37, 5)])
+    assert torch.allclose(full, parts, atol=1e-5)
+
+
+def test_evaluator_accepts_rgb_and_64px() -> None:
+    model = FMNISTEvaluator().eval()
+    gray = torch.randint(0, 256, (4, 1, 28, 28), dtype=torch.uint8)
+    with torch.no_grad():
+        a = model(gray)[0]
+        b = model(gray.repeat(1, 3, 1, 1))[0]  # RGB of the same gray image
+        c = model(torch.nn.functional.interpolate(gray.float(), 64).round().to(torch.uint8))[0]
+    assert torch.allclose(a, b, atol=1e-5)
+    assert c.shape == (4, 10)
+
+
+def test_to_uint8_and_image_checks() -> None:
+    assert to_uint8(torch.tensor([-1.0, 0.0, 1.0, 2.0])).tolist() == [0, 128, 255, 255]
+    assert to_uint8(torch.tensor([0.0, 1.0]), 0.0, 1.0).tolist() == [0, 255]
+    with pytest.raises(MetricInputError, match="uint8"):
+        check_images(torch.zeros(2, 1, 28, 28), "x")
+    with pytest.raises(MetricInputError, match="shape"):
+        check_images(torch.zeros(2, 28, 28, dtype=torch.uint8), "x")
+    with pytest.raises(MetricInputError, match="no images"):
+        check_images(torch.zeros(0, 1, 28, 28, dtype=torch.uint8), "x")
+
+
+def test_weights_file_hash_depends_only_on_the_weights(tmp_path) -> None:
+    from metrics.evaluator import file_sha256, save_evaluator
+
+    torch.manual_seed(0)
+    model = FMNISTEvaluator()
+    a = save_evaluator(model, tmp_path / "a.pt")
+    b = save_evaluator(model, tmp_path / "sub" / "other-name.pt")
+    assert a == b == file_sha256(tmp_path / "a.pt")
+
+
+def test_shipped_weights_match_their_pinned_hash() -> None:
+    from metrics.evaluator import EVALUATOR_SHA256, WEIGHTS_PATH, load_evaluator
+
+    _, digest = load_evaluator()
+    assert WEIGHTS_PATH.stat().st_size <= 2_000_000
+    assert digest == EVALUATOR_SHA256
+
+
+def test_substituted_weights_are_refused(tmp_path, monkeypatch) -> None:
+    from metrics import evaluator as ev
+
+    fake = tmp_path / "w.pt"
+    ev.save_evaluator(FMNISTEvaluator(), fake)
+    monkeypatch.setattr(ev, "WEIGHTS_PATH", fake)
+    with pytest.raises(ev.EvaluatorUnavailable, match="expects"):
+        ev.load_evaluator()
+    monkeypatch.setattr(ev, "WEIGHTS_PATH", tmp_path / "missing.pt")
+    with pytest.raises(ev.EvaluatorUnavailable, match="bench evaluator train"):
+        ev.load_evaluator()

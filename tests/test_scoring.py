@@ -1,0 +1,109 @@
+"""Scores inside `bench run` rows, and the shipped evaluator on the real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bench.cli import cli
+from metrics.evaluator import WEIGHTS_PATH, accuracy, load_evaluator
+from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
+from metrics.suite import EvalSettings, distribution_metrics, extract, inception_score
+
+needs_weights = pytest.mark.skipif(
+    not WEIGHTS_PATH.is_file(), reason="evaluator weights not built (bench evaluator train)"
+)
+TINY = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress"]
+
+
+@needs_weights
+def test_run_rows_carry_metrics_and_protocol(synthetic_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r"
+    args = ["run", "--variants", "dcgan,cgan-mlp", *TINY, "--data-dir", str(synthetic_dir)]
+    result = CliRunner().invoke(cli, [*args, "--out", str(out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "FID(fmnist)" in result.output
+    rows = {
+        r["variant"]: r for r in map(json.loads, (out / "results.jsonl").read_text().splitlines())
+    }
+    for row in rows.values():
+        m = row["metrics"]
+        assert {
+            "is_fmnist",
+            "fid_fmnist",
+            "kid_fmnist",
+            "precision_fmnist",
+            "recall_fmnist",
+        } <= m.keys()
+        assert 1.0 <= m["is_fmnist"] <= 10.0 and m["fid_fmnist"] >= 0
+        p = row["protocol"]["fmnist"]
+        assert p["extractor"] == FMNIST_EXTRACTOR and len(p["weights_sha256"]) == 64
+        assert p["num_samples"] == 500 and p["reference"]["size"] == 160
+        assert p["kid_subset_size"] == 160  # lowered to the reference size, and recorded
+    cond = rows["cgan-mlp"]["metrics"]
+    assert 0.0 <= cond["label_accuracy"] <= 1.0
+    assert cond["intra_fid_fmnist"] is None  # 50 samples per class: too few, and said so
+    assert "intra_fid_fmnist" in rows["cgan-mlp"]["protocol"]["fmnist"]
+
+
+@needs_weights
+def test_metric_seed_makes_scores_repeatable(synthetic_dir: Path, tmp_path: Path) -> None:
+    from bench.scoring import Scorer
+    from models import get_variant
+
+    v = get_variant("dcgan")
+    G, _ = v.build(0)
+    scorer = Scorer(EvalSettings(num_samples=200), str(synthetic_dir))
+    a, b = scorer.score(v, G)["metrics"], scorer.score(v, G)["metrics"]
+    assert a == b
+
+
+def _real_test_features(real_dir: Path) -> dict:
+    from bench.data import load_part
+    from models.data_options import DataOptions
+
+    ex = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
+    return extract(ex, load_part(DataOptions(), "test", real_dir).images)
+
+
+@pytest.mark.integration
+@needs_weights
+@pytest.mark.xfail(
+    strict=True,
+    reason="known gap (issue 4): the shipped evaluator gives IS 8.62 on the real test split "
+    "(mean prediction entropy 0.145 nats; IS >= 9 needs <= 0.105); strict, so it fails loudly "
+    "once a better evaluator closes the gap",
+)
+def test_shipped_evaluator_inception_score_on_real_test_split(real_dir: Path) -> None:
+    logits = _real_test_features(real_dir)["logits"]
+    assert inception_score(logits, EvalSettings(num_samples=10_000))[0] >= 9.0
+
+
+@pytest.mark.integration
+@needs_weights
+def test_shipped_evaluator_on_real_data(real_dir: Path) -> None:
+    """>= 93% test accuracy; domain FID of 10k training images against the test split is
+    small, and that of noise is huge."""
+    from bench.data import load_part
+    from models.data_options import DataOptions
+
+    test = load_part(DataOptions(), "test", real_dir)
+    train = load_part(DataOptions(), "train", real_dir)
+    model, _ = load_evaluator()
+    assert accuracy(model, test.images, test.labels) >= 0.93
+    ex = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
+    settings = EvalSettings(num_samples=10_000)
+    f_test = _real_test_features(real_dir)
+    assert inception_score(f_test["logits"], settings)[0] >= 8.5  # the measured 8.62, minus noise
+    g = torch.Generator().manual_seed(0)
+    f_train = extract(ex, train.images[torch.randperm(60_000, generator=g)[:10_000]])
+    noise = torch.randint(0, 256, (2_000, 1, 28, 28), dtype=torch.uint8, generator=g)
+    small, _ = distribution_metrics(f_train["features"], f_test["features"], settings, "x")
+    huge, _ = distribution_metrics(
+        extract(ex, noise)["features"], f_test["features"], settings, "x"
+    )
+    assert small["fid_x"] < 0.05 * huge["fid_x"]
