@@ -12,6 +12,7 @@ objective, numerically stable). Batch 128: the DCGAN paper's value; seed 000 doe
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -101,16 +102,10 @@ def _dcgan() -> Variant:
 
 @register_variant("dcgan-small")
 def _dcgan_small() -> Variant:
-    arch = DCGANArch(ngf=32, ndf=32)
-    return Variant(
-        seed_doc="000",
+    # Derived from dcgan so that "identical except feature maps" holds by construction.
+    return dataclasses.replace(
+        _dcgan(),
+        arch=DCGANArch(ngf=32, ndf=32),
         summary="seed 000's capacity study: the dcgan network with NGF=NDF=32",
-        arch=arch,
-        build_generator=DCGANGenerator,
-        build_discriminator=DCGANDiscriminator,
-        loss="bce",
-        batch_size=128,
-        z_dim=arch.z_dim,
-        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
         notes="identical to dcgan except feature maps (seed 000's results1/ configuration)",
     )
