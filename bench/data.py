@@ -21,9 +21,10 @@ import gzip
 import hashlib
 import os
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -221,6 +222,22 @@ def _file_key(path: Path) -> str:
     return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
 
 
+def _cached(path: Path, compute: Callable[[], Any]) -> Any:
+    """Load ``path`` (torch, weights only) or compute the value and save it there atomically.
+
+    A damaged cache file is rebuilt, never trusted.
+    """
+    if path.is_file():
+        try:
+            return torch.load(path, weights_only=True)
+        except Exception:
+            path.unlink(missing_ok=True)
+    value = compute()
+    with atomic_path(path) as tmp:
+        torch.save(value, tmp)
+    return value
+
+
 def _load_raw_keyed(
     split: Literal["train", "test"], data_dir: str | os.PathLike[str] | None
 ) -> tuple[torch.Tensor, torch.Tensor, str, Path]:
@@ -232,17 +249,11 @@ def _load_raw_keyed(
         f"v{_CACHE_VERSION}|{_file_key(img_path)}|{_file_key(lbl_path)}".encode()
     ).hexdigest()[:20]
     key = f"fmnist-{split}-{key}"
-    cached = cache_dir() / "tensors" / f"{key}.pt"
-    if cached.is_file():
-        try:
-            blob = torch.load(cached, weights_only=True)
-            return blob["images"], blob["labels"], key, folder
-        except Exception:  # a damaged cache is rebuilt, never trusted
-            cached.unlink(missing_ok=True)
-    images, labels = parse_split(img_path, lbl_path)
-    with atomic_path(cached) as tmp:
-        torch.save({"images": images, "labels": labels}, tmp)
-    return images, labels, key, folder
+    blob = _cached(
+        cache_dir() / "tensors" / f"{key}.pt",
+        lambda: dict(zip(("images", "labels"), parse_split(img_path, lbl_path), strict=True)),
+    )
+    return blob["images"], blob["labels"], key, folder
 
 
 def load_raw(
@@ -288,22 +299,18 @@ def _resize(images: torch.Tensor, resolution: int, key: str) -> torch.Tensor:
     """
     if resolution == IMAGE_SIZE:
         return images
-    cached = cache_dir() / "tensors" / f"{key}-r{resolution}.pt"
-    if cached.is_file():
-        try:
-            return torch.load(cached, weights_only=True)
-        except Exception:
-            cached.unlink(missing_ok=True)
-    out = torch.empty((images.shape[0], resolution, resolution), dtype=torch.uint8)
-    for i in range(0, images.shape[0], 4096):
-        chunk = images[i : i + 4096, None].float()
-        up = F.interpolate(
-            chunk, size=(resolution, resolution), mode="bilinear", align_corners=False
-        )
-        out[i : i + 4096] = up[:, 0].round().clamp(0, 255).to(torch.uint8)
-    with atomic_path(cached) as tmp:
-        torch.save(out, tmp)
-    return out
+
+    def compute() -> torch.Tensor:
+        out = torch.empty((images.shape[0], resolution, resolution), dtype=torch.uint8)
+        for i in range(0, images.shape[0], 4096):
+            chunk = images[i : i + 4096, None].float()
+            up = F.interpolate(
+                chunk, size=(resolution, resolution), mode="bilinear", align_corners=False
+            )
+            out[i : i + 4096] = up[:, 0].round().clamp(0, 255).to(torch.uint8)
+        return out
+
+    return _cached(cache_dir() / "tensors" / f"{key}-r{resolution}.pt", compute)
 
 
 def _split_indices(n: int, seed: int) -> dict[str, torch.Tensor]:

@@ -188,17 +188,27 @@ def save_evaluator(model: FMNISTEvaluator, path: str | Path) -> str:
     Serialised through a buffer: ``torch.save`` to a path embeds the file's name in the
     archive, which would make the hash depend on where the file was written.
     """
+    save_atomic({k: v.detach().contiguous() for k, v in model.state_dict().items()}, path)
+    return file_sha256(path)
+
+
+def save_atomic(obj: object, path: str | Path) -> None:
+    """``torch.save`` through a buffer to a temp file renamed onto ``path``.
+
+    The metrics package does not import bench (the import direction is bench -> metrics), so
+    it keeps this small writer of its own. The buffer keeps the archive name fixed, so the
+    bytes depend only on ``obj``.
+    """
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.save({k: v.detach().contiguous() for k, v in model.state_dict().items()}, buf)
+    torch.save(obj, buf)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
         tmp.write_bytes(buf.getvalue())
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)
-    return file_sha256(p)
 
 
 class EvaluatorUnavailable(RuntimeError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,7 +24,7 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from metrics.evaluator import FEATURE_DIM, entropy_bits
+from metrics.evaluator import FEATURE_DIM, entropy_bits, save_atomic
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
 from models.registry import Variant
 
@@ -144,10 +143,7 @@ def reference_features(
             path.unlink(missing_ok=True)
     feats = extract(extractor, images, batch_size)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        torch.save({"key": full_key, "features": feats}, tmp)
-        os.replace(tmp, path)
+        save_atomic({"key": full_key, "features": feats}, path)
     return feats
 
 
