@@ -78,6 +78,18 @@ def _parse_variants(ctx: click.Context, param: click.Parameter, value: str | Non
     return tuple(dict.fromkeys(_check_variant(v) for v in items))
 
 
+def _parse_overrides(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[tuple[str, str], ...]:
+    pairs: dict[str, str] = {}
+    for item in value:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE (e.g. arch.gch=32)")
+        pairs[key.strip()] = raw
+    return tuple(pairs.items())
+
+
 def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `train` and `run`."""
     opts = [
@@ -125,6 +137,16 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             is_flag=True,
             help="Train on each seed document's own data settings (e.g. seed 004's random half "
             "of the training set) instead of the common full training set.",
+        ),
+        click.option(
+            "--set",
+            "overrides",
+            multiple=True,
+            callback=_parse_overrides,
+            metavar="KEY=VALUE",
+            help="Override a recipe setting for every variant of the run, e.g. --set "
+            "arch.gch=32 --set optim.betas=0.5,0.999 --set augment=none --set ema_decay=0 "
+            "--set loss_kwargs.n_critic=2. Recorded in config.json and every row.",
         ),
         click.option(
             "--progress/--no-progress",
@@ -261,6 +283,7 @@ def _run(
     data_dir: Path | None,
     progress: bool | None,
     faithful: bool,
+    overrides: tuple[tuple[str, str], ...],
 ) -> None:
     from bench.executor import RunPlan, execute
 
@@ -276,7 +299,13 @@ def _run(
         data_dir=str(data_dir) if data_dir is not None else None,
         progress=progress,
         faithful=faithful,
+        overrides=overrides,
     )
+    for name in variants:  # a --set that does not fit a variant fails before any training
+        try:
+            plan.variant(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
     run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
     if not dry_run:
         from bench.data import locate
@@ -288,6 +317,7 @@ def _run(
     click.echo(
         f"run folder: {run.path}  (profile {prof.name}, {plan.kimg:g} kimg per job, "
         f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
+        + (f"\n  overrides: {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
     )
     t0 = time.perf_counter()
     rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]])
@@ -298,13 +328,17 @@ def _run(
     )
 
 
-def _print_plan(plan: Any, run: RunFolder) -> None:
+def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in overrides)
 
+
+def _print_plan(plan: Any, run: RunFolder) -> None:
     latest = run.latest() if run.results_path.is_file() else {}
     click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
     faithful = ", seed-faithful data" if plan.faithful else ""
     click.echo(
         f"profile {plan.profile.name}: {plan.kimg:g} kimg per job, {plan.precision}{faithful}"
+        + (f", overrides {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
     )
     for name, seed in plan.jobs():
         v = plan.variant(name)

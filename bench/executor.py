@@ -31,7 +31,8 @@ from models.data_options import DataOptions
 from models.registry import Variant, get_variant
 
 # Settings that define a run's results: an existing folder refuses a rerun that changes them.
-_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful")
+_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful", "overrides")
+_DEFINING_DEFAULTS: dict[str, Any] = {"overrides": {}}  # folders written before a key existed
 
 
 def resolve_device(device: str) -> str:
@@ -55,11 +56,14 @@ class RunPlan:
     data_dir: str | None = None
     progress: bool | None = None
     faithful: bool = False  # train each variant on its seed document's own data settings
+    overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE, applied to every variant
 
     def variant(self, name: str) -> Variant:
-        """The registered variant, with its seed-faithful data settings under ``faithful``."""
+        """The registered variant, with its seed-faithful data settings under ``faithful``
+        and the ``--set`` overrides applied (ValueError when one does not fit it)."""
         v = get_variant(name)
-        return v.as_seed_trained() if self.faithful else v
+        v = v.as_seed_trained() if self.faithful else v
+        return v.with_overrides(dict(self.overrides)) if self.overrides else v
 
     def settings(self, seed: int) -> TrainSettings:
         """Training settings of one job."""
@@ -86,6 +90,7 @@ class RunPlan:
             "precision": self.precision,
             "channels_last": self.channels_last,
             "faithful": self.faithful,
+            "overrides": dict(self.overrides),
         }
 
 
@@ -101,7 +106,7 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
         clash = [
             f"{k}: folder has {had.get(k)!r}, asked {plan.defining()[k]!r}"
             for k in _RUN_DEFINING
-            if had.get(k) != plan.defining()[k]
+            if had.get(k, _DEFINING_DEFAULTS.get(k)) != plan.defining()[k]
         ]
         if clash:
             raise RunFolderError(
@@ -157,6 +162,8 @@ def run_job(
         "device": plan.device,
         "kimg_budget": plan.kimg,
     }
+    if plan.overrides:
+        row["overrides"] = dict(plan.overrides)
     if data is None:
         data = load_part(variant.data, "train", plan.data_dir)
     row["train_images"] = len(data)

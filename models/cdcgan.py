@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from models.init import dcgan_init
-from models.layers import ConditionalBatchNorm2d
+from models.layers import ConditionalBatchNorm2d, sn
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -28,6 +28,14 @@ class CDCGANArch:
     ngf: int = 64  # as dcgan
     ndf: int = 64  # as dcgan
     n_classes: int = 10  # Fashion-MNIST classes
+    d_norm: str = "batch"  # "batch" (dcgan's D) or "spectral" (Miyato & Koyama's D: SN, no BN)
+    pool: str = "sum"  # global pooling of D's 4x4 features: "sum" (Miyato & Koyama) or "mean"
+
+    def __post_init__(self) -> None:
+        if self.d_norm not in ("batch", "spectral"):
+            raise ValueError(f"d_norm must be 'batch' or 'spectral', got {self.d_norm!r}")
+        if self.pool not in ("sum", "mean"):
+            raise ValueError(f"pool must be 'sum' or 'mean', got {self.pool!r}")
 
 
 class CDCGANGenerator(nn.Module):
@@ -65,23 +73,31 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, arch: CDCGANArch) -> None:
         super().__init__()
         d = arch.ndf
+        spectral = arch.d_norm == "spectral"
+        wrap = sn if spectral else (lambda m: m)
+
+        def norm(c: int) -> nn.Module:
+            return nn.Identity() if spectral else nn.BatchNorm2d(c)
+
         self.trunk = nn.Sequential(
-            nn.Conv2d(1, d, 4, 2, 1, bias=False),  # 14x14
+            wrap(nn.Conv2d(1, d, 4, 2, 1, bias=spectral)),  # 14x14
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(d, d * 2, 4, 2, 1, bias=False),  # 7x7
-            nn.BatchNorm2d(d * 2),
+            wrap(nn.Conv2d(d, d * 2, 4, 2, 1, bias=spectral)),  # 7x7
+            norm(d * 2),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(d * 2, d * 4, 3, 2, 1, bias=False),  # 4x4
-            nn.BatchNorm2d(d * 4),
+            wrap(nn.Conv2d(d * 2, d * 4, 3, 2, 1, bias=spectral)),  # 4x4
+            norm(d * 4),
             nn.LeakyReLU(0.2, inplace=True),
         )
-        self.linear = nn.Linear(d * 4, 1)
-        self.embed = nn.Embedding(arch.n_classes, d * 4)
+        self.linear = wrap(nn.Linear(d * 4, 1))
+        self.embed = wrap(nn.Embedding(arch.n_classes, d * 4))
+        self.mean_pool = arch.pool == "mean"
         dcgan_init(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Real/fake logits for images ``x`` claimed to be of classes ``labels``."""
-        h = self.trunk(x).sum(dim=(2, 3))
+        h = self.trunk(x)
+        h = h.mean(dim=(2, 3)) if self.mean_pool else h.sum(dim=(2, 3))
         return self.linear(h).reshape(-1) + (self.embed(labels) * h).sum(dim=1)
 
 

@@ -99,6 +99,25 @@ class Variant:
             return self
         return dataclasses.replace(self, data=dataclasses.replace(self.data, **self.faithful))
 
+    def with_overrides(self, overrides: dict[str, str]) -> Variant:
+        """This variant with hyper-parameters replaced (``bench run --set KEY=VALUE``).
+
+        Keys name a field of the recipe: ``arch.<field>``, ``optim.<field>``,
+        ``loss_kwargs.<name>`` (any keyword the loss accepts), ``loss``, ``ema_decay``, ``augment``
+        (comma-separated policies, or ``none``) and ``batch_size``. Values are strings parsed
+        to the type of the value they replace, so a sweep can be written on the command
+        line and recorded verbatim. The result is validated like a registration.
+
+        Raises:
+            ValueError: unknown key, unparsable value, or an invalid resulting recipe; the
+                message names the key and, for unknown keys, the valid ones.
+        """
+        v = self
+        for key, raw in overrides.items():
+            v = _override_one(v, key, raw)
+        _validate(v.name or "<override>", v, check_name=False)
+        return v
+
     def build_loss(self) -> GANLoss:
         """The loss object this variant trains with."""
         return build_loss(self.loss, **self.loss_kwargs)
@@ -138,16 +157,85 @@ class UnknownVariantError(KeyError):
         return str(self.args[0])
 
 
-def _validate(name: str, v: Variant) -> None:
-    if not _NAME_RE.match(name):
+def _parse_as(raw: str, like: Any, key: str) -> Any:
+    """``raw`` parsed to the type of ``like`` (bool, int, float, str or a tuple of those)."""
+    try:
+        if isinstance(like, bool):
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(like, int):
+            return int(raw)
+        if isinstance(like, float):
+            return float(raw)
+        if isinstance(like, tuple):
+            items = [x for x in raw.split(",") if x.strip()]
+            if like and len(items) != len(like):
+                raise ValueError(f"{len(items)} values, expected {len(like)}")
+            return tuple(_parse_as(x, like[0] if like else "", key) for x in items)
+        if isinstance(like, str):
+            return raw.strip()
+    except ValueError as exc:
+        kind = type(like).__name__
+        raise ValueError(f"--set {key}={raw}: not a valid {kind} ({exc})") from None
+    raise ValueError(f"--set {key}: values of type {type(like).__name__} cannot be overridden")
+
+
+_TOP_LEVEL_OVERRIDES = ("loss", "ema_decay", "augment", "batch_size")
+
+
+def override_keys(v: Variant) -> list[str]:
+    """Every key :meth:`Variant.with_overrides` accepts for ``v`` (loss keywords aside)."""
+    return [
+        *(f"arch.{f.name}" for f in dataclasses.fields(v.arch)),
+        *(f"optim.{f.name}" for f in dataclasses.fields(v.optim)),
+        "loss_kwargs.<name>",
+        *_TOP_LEVEL_OVERRIDES,
+    ]
+
+
+def _override_one(v: Variant, key: str, raw: str) -> Variant:
+    head, _, attr = key.partition(".")
+    if head in ("arch", "optim") and attr:
+        obj = getattr(v, head)
+        names = [f.name for f in dataclasses.fields(obj)]
+        if attr in names:
+            new = dataclasses.replace(obj, **{attr: _parse_as(raw, getattr(obj, attr), key)})
+            if head == "arch" and attr == "z_dim":  # the sampler reads Variant.z_dim
+                return dataclasses.replace(v, arch=new, z_dim=new.z_dim)
+            return dataclasses.replace(v, **{head: new})
+    elif head == "loss_kwargs" and attr:
+        value: Any = _parse_as(raw, 0.0, key)
+        if float(value).is_integer() and "." not in raw and "e" not in raw.lower():
+            value = int(value)
+        return dataclasses.replace(v, loss_kwargs={**v.loss_kwargs, attr: value})
+    elif key == "augment":
+        policies = () if raw.strip().lower() in ("", "none") else _parse_as(raw, (), key)
+        return dataclasses.replace(v, augment=policies)
+    elif key in _TOP_LEVEL_OVERRIDES:
+        return dataclasses.replace(v, **{key: _parse_as(raw, getattr(v, key), key)})
+    raise ValueError(
+        f"--set {key}: not a setting of variant {v.name or '?'}; valid keys: "
+        + ", ".join(override_keys(v))
+    )
+
+
+def _validate(name: str, v: Variant, check_name: bool = True) -> None:
+    if check_name and not _NAME_RE.match(name):
         raise ValueError(f"variant name {name!r} must match {_NAME_RE.pattern}")
-    if name in _VARIANTS:
+    if check_name and name in _VARIANTS:
         raise ValueError(f"variant {name!r} is already registered")
     if not dataclasses.is_dataclass(v.arch) or not v.arch.__dataclass_params__.frozen:
         raise ValueError(f"variant {name!r}: arch must be a frozen dataclass")
     if v.loss not in loss_names():
         raise ValueError(f"variant {name!r}: unknown loss {v.loss!r} ({', '.join(loss_names())})")
-    build_loss(v.loss, **v.loss_kwargs)  # rejects bad loss kwargs now
+    try:
+        build_loss(v.loss, **v.loss_kwargs)  # rejects bad loss kwargs now
+    except TypeError as exc:
+        raise ValueError(f"variant {name!r}: bad loss settings for {v.loss!r} ({exc})") from None
     if v.batch_size <= 0 or v.z_dim <= 0:
         raise ValueError(f"variant {name!r}: batch_size and z_dim must be positive")
     if not 0.0 <= v.ema_decay < 1.0:

@@ -55,6 +55,7 @@ def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None
         "precision": "fp32",
         "channels_last": True,
         "faithful": False,
+        "overrides": {},
     }
     assert config["seeds"] == [0, 1] and list(config["variants"]) == ["dcgan"]
     assert "torch" in config["versions"] and "git_commit" in config
@@ -105,6 +106,11 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
         (["run", "--all", "--device", "tpu9"], ["not a device"]),
         (["perf", "--precision", "fp8"], ["fp8"]),
         (["bogus"], ["No such command"]),
+        (["run", "--variants", "dcgan", "--set", "ngf"], ["'ngf' is not KEY=VALUE"]),
+        (["run", "--variants", "dcgan", "--set", "arch.gch=32"], ["arch.ngf", "valid keys"]),
+        (["run", "--variants", "dcgan", "--set", "arch.ngf=wide"], ["not a valid int"]),
+        (["run", "--variants", "dcgan", "--set", "ema_decay=1"], ["ema_decay must be in"]),
+        (["train", "dcgan", "--set", "loss=lsgan"], ["unknown loss 'lsgan'", "hinge"]),
     ],
 )
 def test_bad_input_is_one_clear_error(args: list[str], needles: list[str]) -> None:
@@ -160,6 +166,29 @@ def test_conflicting_rerun_keeps_results(synthetic_dir: Path, tmp_path: Path) ->
     result = invoke(*base, "--kimg", "0.512")
     assert_usage_error(result, "other settings", "kimg")
     assert ((out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()) == before
+
+
+def test_set_overrides_train_record_and_guard_the_folder(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    args = ["run", "--variants", "dcgan", *TINY, "--data-dir", str(synthetic_dir)]
+    sets = ["--set", "arch.ngf=16", "--set", "optim.betas=0.0,0.9", "--set", "augment=cutout"]
+    result = invoke(*args, *sets, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    want = {"arch.ngf": "16", "optim.betas": "0.0,0.9", "augment": "cutout"}
+    config = json.loads((out / "config.json").read_text())
+    assert config["run"]["overrides"] == want
+    recorded = config["variants"]["dcgan"]
+    assert recorded["arch"]["ngf"] == 16 and recorded["optim"]["betas"] == [0.0, 0.9]
+    assert recorded["augment"] == ["cutout"]
+    (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert row["overrides"] == want and row["status"] == "ok"
+    assert row["params_g"] < 837_504  # the narrower generator really trained
+    # The same folder without the overrides would mix recipes: refused, nothing lost.
+    before = (out / "results.jsonl").read_bytes()
+    assert_usage_error(invoke(*args, "--out", str(out)), "other settings", "overrides")
+    assert (out / "results.jsonl").read_bytes() == before
 
 
 def test_rerun_may_add_variants_and_seeds(synthetic_dir: Path, tmp_path: Path) -> None:

@@ -189,3 +189,64 @@ def test_registry_validation(name: str, change: dict, needle: str) -> None:
     base = get_variant("dcgan")
     with pytest.raises((ValueError, TypeError), match=needle):
         _validate(name, dataclasses.replace(base, **change))
+
+
+def test_overrides_parse_to_the_replaced_types() -> None:
+    v = get_variant("sngan-ema-diffaug")
+    w = v.with_overrides(
+        {
+            "arch.gch": "32",
+            "arch.z_dim": "64",
+            "optim.betas": "0.5, 0.999",
+            "optim.lr_d": "4e-4",
+            "augment": "none",
+            "ema_decay": "0",
+            "loss_kwargs.n_critic": "2",
+        }
+    )
+    assert w.arch.gch == 32 and w.arch.dch == v.arch.dch
+    assert w.z_dim == w.arch.z_dim == 64  # the sampler and the network agree
+    assert w.optim.betas == (0.5, 0.999) and w.optim.lr_d == 4e-4
+    assert w.augment == () and w.ema_decay == 0.0
+    assert w.build_loss().n_critic == 2 and w.name == v.name
+    G, _ = w.build(0)
+    z, _ = w.sample_latents(3)
+    assert G(z).shape == (3, 1, 28, 28)
+    assert v.arch.gch == 64 and v.augment  # the registered recipe is untouched
+    assert get_variant("sngan-ema-diffaug") == v
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"arch.ngf": "8"}, "valid keys: arch.z_dim, arch.gch"),
+        ({"name": "x"}, "not a setting"),
+        ({"arch.gch": "1.5"}, "not a valid int"),
+        ({"optim.betas": "0.5"}, "expected 2"),
+        ({"ema_decay": "-0.1"}, "ema_decay must be in"),
+        ({"loss_kwargs.nope": "1"}, "bad loss settings"),
+        ({"augment": "flip"}, "unknown augment"),
+        ({"batch_size": "0"}, "must be positive"),
+    ],
+)
+def test_bad_overrides_are_refused(change: dict, needle: str) -> None:
+    with pytest.raises(ValueError, match=needle):
+        get_variant("sngan-ema-diffaug").with_overrides(change)
+
+
+def test_cdcgan_spectral_projection_option() -> None:
+    """Miyato & Koyama's discriminator: spectral norm on every layer (embedding included),
+    no batch norm; each weight's top singular value is 1 after a few power iterations."""
+    v = get_variant("cdcgan").with_overrides({"arch.d_norm": "spectral", "loss": "hinge"})
+    _, D = v.build(0)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    D.train()
+    x, y = torch.randn(8, 1, 28, 28), torch.arange(8)
+    for _ in range(30):
+        D(x, y)  # power iterations
+    for m in (D.trunk[0], D.trunk[2], D.trunk[5], D.linear):
+        w = m.weight.detach().reshape(m.weight.shape[0], -1)
+        assert torch.linalg.matrix_norm(w, ord=2).item() == pytest.approx(1.0, abs=0.05)
+    assert v.with_overrides({"arch.pool": "mean"}).arch.pool == "mean"
+    with pytest.raises(ValueError, match="d_norm must be"):
+        v.with_overrides({"arch.d_norm": "layer"})
