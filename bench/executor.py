@@ -57,6 +57,7 @@ class RunPlan:
     progress: bool | None = None
     faithful: bool = False  # train each variant on its seed document's own data settings
     overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE, applied to every variant
+    inception_weights: str | None = None  # TF-Inception file; else env, hub cache, download
 
     def variant(self, name: str) -> Variant:
         """The registered variant, with its seed-faithful data settings under ``faithful``
@@ -222,7 +223,13 @@ def execute(
         done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
         data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
         scorer = Scorer(
-            EvalSettings(num_samples=plan.profile.eval_samples), plan.data_dir, plan.device
+            EvalSettings(
+                num_samples=plan.profile.eval_samples,
+                inception_samples=plan.profile.inception_samples,
+            ),
+            plan.data_dir,
+            plan.device,
+            inception_weights=plan.inception_weights,
         )
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:
@@ -252,6 +259,11 @@ def format_row(row: dict[str, Any]) -> str:
         scores = ""
         if "fid_fmnist" in m:
             scores = f"; FID(fmnist) {m['fid_fmnist']:.2f}, IS(fmnist) {m['is_fmnist']:.2f}"
+        if "fid_inception" in m:
+            scores += f", FID(inception, N={row['protocol']['inception']['num_samples']}) "
+            scores += f"{m['fid_inception']:.1f}"
+        if "is_inception" in m:
+            scores += f", IS(inception) {m['is_inception']:.2f}"
         elif row.get("metrics_error"):
             scores = f"; no metrics: {row['metrics_error']}"
         return (

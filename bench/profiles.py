@@ -19,6 +19,7 @@ class Profile:
     grid_kimg: float  # fixed-noise sample grid interval (the training-progress strip)
     eval_samples: int  # generated samples for the evaluator metrics (vs the 10k test split)
     description: str
+    inception_samples: int = 0  # generated (and reference) images for the Inception metrics
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -42,7 +43,19 @@ PROFILES: dict[str, Profile] = {
             checkpoint_kimg=10.0,
             grid_kimg=6.0,
             eval_samples=10_000,
-            description="CPU default: one epoch of Fashion-MNIST per variant, minutes each",
+            inception_samples=1_000,
+            description="CPU default: one epoch of Fashion-MNIST per variant, minutes each; "
+            "evaluator metrics on 10k samples, Inception metrics on 1k (~1.5 min per variant)",
+        ),
+        Profile(
+            "lucic",
+            kimg=1_200.0,
+            checkpoint_kimg=30.0,
+            grid_kimg=60.0,
+            eval_samples=10_000,
+            inception_samples=10_000,
+            description="Lucic et al. 2018's protocol: 20 epochs, 10k generated vs the 10k test "
+            "images on TF-Inception pool3 (GPU-sized: hours per variant on CPU)",
         ),
     )
 }

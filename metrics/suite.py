@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
@@ -44,6 +45,8 @@ class EvalSettings:
     kid_subsets: int = 100  # torch-fidelity's defaults
     kid_subset_size: int = 1000  # lowered to the sample count when that is smaller (recorded)
     prc_neighborhood: int = 3  # k of the k-NN manifolds (Kynkaanniemi et al. 2019)
+    inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
+    inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
 
 
 def versions() -> dict[str, str]:
@@ -108,25 +111,34 @@ def _describe(x: Any) -> str:
 def extract(
     extractor: nn.Module, images: torch.Tensor, batch_size: int = 500
 ) -> dict[str, torch.Tensor]:
-    """Run ``extractor`` (a torch-fidelity FeatureExtractorBase) over uint8 ``images``."""
+    """Run ``extractor`` (a torch-fidelity FeatureExtractorBase) over uint8 ``images``.
+
+    Gray images are replicated to RGB for extractors that take RGB only (Inception), as
+    torch-fidelity's own dataset wrappers do.
+    """
     names = extractor.get_requested_features_list()
+    rgb = isinstance(extractor, FeatureExtractorInceptionV3)
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
     for i in range(0, len(images), batch_size):
-        feats = extractor(images[i : i + batch_size])
+        batch = images[i : i + batch_size]
+        if rgb and batch.shape[1] == 1:
+            batch = batch.expand(-1, 3, -1, -1)
+        feats = extractor(batch)
         for name, f in zip(names, feats, strict=True):
             out[name].append(f.cpu())
     return {n: torch.cat(v) for n, v in out.items()}
 
 
 def reference_features(
-    extractor: FMNISTEvaluatorExtractor,
+    extractor: nn.Module,
     images: torch.Tensor,
     key: dict[str, Any],
     cache_dir: Path | None,
     batch_size: int = 500,
 ) -> dict[str, torch.Tensor]:
     """Features of the reference images, cached on disk under a hash of ``key`` plus the
-    extractor, its weights hash and the versions (written atomically)."""
+    extractor, its weights hash (``extractor.weights_sha256``) and the versions (written
+    atomically)."""
     full_key = {
         **key,
         "extractor": extractor.get_name(),
@@ -240,17 +252,43 @@ def fmnist_metrics(
     return out, notes
 
 
+def inception_metrics(
+    extractor: FeatureExtractorInceptionV3,
+    gen_images: torch.Tensor,
+    ref_feats: dict[str, torch.Tensor],
+    settings: EvalSettings,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """FID, KID, precision/recall on pool3 and, when the extractor has logits, the IS.
+
+    One feature pass: torch-fidelity's TF1-compatible bilinear upscaling to 299x299 happens
+    inside the extractor; gray images are replicated to RGB.
+    """
+    check_images(gen_images, "generated images")
+    feats = extract(extractor, gen_images, settings.inception_batch_size)
+    out, notes = distribution_metrics(feats["2048"], ref_feats["2048"], settings, "inception")
+    if "logits_unbiased" in feats:
+        out["is_inception"], out["is_inception_std"] = inception_score(
+            feats["logits_unbiased"], settings
+        )
+    return out, notes
+
+
+INCEPTION_RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299; gray->RGB"
+FMNIST_RESIZE = "bilinear, antialiased, to 28x28 (none at 28x28); RGB averaged to gray"
+
+
 def protocol(
-    extractor: FMNISTEvaluatorExtractor,
+    extractor: nn.Module,
     settings: EvalSettings,
     reference: dict[str, Any],
     notes: dict[str, Any],
 ) -> dict[str, Any]:
     """Everything needed to compare (or refuse to compare) two results."""
+    inception = isinstance(extractor, FeatureExtractorInceptionV3)
     return {
-        "extractor": FMNIST_EXTRACTOR,
+        "extractor": extractor.get_name() if inception else FMNIST_EXTRACTOR,
         "weights_sha256": extractor.weights_sha256,
-        "resize": "bilinear, antialiased, to 28x28 (none at 28x28); RGB averaged to gray",
+        "resize": INCEPTION_RESIZE if inception else FMNIST_RESIZE,
         "reference": reference,
         **asdict(settings),
         **notes,

