@@ -476,6 +476,124 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
     click.echo(f"sha256 {digest}  {target}")
 
 
+@cli.command("score")
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Images for the evaluator metrics (generated from a checkpoint, or the first N).",
+)
+@click.option(
+    "--inception-samples",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    help="Images for the Inception metrics (0 skips them; ~10 img/s on 2 CPU cores).",
+)
+@click.option(
+    "--classes",
+    default=None,
+    help="Comma-separated class ids the reference is restricted to (images only; a "
+    "checkpoint uses its variant's classes).",
+)
+@click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
+@click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TF-Inception weights file (see `bench weights`).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="FMGAN_DATA_DIR",
+    help="Folder with the Fashion-MNIST IDX files (the reference is the test split).",
+)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def score_cmd(
+    target: Path,
+    samples: int,
+    inception_samples: int,
+    classes: str | None,
+    metric_seed: int,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Score TARGET against the Fashion-MNIST test split with every available metric.
+
+    TARGET is one of our checkpoints (checkpoint.pt or its job folder: G_ema is sampled in
+    memory), a folder of images, or an .npz holding one uint8 array (N, H, W), (N, H, W, C)
+    or (N, C, H, W). Prints each metric key with its value and direction.
+    """
+    import json
+
+    from bench.scoring import Scorer, load_generator
+    from metrics.images import load_images
+    from metrics.keys import METRICS
+    from metrics.suite import EvalSettings, MetricInputError
+
+    class_ids = None
+    if classes is not None:
+        try:
+            class_ids = tuple(sorted({int(c) for c in classes.split(",") if c.strip()}))
+        except ValueError:
+            raise click.BadParameter(
+                "give class ids 0..9, e.g. 0,1", param_hint="--classes"
+            ) from None
+        if not class_ids or not all(0 <= c <= 9 for c in class_ids):
+            raise click.BadParameter("class ids must be in 0..9", param_hint="--classes")
+    dev = _device(device)
+    settings = EvalSettings(
+        num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples
+    )
+    dd = str(data_dir) if data_dir is not None else None
+    from bench.data import locate
+
+    locate(dd)
+    scorer = Scorer(settings, dd, dev, str(inception_weights) if inception_weights else None)
+    is_checkpoint = target.suffix == ".pt" or (target / "checkpoint.pt").is_file()
+    if is_checkpoint:
+        variant, G, about = load_generator(target)
+        row = scorer.score(variant, G.to(dev))
+    else:
+        try:
+            images = load_images(target)
+        except MetricInputError as exc:
+            raise _Fail(str(exc), 2) from None
+        about = {"images": str(target), "count": len(images), "shape": list(images.shape[1:])}
+        row = scorer.score_images(images, None, class_ids)
+    if row.get("metrics_error"):
+        raise _Fail(f"cannot score {target}: {row['metrics_error']}", 2)
+    if as_json:
+        click.echo(json.dumps({"target": about, **row}, indent=2, sort_keys=True))
+        return
+    click.echo("  ".join(f"{k}={v}" for k, v in about.items()))
+    for key, value in row["metrics"].items():
+        arrow = ""
+        if key in METRICS:
+            arrow = "higher is better" if METRICS[key].higher_is_better else "lower is better"
+        shown = "n/a" if value is None else f"{value:.6g}"
+        click.echo(f"  {key:<22} {shown:>12}  {arrow}")
+    missing = row.get("metrics_unavailable") or {}
+    for key, why in missing.items():
+        if key.endswith("_std") and key[: -len("_std")] in missing:
+            continue  # said once for the metric
+        click.echo(f"  {key:<22} {'unavailable':>12}  {why}")
+    for name, proto in row["protocol"].items():
+        click.echo(
+            f"protocol {name}: {proto['extractor']} sha256 {proto['weights_sha256'][:12]}, "
+            f"{proto['num_samples']} samples vs {proto['reference']['split']} "
+            f"({proto['reference']['size']} images), metric seed {proto['metric_seed']}"
+        )
+    click.echo(f"scored in {row['eval_seconds']:.1f} s")
+
+
 @cli.group("weights", invoke_without_command=True)
 @click.option(
     "--inception-weights",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -115,24 +116,44 @@ class Scorer:
         return self._refs[classes]
 
     def score(self, variant: Variant, G: nn.Module) -> dict[str, Any]:
-        """Row fields ``metrics``, ``protocol`` and ``eval_seconds`` for generator ``G``.
+        """Row fields ``metrics``, ``protocol`` and ``eval_seconds`` for generator ``G``
+        (sampled in memory, eval mode, latents from the metric seed).
 
-        A missing or mismatched evaluator does not crash the run: the row says why instead.
+        A missing evaluator or Inception does not crash the run: the row says why instead.
+        """
+        n = max(self.settings.num_samples, self.settings.inception_samples)
+        try:
+            images, labels = generate(G, variant, n, self.settings.metric_seed, self.device)
+        except MetricInputError as exc:
+            return {"metrics": {}, "metrics_error": str(exc)}
+        return self.score_images(images, labels, variant.data.classes)
+
+    def score_images(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        classes: tuple[int, ...] | None = None,
+    ) -> dict[str, Any]:
+        """Score uint8 images (N, C, H, W) against the test split restricted to ``classes``.
+
+        The first ``num_samples`` images feed the evaluator metrics, the first
+        ``inception_samples`` the Inception metrics. ``labels`` (the classes the images
+        were generated for) add label accuracy and intra-class FID.
         """
         t0 = time.perf_counter()
+        class_ids = classes if classes is not None else tuple(range(10))
+        n_eval = self.settings.num_samples
         try:
-            feats, labels, desc = self.reference(variant.data.classes)
-            images, gen_labels = generate(
-                G, variant, self.settings.num_samples, self.settings.metric_seed, self.device
-            )
+            feats, ref_labels, desc = self.reference(classes)
             values, notes = fmnist_metrics(
-                self.extractor, images, gen_labels, feats, labels, variant.data.class_ids,
-                self.settings,
+                self.extractor, images[:n_eval], None if labels is None else labels[:n_eval],
+                feats, ref_labels, class_ids, self.settings,
             )  # fmt: skip
         except EvaluatorUnavailable as exc:
             return {"metrics": {}, "metrics_error": f"evaluator unavailable: {exc}"}
         except MetricInputError as exc:  # e.g. too few samples: the training result stands
             return {"metrics": {}, "metrics_error": str(exc)}
+        notes["num_samples"] = min(n_eval, len(images))
         row: dict[str, Any] = {
             "metrics": values,
             "protocol": {"fmnist": protocol(self.extractor, self.settings, desc, notes)},
@@ -140,23 +161,18 @@ class Scorer:
         if self.settings.inception_samples > 0:
             row["metrics_unavailable"] = {}
             try:
-                self._score_inception(variant, G, images, row)
-            except InceptionUnavailable as exc:
-                for key in INCEPTION_KEYS:
-                    row["metrics_unavailable"][key] = str(exc)
-            except MetricInputError as exc:
+                self._score_inception(images, classes, row)
+            except (InceptionUnavailable, MetricInputError) as exc:
                 for key in INCEPTION_KEYS:
                     row["metrics_unavailable"][key] = str(exc)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         return row
 
     def _score_inception(
-        self, variant: Variant, G: nn.Module, images: torch.Tensor, row: dict[str, Any]
+        self, images: torch.Tensor, classes: tuple[int, ...] | None, row: dict[str, Any]
     ) -> None:
-        n = self.settings.inception_samples
-        if n > len(images):  # same latents as the evaluator metrics, extended
-            images, _ = generate(G, variant, n, self.settings.metric_seed, self.device)
-        feats, desc = self.inception_reference(variant.data.classes)
+        n = min(self.settings.inception_samples, len(images))
+        feats, desc = self.inception_reference(classes)
         inc = self.inception
         values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings)
         row["metrics"].update(values)
@@ -179,3 +195,65 @@ INCEPTION_KEYS = (
     "precision_inception",
     "recall_inception",
 )
+
+
+def load_generator(path: Path) -> tuple[Variant, nn.Module, dict[str, Any]]:
+    """(variant, G_ema in eval mode, description) from one of our checkpoints.
+
+    ``path`` is a checkpoint.pt or a job folder holding one. The recipe is the registered
+    variant with the run's ``--faithful`` and ``--set`` settings (from the run folder's
+    config.json), and must match the recipe stored in the checkpoint.
+
+    Raises:
+        BenchError: not a checkpoint of ours, or a recipe this version cannot rebuild.
+    """
+    import json
+
+    from bench.checkpoint import load_checkpoint
+    from bench.errors import BenchError
+    from bench.executor import RunPlan
+    from bench.profiles import get_profile
+    from models.registry import UnknownVariantError
+
+    ckpt = path / "checkpoint.pt" if path.is_dir() else path
+    state = load_checkpoint(ckpt)
+    saved = state["config"]["variant"]
+    run_config = ckpt.parent.parent.parent / "config.json"
+    run: dict[str, Any] = {}
+    if run_config.is_file():
+        try:
+            run = json.loads(run_config.read_text(encoding="utf-8")).get("run", {})
+        except (OSError, ValueError):
+            run = {}
+    plan = RunPlan(
+        profile=get_profile("smoke"),
+        variants=(),
+        seeds=(),
+        kimg=1.0,
+        faithful=bool(run.get("faithful", False)),
+        overrides=tuple((run.get("overrides") or {}).items()),
+    )
+    try:
+        variant = plan.variant(saved["name"])
+    except UnknownVariantError as exc:
+        raise BenchError(f"{ckpt}: {exc}") from None
+    except ValueError as exc:
+        raise BenchError(f"{ckpt}: the run's settings no longer apply ({exc})") from None
+    rebuilt = variant.to_dict()
+    for key in ("arch", "z_dim", "conditional", "data"):
+        if _plain(rebuilt[key]) != _plain(saved.get(key)):
+            raise BenchError(
+                f"{ckpt}: trained with {key}={saved.get(key)} but variant {saved['name']!r} "
+                f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
+            )
+    G, _ = variant.build(0)
+    G.load_state_dict(state["G_ema"])
+    G.eval()
+    return variant, G, {"checkpoint": str(ckpt), "step": state["step"], "variant": saved["name"]}
+
+
+def _plain(x: Any) -> Any:
+    """JSON round trip, so tuples and lists compare equal."""
+    import json
+
+    return json.loads(json.dumps(x))

@@ -117,6 +117,7 @@ def resolve_tf_inception(
     tried.append(f"no file in {cached}")
     if download and os.environ.get(NO_DOWNLOAD_ENV) != "1":
         try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached), progress=False)
             return InceptionWeights(INCEPTION, cached, file_digest(cached), "download")
         except Exception as exc:  # no network, DNS, HTTP error: all mean "not here"

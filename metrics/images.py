@@ -1,0 +1,75 @@
+"""Images a user brings to ``bench score``: a folder of image files or an .npz array.
+
+Everything becomes one uint8 tensor (N, C, H, W) with C in {1, 3}, which every extractor
+takes; anything else is a :class:`MetricInputError` saying what was found and what is expected.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.suite import MetricInputError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def load_images(path: str | Path) -> torch.Tensor:
+    """uint8 images (N, C, H, W) from a folder of image files or an .npz file."""
+    p = Path(path)
+    if p.is_dir():
+        return _from_folder(p)
+    if p.is_file() and p.suffix == ".npz":
+        return _from_npz(p)
+    raise MetricInputError(f"{p}: expected a folder of images or an .npz file")
+
+
+def _from_folder(folder: Path) -> torch.Tensor:
+    from torchvision.io import ImageReadMode, decode_image
+
+    files = sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise MetricInputError(f"{folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+    images = []
+    for f in files:
+        try:
+            x = decode_image(str(f), mode=ImageReadMode.UNCHANGED)
+        except Exception as exc:
+            raise MetricInputError(f"{f}: not a readable image ({exc})") from None
+        if x.shape[0] in (2, 4):  # drop alpha
+            x = x[: x.shape[0] - 1]
+        images.append(x)
+    shapes = {tuple(x.shape) for x in images}
+    if len(shapes) > 1:
+        raise MetricInputError(f"{folder}: images differ in size or mode: {sorted(shapes)[:4]}")
+    return torch.stack(images)
+
+
+def _from_npz(path: Path) -> torch.Tensor:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise MetricInputError(f"{path}: not a readable .npz ({exc})") from None
+    if len(arrays) != 1:
+        raise MetricInputError(
+            f"{path}: expected one image array, found {len(arrays)} ({', '.join(arrays)})"
+        )
+    ((name, a),) = arrays.items()
+    if a.dtype != np.uint8:
+        raise MetricInputError(
+            f"{path}: array {name!r} is {a.dtype}; expected uint8 0..255 (convert with "
+            f"(x * 255).round().clip(0, 255).astype('uint8') for [0, 1] floats)"
+        )
+    if a.ndim == 3:
+        a = a[:, None]
+    elif a.ndim == 4 and a.shape[-1] in (1, 3) and a.shape[1] not in (1, 3):
+        a = a.transpose(0, 3, 1, 2)
+    if a.ndim != 4 or a.shape[1] not in (1, 3) or a.shape[0] == 0:
+        raise MetricInputError(
+            f"{path}: array {name!r} has shape {a.shape}; expected (N, H, W), (N, H, W, C) or "
+            f"(N, C, H, W) with C 1 or 3"
+        )
+    return torch.from_numpy(np.ascontiguousarray(a))
