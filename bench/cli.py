@@ -90,6 +90,22 @@ def _parse_overrides(
     return tuple(pairs.items())
 
 
+_reference_stats_option = click.option(
+    "--reference-stats",
+    "reference_stats",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Reference features exported by `bench reference export`, used instead of "
+    "extracting them (refused unless made with the extractor and weights in use).",
+)
+
+
+def _load_references(paths: tuple[Path, ...]) -> list[Any]:
+    from bench.reference import load_reference
+
+    return [load_reference(p) for p in paths]
+
+
 def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Options shared by `train` and `run`."""
     opts = [
@@ -155,6 +171,13 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="torch-fidelity's TF-Inception weights (weights-inception-2015-12-05-*.pth); else "
             "$FMGAN_INCEPTION_WEIGHTS, torch hub's cache, a download, or the offline pool3.",
         ),
+        click.option(
+            "--inception-samples",
+            type=click.IntRange(min=0),
+            default=None,
+            help="Images for the Inception metrics (default: the profile's; 0 skips them).",
+        ),
+        _reference_stats_option,
         click.option(
             "--progress/--no-progress",
             default=None,
@@ -292,6 +315,8 @@ def _run(
     faithful: bool,
     overrides: tuple[tuple[str, str], ...],
     inception_weights: Path | None,
+    inception_samples: int | None,
+    reference_stats: tuple[Path, ...],
 ) -> None:
     from bench.executor import RunPlan, execute
 
@@ -309,7 +334,17 @@ def _run(
         faithful=faithful,
         overrides=overrides,
         inception_weights=str(inception_weights) if inception_weights else None,
+        inception_samples=inception_samples,
+        reference_stats=tuple(str(p) for p in reference_stats),
     )
+    if reference_stats and not dry_run:  # a mismatched file must fail before training
+        from bench.scoring import Scorer
+
+        refs = _load_references(reference_stats)
+        checker = Scorer(
+            plan.eval_settings, plan.data_dir, plan.device, plan.inception_weights, refs
+        )
+        checker.check_references()
     for name in variants:  # a --set that does not fit a variant fails before any training
         try:
             plan.variant(name)
@@ -424,6 +459,157 @@ def perf_cmd(
             click.echo(f"{name:<20} {prec:<9} {rate:>8.0f} {1000 * dt / steps:>8.1f}")
 
 
+@cli.command("perf-metrics")
+@click.option("--images", type=click.IntRange(min=1), default=128, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--evaluator-samples", type=click.IntRange(min=2), default=10_000, show_default=True)
+@click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="TF-Inception weights (else the default places, then the offline pool3).",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="FMGAN_DATA_DIR",
+)
+def perf_metrics_cmd(
+    images: int,
+    batch_size: int,
+    evaluator_samples: int,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Benchmark metric cost: Inception extraction img/s, torch-fidelity's default NCHW path
+    vs channels_last (with the max feature difference), and the evaluator metrics at 10k.
+
+    Uses real test images (28x28 gray, replicated to RGB and upscaled to 299x299 inside the
+    extractor, as in scoring). Writes nothing but the usual reference-feature cache.
+    """
+    import torch
+
+    from bench.data import cache_dir, load_part
+    from bench.scoring import Scorer
+    from metrics.inception import InceptionUnavailable, load_inception
+    from metrics.suite import EvalSettings, extract
+    from models.data_options import DataOptions
+
+    dd = str(data_dir) if data_dir is not None else None
+    test = load_part(DataOptions(), "test", dd)
+    x = test.images[:images]
+    click.echo(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch_size}")
+    weights = str(inception_weights) if inception_weights else None
+    try:
+        feats = {}
+        for layout in ("nchw", "channels_last"):
+            loaded = load_inception(cache_dir(), weights, channels_last=layout != "nchw")
+            extract(loaded.extractor, x[:batch_size], batch_size)  # warm-up
+            t0 = time.perf_counter()
+            feats[layout] = extract(loaded.extractor, x, batch_size)["2048"]
+            dt = time.perf_counter() - t0
+            click.echo(
+                f"inception {loaded.weights.extractor:<28} {layout:<14} "
+                f"{images / dt:7.1f} img/s  ({dt:.1f} s for {images})"
+            )
+        diff = (feats["nchw"] - feats["channels_last"]).abs().max().item()
+        scale = feats["nchw"].abs().max().item()
+        click.echo(f"max |pool3 nchw - channels_last| = {diff:.2e} (max |pool3| {scale:.2f})")
+    except InceptionUnavailable as exc:
+        click.echo(f"inception: unavailable ({exc})")
+    scorer = Scorer(EvalSettings(num_samples=evaluator_samples), dd, "cpu")
+    scorer.reference(None)  # cached reference features, as in a run after the first job
+    real = test.images[:evaluator_samples]
+    t0 = time.perf_counter()
+    row = scorer.score_images(real, None, None)
+    dt = time.perf_counter() - t0
+    click.echo(
+        f"evaluator metrics on {len(real)} images: {dt:.1f} s "
+        f"(FID(fmnist) of test vs itself {row['metrics']['fid_fmnist']:.3f})"
+    )
+
+
+@cli.group("reference")
+def reference_group() -> None:
+    """Reference statistics as files: export them once, import with --reference-stats."""
+
+
+@reference_group.command("export")
+@click.option(
+    "--kind",
+    type=click.Choice(["fmnist", "inception"]),
+    required=True,
+    help="fmnist: evaluator features of the test split; inception: pool3 features.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--classes", default=None, help="Comma-separated class ids (default: all ten).")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Inception only: a fixed random subset of this size (the metric seed's).",
+)
+@click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
+@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None)
+@click.option(
+    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+    envvar="FMGAN_DATA_DIR",
+)  # fmt: skip
+def reference_export_cmd(
+    kind: str,
+    out: Path,
+    classes: str | None,
+    samples: int,
+    metric_seed: int,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Write the test split's reference features, FID statistics (mu, sigma) and protocol
+    to an .npz, for machines without the data or to pin a reference across versions."""
+    from bench.reference import export_reference
+    from bench.scoring import Scorer
+    from metrics.extractors import FMNIST_EXTRACTOR
+    from metrics.suite import EvalSettings
+
+    class_ids = _parse_classes(classes)
+    dd = str(data_dir) if data_dir is not None else None
+    settings = EvalSettings(num_samples=2, metric_seed=metric_seed, inception_samples=samples)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, "cpu", weights)
+    t0 = time.perf_counter()
+    if kind == "fmnist":
+        feats, labels, desc = scorer.reference(class_ids)
+        name, sha, f = FMNIST_EXTRACTOR, scorer.extractor.weights_sha256, feats["features"]
+    else:
+        from metrics.inception import InceptionUnavailable
+
+        try:
+            feats, desc = scorer.inception_reference(class_ids)
+        except InceptionUnavailable as exc:
+            raise _Fail(f"no Inception available: {exc}", 2) from None
+        w = scorer.inception.weights
+        name, sha, f, labels = w.extractor, w.sha256, feats["2048"], None
+    export_reference(kind, name, sha, f, labels, desc, out)
+    click.echo(
+        f"{out}: {name} features {tuple(f.shape)} of {desc['split']} "
+        f"(classes {desc['classes']}) in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+def _parse_classes(classes: str | None) -> tuple[int, ...] | None:
+    if classes is None:
+        return None
+    try:
+        ids = tuple(sorted({int(c) for c in classes.split(",") if c.strip()}))
+    except ValueError:
+        raise click.BadParameter("give class ids 0..9, e.g. 0,1", param_hint="--classes") from None
+    if not ids or not all(0 <= c <= 9 for c in ids):
+        raise click.BadParameter("class ids must be in 0..9", param_hint="--classes")
+    return ids
+
+
 @cli.group("evaluator")
 def evaluator_group() -> None:
     """The Fashion-MNIST evaluator CNN behind the domain metrics (is_fmnist, fid_fmnist, ...)."""
@@ -498,7 +684,21 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
     help="Comma-separated class ids the reference is restricted to (images only; a "
     "checkpoint uses its variant's classes).",
 )
+@click.option(
+    "--ppl-samples",
+    type=click.IntRange(min=0),
+    default=2_000,
+    show_default=True,
+    help="Latent pairs for the path length (checkpoints only; 0 skips smoothness).",
+)
+@click.option(
+    "--strip",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the latent interpolation strip (PNG) here (checkpoints only).",
+)
 @click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
+@_reference_stats_option
 @click.option(
     "--inception-weights",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -518,8 +718,11 @@ def score_cmd(
     target: Path,
     samples: int,
     inception_samples: int,
+    ppl_samples: int,
+    strip: Path | None,
     classes: str | None,
     metric_seed: int,
+    reference_stats: tuple[Path, ...],
     inception_weights: Path | None,
     data_dir: Path | None,
     device: str,
@@ -550,17 +753,24 @@ def score_cmd(
             raise click.BadParameter("class ids must be in 0..9", param_hint="--classes")
     dev = _device(device)
     settings = EvalSettings(
-        num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples
+        num_samples=samples,
+        metric_seed=metric_seed,
+        inception_samples=inception_samples,
+        ppl_samples=ppl_samples,
     )
     dd = str(data_dir) if data_dir is not None else None
     from bench.data import locate
 
-    locate(dd)
-    scorer = Scorer(settings, dd, dev, str(inception_weights) if inception_weights else None)
+    refs = _load_references(reference_stats)
+    if not refs:
+        locate(dd)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, dev, weights, refs)
+    scorer.check_references()
     is_checkpoint = target.suffix == ".pt" or (target / "checkpoint.pt").is_file()
     if is_checkpoint:
         variant, G, about = load_generator(target)
-        row = scorer.score(variant, G.to(dev))
+        row = scorer.score(variant, G.to(dev), strip_path=strip)
     else:
         try:
             images = load_images(target)
@@ -586,11 +796,24 @@ def score_cmd(
             continue  # said once for the metric
         click.echo(f"  {key:<22} {'unavailable':>12}  {why}")
     for name, proto in row["protocol"].items():
+        if name == "smoothness":
+            click.echo(
+                f"protocol smoothness: torch-fidelity PPL, {proto['similarity']}, "
+                f"{proto['samples']} pairs, epsilon {proto['epsilon']:g}, {proto['interpolation']}"
+                f"; {proto['latent_paths']['paths']} slerp paths x "
+                f"{proto['latent_paths']['steps']} steps"
+            )
+            continue
         click.echo(
             f"protocol {name}: {proto['extractor']} sha256 {proto['weights_sha256'][:12]}, "
             f"{proto['num_samples']} samples vs {proto['reference']['split']} "
             f"({proto['reference']['size']} images), metric seed {proto['metric_seed']}"
         )
+    if "interpolation" in row:
+        it = row["interpolation"]
+        click.echo(f"class changes along each path: {it['class_changes']}")
+        if "strip" in it:
+            click.echo(f"interpolation strip: {it['strip']}")
     click.echo(f"scored in {row['eval_seconds']:.1f} s")
 
 

@@ -24,6 +24,7 @@ from bench.errors import BenchError, RunFolderError
 from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
 from bench.profiles import Profile
 from bench.provenance import git_commit, versions
+from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
 from bench.scoring import Scorer
 from metrics.suite import EvalSettings
@@ -58,6 +59,18 @@ class RunPlan:
     faithful: bool = False  # train each variant on its seed document's own data settings
     overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE, applied to every variant
     inception_weights: str | None = None  # TF-Inception file; else env, hub cache, download
+    inception_samples: int | None = None  # None: the profile's
+    reference_stats: tuple[str, ...] = ()  # files of `bench reference export`
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How every job of this run is scored."""
+        n_inc = self.inception_samples
+        return EvalSettings(
+            num_samples=self.profile.eval_samples,
+            inception_samples=self.profile.inception_samples if n_inc is None else n_inc,
+            ppl_samples=self.profile.ppl_samples,
+        )
 
     def variant(self, name: str) -> Variant:
         """The registered variant, with its seed-faithful data settings under ``faithful``
@@ -174,7 +187,10 @@ def run_job(
         result = trainer.train()
         row.update(status=result.status, **_result_fields(asdict(result), job_dir))
         if scorer is not None:
-            row.update(scorer.score(variant, trainer.G_ema))
+            strip = job_dir / "interpolation.png"
+            row.update(scorer.score(variant, trainer.G_ema, strip_path=strip))
+            if "strip" in row.get("interpolation", {}):
+                row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
     except Diverged as exc:
         row.update(
             status="diverged",
@@ -223,13 +239,11 @@ def execute(
         done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
         data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
         scorer = Scorer(
-            EvalSettings(
-                num_samples=plan.profile.eval_samples,
-                inception_samples=plan.profile.inception_samples,
-            ),
+            plan.eval_settings,
             plan.data_dir,
             plan.device,
             inception_weights=plan.inception_weights,
+            references=[load_reference(Path(p)) for p in plan.reference_stats],
         )
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:

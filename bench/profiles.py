@@ -20,6 +20,7 @@ class Profile:
     eval_samples: int  # generated samples for the evaluator metrics (vs the 10k test split)
     description: str
     inception_samples: int = 0  # generated (and reference) images for the Inception metrics
+    ppl_samples: int = 0  # latent pairs for the perceptual path length (0: no smoothness)
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -35,6 +36,7 @@ PROFILES: dict[str, Profile] = {
             checkpoint_kimg=0.5,
             grid_kimg=0.5,
             eval_samples=500,
+            ppl_samples=100,
             description="seconds per variant: exercises every code path, numbers meaningless",
         ),
         Profile(
@@ -44,6 +46,7 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=6.0,
             eval_samples=10_000,
             inception_samples=1_000,
+            ppl_samples=2_000,
             description="CPU default: one epoch of Fashion-MNIST per variant, minutes each; "
             "evaluator metrics on 10k samples, Inception metrics on 1k (~1.5 min per variant)",
         ),
@@ -54,6 +57,7 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=60.0,
             eval_samples=10_000,
             inception_samples=10_000,
+            ppl_samples=10_000,
             description="Lucic et al. 2018's protocol: 20 epochs, 10k generated vs the 10k test "
             "images on TF-Inception pool3 (GPU-sized: hours per variant on CPU)",
         ),

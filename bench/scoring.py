@@ -8,6 +8,7 @@ extractor and the reference features for the whole run, and scores each trained 
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 
 from bench.data import cache_dir, load_part
+from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
 from metrics.inception import InceptionUnavailable, LoadedInception, load_inception
@@ -41,13 +43,18 @@ class Scorer:
         data_dir: str | None,
         device: str = "cpu",
         inception_weights: str | None = None,
+        references: list[ImportedReference] | None = None,
     ) -> None:
         self.settings, self.data_dir, self.device = settings, data_dir, device
+        self.imported = {(r.kind, r.classes): r for r in references or []}
         self.inception_weights = inception_weights
         self._extractor: FMNISTEvaluatorExtractor | None = None
         self._refs: dict[tuple[int, ...] | None, tuple[dict, torch.Tensor, dict]] = {}
         self._inception: LoadedInception | InceptionUnavailable | None = None
         self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
+        self._lpips_error: str | None = None
+        if os.environ.get("FMGAN_NO_DOWNLOAD") == "1":  # torch-fidelity would try GitHub
+            self._lpips_error = "LPIPS-VGG16 weights not downloaded (FMGAN_NO_DOWNLOAD=1)"
 
     @property
     def inception(self) -> LoadedInception:
@@ -67,7 +74,13 @@ class Scorer:
         return self._inception
 
     def inception_reference(self, classes: tuple[int, ...] | None) -> tuple[dict, dict]:
-        """Inception features of a fixed random subset of the test split (metric seed)."""
+        """Inception features of a fixed random subset of the test split (metric seed), or
+        of an imported reference file covering exactly these classes."""
+        imported = self.imported.get(("inception", classes))
+        if imported is not None and classes not in self._inception_refs:
+            inc = self.inception
+            check_matches(imported, inc.weights.extractor, inc.weights.sha256)
+            self._inception_refs[classes] = (imported.features, imported.description())
         if classes not in self._inception_refs:
             ref = load_part(DataOptions(classes=classes), "test", self.data_dir)
             n = min(self.settings.inception_samples, len(ref))
@@ -97,8 +110,25 @@ class Scorer:
             self._extractor = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
         return self._extractor
 
+    def check_references(self) -> None:
+        """Refuse imported references made with another extractor or other weights (call
+        before any training, so a mismatch costs nothing)."""
+        for (kind, _), ref in self.imported.items():
+            if kind == "fmnist":
+                check_matches(ref, FMNIST_EXTRACTOR, self.extractor.weights_sha256)
+            else:
+                inc = self.inception
+                check_matches(ref, inc.weights.extractor, inc.weights.sha256)
+
     def reference(self, classes: tuple[int, ...] | None) -> tuple[dict, torch.Tensor, dict]:
-        """(features, labels, description) of the test split restricted to ``classes``."""
+        """(features, labels, description) of the test split restricted to ``classes``
+        (from an imported reference file when one covers exactly these classes)."""
+        imported = self.imported.get(("fmnist", classes))
+        if imported is not None and classes not in self._refs:
+            check_matches(imported, FMNIST_EXTRACTOR, self.extractor.weights_sha256)
+            if imported.labels is None:
+                raise ReferenceFileError(f"{imported.path}: evaluator reference without labels")
+            self._refs[classes] = (imported.features, imported.labels, imported.description())
         if classes not in self._refs:
             ref = load_part(DataOptions(classes=classes), "test", self.data_dir)
             digest = hashlib.sha256(ref.images.numpy().tobytes()).hexdigest()
@@ -115,18 +145,72 @@ class Scorer:
             self._refs[classes] = (feats, ref.labels, desc)
         return self._refs[classes]
 
-    def score(self, variant: Variant, G: nn.Module) -> dict[str, Any]:
+    def score(
+        self, variant: Variant, G: nn.Module, strip_path: Path | None = None
+    ) -> dict[str, Any]:
         """Row fields ``metrics``, ``protocol`` and ``eval_seconds`` for generator ``G``
-        (sampled in memory, eval mode, latents from the metric seed).
+        (sampled in memory, eval mode, latents from the metric seed), plus the smoothness
+        metrics; the interpolation strip is written to ``strip_path`` when given.
 
         A missing evaluator or Inception does not crash the run: the row says why instead.
         """
+        t0 = time.perf_counter()
         n = max(self.settings.num_samples, self.settings.inception_samples)
         try:
             images, labels = generate(G, variant, n, self.settings.metric_seed, self.device)
         except MetricInputError as exc:
             return {"metrics": {}, "metrics_error": str(exc)}
-        return self.score_images(images, labels, variant.data.classes)
+        row = self.score_images(images, labels, variant.data.classes)
+        if self.settings.ppl_samples > 0 and not row.get("metrics_error"):
+            self._score_smoothness(variant, G, row, strip_path)
+        row["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        return row
+
+    def _score_smoothness(
+        self, variant: Variant, G: nn.Module, row: dict[str, Any], strip_path: Path | None
+    ) -> None:
+        from metrics.interp import (
+            EVALUATOR_SIMILARITY,
+            LPIPS_SIMILARITY,
+            InterpSettings,
+            latent_paths,
+            ppl,
+            save_strip,
+        )
+
+        s = InterpSettings(ppl_samples=self.settings.ppl_samples, seed=self.settings.metric_seed)
+        out = ppl(G, variant, s, EVALUATOR_SIMILARITY, self.device)
+        row["metrics"]["ppl"], row["metrics"]["ppl_std"] = out["mean"], out["std"]
+        paths = latent_paths(G, variant, self.extractor.model, s, self.device)
+        row["metrics"]["interp_discontinuity"] = paths["interp_discontinuity"]
+        row["interpolation"] = {
+            "class_changes": paths["class_changes"],
+            "class_changes_mean": paths["class_changes_mean"],
+        }
+        if strip_path is not None:
+            save_strip(paths["images"], s.paths, strip_path)
+            row["interpolation"]["strip"] = str(strip_path)
+        proto = {
+            "similarity": EVALUATOR_SIMILARITY,
+            "weights_sha256": self.extractor.weights_sha256,
+            "samples": s.ppl_samples,
+            "kept_after_percentile_filter": out["kept"],
+            "epsilon": s.ppl_epsilon,
+            "interpolation": s.ppl_interp,
+            "percentiles": list(s.ppl_percentiles),
+            "latent_paths": {"paths": s.paths, "steps": s.steps, "interpolation": "slerp"},
+            "metric_seed": s.seed,
+        }
+        row["protocol"]["smoothness"] = proto
+        row.setdefault("metrics_unavailable", {})
+        if self._lpips_error is None:
+            try:
+                lp = ppl(G, variant, s, LPIPS_SIMILARITY, self.device)
+                row["metrics"]["ppl_lpips"] = lp["mean"]
+            except Exception as exc:  # LPIPS weights are a download: absent offline
+                self._lpips_error = f"LPIPS-VGG16 unavailable ({type(exc).__name__}: {exc})"[:300]
+        if self._lpips_error is not None:
+            row["metrics_unavailable"]["ppl_lpips"] = self._lpips_error
 
     def score_images(
         self,

@@ -199,13 +199,18 @@ def save_atomic(obj: object, path: str | Path) -> None:
     it keeps this small writer of its own. The buffer keeps the archive name fixed, so the
     bytes depend only on ``obj``.
     """
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     torch.save(obj, buf)
+    write_atomic(buf.getvalue(), path)
+
+
+def write_atomic(data: bytes, path: str | Path) -> None:
+    """Write ``data`` to a temp file beside ``path`` and rename it onto ``path``."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_bytes(buf.getvalue())
+        tmp.write_bytes(data)
         os.replace(tmp, p)
     finally:
         tmp.unlink(missing_ok=True)

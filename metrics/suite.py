@@ -47,6 +47,7 @@ class EvalSettings:
     prc_neighborhood: int = 3  # k of the k-NN manifolds (Kynkaanniemi et al. 2019)
     inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
     inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
+    ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
 
 
 def versions() -> dict[str, str]:

@@ -1,11 +1,18 @@
 """Conditional DCGAN: class-conditional batch norm in G, projection discriminator (beyond seeds).
 
-None of the seed projects has it. It is ``dcgan`` made conditional in the two ways that work
-best for convolutional GANs (Miyato & Koyama 2018): every batch norm in the generator takes a
-per-class scale and shift, and the discriminator scores ``psi(phi(x)) + <embed(y), phi(x)>``
-(a projection of the class embedding on its pooled features) instead of concatenating labels.
-Everything else (layer plan, BCE, Adam 2e-4 / beta1 0.5, batch 128, init) is ``dcgan``'s, so
-the difference between the two measures what conditioning buys.
+None of the seed projects has it. It is ``dcgan``'s layer plan made conditional in the two ways
+that work best for convolutional GANs (Miyato & Koyama 2018): every batch norm in the generator
+takes a per-class scale and shift, and the discriminator scores ``psi(phi(x)) + <embed(y),
+phi(x)>`` (a projection of the class embedding on its sum-pooled features) instead of
+concatenating labels.
+
+The discriminator is trained as Miyato & Koyama train it: spectral norm on every layer
+(embedding included) instead of batch norm, the hinge loss, Adam(2e-4, beta1 0, beta2 0.9).
+Evidence (quick profile, 60 kimg, seed 0, FID(fmnist) / IS(fmnist); README "cdcgan"):
+dcgan's own D recipe with the projection (BN, BCE, beta1 0.5) collapses: 514.8 / 1.02, D(fake)
+-> 0.002; mean instead of sum pooling 506.4 / 1.02; N(0, 0.02) embedding init 436.3 / 1.20;
+spectral norm + hinge 290.9 / 2.28; spectral norm + hinge + betas (0, 0.9) 280.1 / 2.60 (chosen).
+``--set arch.d_norm=batch --set loss=bce --set optim.betas=0.5,0.999`` gives the collapsing one.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ class CDCGANArch:
     ngf: int = 64  # as dcgan
     ndf: int = 64  # as dcgan
     n_classes: int = 10  # Fashion-MNIST classes
-    d_norm: str = "batch"  # "batch" (dcgan's D) or "spectral" (Miyato & Koyama's D: SN, no BN)
+    d_norm: str = "spectral"  # Miyato & Koyama's D: SN, no BN; "batch" is dcgan's D (collapses)
     pool: str = "sum"  # global pooling of D's 4x4 features: "sum" (Miyato & Koyama) or "mean"
 
     def __post_init__(self) -> None:
@@ -106,14 +113,15 @@ def _cdcgan() -> Variant:
     arch = CDCGANArch()
     return Variant(
         seed_doc="beyond",
-        summary="dcgan + class-conditional BN in G + projection discriminator (Miyato & Koyama)",
+        summary="dcgan layers, class-conditional BN in G, SN projection D (Miyato & Koyama)",
         arch=arch,
         build_generator=CDCGANGenerator,
         build_discriminator=ProjectionDiscriminator,
-        loss="bce",
+        loss="hinge",
         batch_size=128,
         z_dim=arch.z_dim,
-        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.5, 0.999)),
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas=(0.0, 0.9)),
         conditional=True,
-        notes="dcgan's recipe with conditioning only, to isolate its effect",
+        notes="dcgan's layers; D trained as Miyato & Koyama (SN, hinge, betas 0/0.9): dcgan's "
+        "BN+BCE D collapses with the projection term (FID 515 vs 280 at quick)",
     )

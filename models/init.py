@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 
-def _weight(m: nn.Module) -> torch.Tensor:
+def weight_of(m: nn.Module) -> torch.Tensor:
     """The stored weight: under a parametrisation (spectral norm) the unnormalised original,
     since ``m.weight`` is then recomputed on every access and writing to it is lost."""
     if parametrize.is_parametrized(m, "weight"):
@@ -19,7 +19,7 @@ def dcgan_init(module: nn.Module) -> None:
     """Radford et al.: conv weights ~ N(0, 0.02); batch-norm scale ~ N(1, 0.02), shift 0."""
     for m in module.modules():
         if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.normal_(_weight(m), 0.0, 0.02)
+            nn.init.normal_(weight_of(m), 0.0, 0.02)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d) and m.affine:
