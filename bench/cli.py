@@ -817,6 +817,34 @@ def score_cmd(
     click.echo(f"scored in {row['eval_seconds']:.1f} s")
 
 
+@cli.command("report")
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (default: RUN_DIR/report for one run, else runs/report-<time>).",
+)
+def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Tables from one or more run folders: per variant each metric as mean ± std over seeds
+    with a 95% t-interval, ranked in the metric's direction (best marked *), the protocol of
+    each metric; several runs also side by side per variant. Writes tidy.csv, summary.csv
+    and tables.md into the report folder and prints the Markdown.
+    """
+    from bench.reports import write_tables
+
+    for d in run_dirs:
+        if not (d / "results.jsonl").is_file():
+            raise _Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
+    if out is None:
+        out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
+    markdown = write_tables(run_dirs, out)
+    click.echo(markdown)
+    click.echo(f"report tables in {out}")
+
+
 @cli.group("weights", invoke_without_command=True)
 @click.option(
     "--inception-weights",

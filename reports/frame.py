@@ -1,0 +1,197 @@
+"""Results rows -> one tidy pandas frame -> per-variant summaries with confidence intervals.
+
+Every table and figure of a report derives from :func:`tidy`: one row per (run, variant,
+seed, metric) with the value, the metric's direction and the protocol that produced it. The
+reports package does not read files itself (``bench report`` hands it the rows), so it works
+the same on rows from disk, from a test or from another tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from metrics.keys import METRICS
+
+# Per-job facts carried beside every metric value (for the capacity study, speed tables).
+JOB_FIELDS = (
+    "status",
+    "seed_doc",
+    "profile",
+    "kimg",
+    "img_per_s",
+    "train_seconds",
+    "params_g",
+    "params_d",
+)
+_SUFFIX_TO_PROTOCOL = {"_fmnist": "fmnist", "_inception": "inception"}
+
+
+def _protocol_name(metric: str) -> str:
+    for suffix, name in _SUFFIX_TO_PROTOCOL.items():
+        if metric.endswith(suffix) or metric.endswith(suffix + "_std"):
+            return name
+    if metric in ("ppl", "ppl_std", "ppl_lpips", "interp_discontinuity"):
+        return "smoothness"
+    return "fmnist"  # class_coverage, class_entropy, label_accuracy: evaluator-based
+
+
+def _protocol_label(row: Mapping[str, Any], name: str) -> str:
+    p = (row.get("protocol") or {}).get(name)
+    if not p:
+        return ""
+    if name == "smoothness":
+        return f"{p.get('similarity')} {p.get('samples')} pairs eps {p.get('epsilon')}"
+    ref = p.get("reference") or {}
+    sha = str(p.get("weights_sha256", ""))[:8]
+    return (
+        f"{p.get('extractor')}@{sha} N={p.get('num_samples')} vs {ref.get('split')}"
+        f"[{ref.get('size')}]"
+    )
+
+
+def latest_rows(rows: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The newest row of each (variant, seed), in first-seen order (results.jsonl appends)."""
+    out: dict[tuple[str, int], Mapping[str, Any]] = {}
+    for r in rows:
+        out[(str(r["variant"]), int(r["seed"]))] = r
+    return list(out.values())
+
+
+def tidy(runs: Mapping[str, Iterable[Mapping[str, Any]]]) -> pd.DataFrame:
+    """One row per (run, variant, seed, metric): value, direction, protocol, job facts.
+
+    ``runs`` maps a run label (e.g. the folder name) to its result rows. Jobs that did not
+    finish ``ok`` appear once with metric ``None`` so that tables can show them as such.
+    """
+    records: list[dict[str, Any]] = []
+    for run, rows in runs.items():
+        for r in latest_rows(rows):
+            base = {
+                "run": run,
+                "variant": str(r["variant"]),
+                "seed": int(r["seed"]),
+                "overrides": _overrides_label(r.get("overrides")),
+                **{f: r.get(f) for f in JOB_FIELDS},
+            }
+            metrics = r.get("metrics") or {}
+            if r.get("status") != "ok" or not metrics:
+                records.append({**base, "metric": None, "value": np.nan})
+                continue
+            for key, value in metrics.items():
+                if value is None:
+                    continue
+                name = _protocol_name(key)
+                records.append(
+                    {
+                        **base,
+                        "metric": key,
+                        "value": float(value),
+                        "higher_is_better": METRICS[key].higher_is_better
+                        if key in METRICS
+                        else None,
+                        "protocol": _protocol_label(r, name),
+                    }
+                )
+    cols = ["run", "variant", "seed", "overrides", *JOB_FIELDS, "metric", "value"]
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return pd.DataFrame(columns=[*cols, "higher_is_better", "protocol"])
+    for c in ("higher_is_better", "protocol"):
+        if c not in frame:
+            frame[c] = None
+    return frame
+
+
+def _overrides_label(overrides: Mapping[str, Any] | None) -> str:
+    if not overrides:
+        return ""
+    return " ".join(f"{k}={v}" for k, v in sorted(overrides.items()))
+
+
+def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per (run, variant, metric): seeds, mean, std, t-interval, rank and best flag.
+
+    The interval is Student's t over seeds (undefined, NaN, with one seed). Ranks follow
+    the metric's declared direction within each (run, metric); ``best`` marks rank 1.
+    """
+    data = frame.dropna(subset=["metric"])
+    if data.empty:
+        return pd.DataFrame(
+            columns=["run", "variant", "metric", "n", "mean", "std", "ci_low", "ci_high"]
+        )
+    g = data.groupby(["run", "variant", "metric"], sort=False)["value"]
+    out = g.agg(n="count", mean="mean", std="std").reset_index()
+    half = out.apply(
+        lambda r: (
+            stats.t.ppf(0.5 + confidence / 2, r["n"] - 1) * r["std"] / np.sqrt(r["n"])
+            if r["n"] > 1
+            else np.nan
+        ),
+        axis=1,
+    )
+    out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
+    direction = data.groupby("metric")["higher_is_better"].first()
+    out["higher_is_better"] = out["metric"].map(direction)
+    protocols = data.groupby(["run", "metric"])["protocol"].agg(lambda s: "; ".join(sorted(set(s))))
+    out["protocol"] = [
+        protocols.get((r, m), "") for r, m in zip(out["run"], out["metric"], strict=True)
+    ]
+
+    def _rank(group: pd.DataFrame) -> pd.Series:
+        hib = group["higher_is_better"].iloc[0]
+        if hib is None or pd.isna(hib):
+            return pd.Series(np.nan, index=group.index)
+        return group["mean"].rank(ascending=not bool(hib), method="min")
+
+    out["rank"] = out.groupby(["run", "metric"], group_keys=False)[
+        ["mean", "higher_is_better"]
+    ].apply(_rank)
+    out["best"] = out["rank"] == 1
+    return out
+
+
+def wide_table(summary: pd.DataFrame, metrics: list[str], run: str | None = None) -> pd.DataFrame:
+    """Variants x metrics of "mean ± std" strings (best marked with ``*``), for one run."""
+    s = summary if run is None else summary[summary["run"] == run]
+    s = s[s["metric"].isin(metrics)]
+    cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
+    table = cells.pivot_table(index="variant", columns="metric", values="cell", aggfunc="first")
+    order = list(dict.fromkeys(s["variant"]))
+    return table.reindex(index=order, columns=[m for m in metrics if m in table.columns])
+
+
+def _cell(r: Any) -> str:
+    digits = 3 if abs(r.mean) < 10 else 1
+    text = f"{r.mean:.{digits}f}"
+    if r.n > 1 and not np.isnan(r.std):
+        text += f" ± {r.std:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+    return text + (" *" if r.best else "")
+
+
+def to_markdown(table: pd.DataFrame, index_name: str = "variant") -> str:
+    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    head = [index_name, *[str(c) for c in table.columns]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for variant, row in table.iterrows():
+        cells = ["–" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row]
+        lines.append("| " + " | ".join([f"`{variant}`", *cells]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.DataFrame:
+    """Runs x metrics for one variant ("mean ± std", best run marked ``*``): a sweep's or a
+    regression view's table, ranked across runs in each metric's direction."""
+    s = summary[(summary["variant"] == variant) & summary["metric"].isin(metrics)].copy()
+    s["rank"] = s.groupby("metric", group_keys=False)[["mean", "higher_is_better"]].apply(
+        lambda g: g["mean"].rank(ascending=not bool(g["higher_is_better"].iloc[0]), method="min")
+    )
+    s["best"] = s["rank"] == 1
+    cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
+    table = cells.pivot_table(index="run", columns="metric", values="cell", aggfunc="first")
+    order = list(dict.fromkeys(s["run"]))
+    return table.reindex(index=order, columns=[m for m in metrics if m in table.columns])

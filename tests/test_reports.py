@@ -1,0 +1,92 @@
+"""Report tables: the tidy frame, seed statistics, ranking by direction, `bench report`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy import stats
+
+from bench.cli import cli
+from reports.frame import compare_runs, summarize, tidy, wide_table
+
+
+def row(variant: str, seed: int, fid: float, is_: float, status: str = "ok") -> dict:
+    proto = {"extractor": "fmnist-evaluator", "weights_sha256": "ab" * 32, "num_samples": 100,
+             "reference": {"split": "test", "size": 160}}  # fmt: skip
+    return {
+        "variant": variant, "seed": seed, "status": status, "kimg": 1.0, "img_per_s": 10.0,
+        "metrics": {"fid_fmnist": fid, "is_fmnist": is_} if status == "ok" else {},
+        "protocol": {"fmnist": proto},
+    }  # fmt: skip
+
+
+ROWS = [
+    row("a", 0, 10.0, 5.0),
+    row("a", 1, 14.0, 6.0),
+    row("a", 2, 12.0, 7.0),
+    row("b", 0, 20.0, 8.0),
+    row("b", 1, 22.0, 9.0),
+    row("c", 0, 0.0, 0.0, status="diverged"),
+]
+
+
+def test_tidy_keeps_the_latest_row_per_job() -> None:
+    rows = [row("a", 0, 99.0, 1.0), *ROWS]  # an older row of (a, 0) first
+    f = tidy({"r": rows})
+    a0 = f[(f.variant == "a") & (f.seed == 0) & (f.metric == "fid_fmnist")]
+    assert a0["value"].tolist() == [10.0]
+    assert f[f.variant == "c"]["metric"].isna().all()  # a diverged job, without metrics
+    assert set(f["protocol"].dropna()) == {"fmnist-evaluator@abababab N=100 vs test[160]"}
+
+
+def test_summary_statistics_and_direction() -> None:
+    s = summarize(tidy({"r": ROWS})).set_index(["variant", "metric"])
+    a = s.loc[("a", "fid_fmnist")]
+    values = np.array([10.0, 14.0, 12.0])
+    half = stats.t.ppf(0.975, 2) * values.std(ddof=1) / np.sqrt(3)
+    assert a["n"] == 3 and a["mean"] == pytest.approx(12.0)
+    assert a["std"] == pytest.approx(values.std(ddof=1))
+    assert (a["ci_low"], a["ci_high"]) == pytest.approx((12.0 - half, 12.0 + half))
+    # FID: lower is better, so a (12) beats b (21); IS: higher is better, so b wins.
+    assert s.loc[("a", "fid_fmnist"), "best"] and not s.loc[("b", "fid_fmnist"), "best"]
+    assert s.loc[("b", "is_fmnist"), "best"] and s.loc[("a", "is_fmnist"), "rank"] == 2
+    table = wide_table(summarize(tidy({"r": ROWS})), ["fid_fmnist", "is_fmnist"], "r")
+    assert (
+        table.loc["a", "fid_fmnist"].startswith("12.0 ± 2.0 [7.0, 17.0]")
+        and "*" in table.loc["a", "fid_fmnist"]
+    )
+    assert table.loc["b", "is_fmnist"].endswith("*")
+
+
+def test_compare_runs_ranks_across_runs() -> None:
+    worse = [dict(r, metrics={"fid_fmnist": r["metrics"]["fid_fmnist"] + 5, "is_fmnist": 1.0})
+             for r in ROWS if r["status"] == "ok"]  # fmt: skip
+    s = summarize(tidy({"base": ROWS, "new": worse}))
+    t = compare_runs(s, "a", ["fid_fmnist", "is_fmnist"])
+    assert list(t.index) == ["base", "new"] and t.loc["base", "fid_fmnist"].endswith("*")
+    assert isinstance(t, pd.DataFrame)
+
+
+def test_report_command_writes_tables(tmp_path: Path) -> None:
+    run = tmp_path / "run1"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    md = (run / "report" / "tables.md").read_text()
+    assert "| `a` |" in md and "`c` seed 0: diverged" in md and "lower is better" in md
+    summary = pd.read_csv(run / "report" / "summary.csv")
+    assert {"mean", "std", "ci_low", "ci_high", "rank", "best"} <= set(summary.columns)
+    two = CliRunner().invoke(cli, ["report", str(run), str(run), "--out", str(tmp_path / "o")])
+    assert two.exit_code == 0 and "Runs side by side" in two.output
+
+
+def test_report_on_a_non_run_folder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["report", str(tmp_path)])
+    assert result.exit_code == 2 and "no results.jsonl" in result.output
+    assert "Traceback" not in result.output
