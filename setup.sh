@@ -23,6 +23,14 @@ if [ -z "${FMGAN_DATA_DIR:-}" ] && [ ! -f "$DEBIAN_FMNIST/t10k-labels-idx1-ubyte
   fi
 fi
 
+# Headless Chromium renders the HTML report in the tests (optional: those tests skip without it).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's chromium (report rendering tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } ||
+    echo "setup: chromium not installed; the browser test of the report will be skipped"
+fi
+
 PY=${PYTHON:-python3}
 if ! command -v uv >/dev/null 2>&1; then
   echo "setup: installing uv"

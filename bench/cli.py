@@ -828,21 +828,24 @@ def score_cmd(
     help="Report folder (default: RUN_DIR/report for one run, else runs/report-<time>).",
 )
 def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
-    """Tables from one or more run folders: per variant each metric as mean ± std over seeds
-    with a 95% t-interval, ranked in the metric's direction (best marked *), the protocol of
-    each metric; several runs also side by side per variant. Writes tidy.csv, summary.csv
-    and tables.md into the report folder and prints the Markdown.
+    """Report on one or more run folders: tables and one self-contained HTML page.
+
+    Tables: per variant each metric as mean ± std over seeds with a 95% t-interval, ranked in
+    the metric's direction (best marked *), with each metric's protocol; several runs also
+    side by side per variant. Figures: metric bars with error bars, IS vs FID, loss curves,
+    the dcgan/dcgan-small capacity study, training-progress grids, interpolation strips.
+    Writes tidy.csv, summary.csv, tables.md and report.html; prints the Markdown.
     """
-    from bench.reports import write_tables
+    from bench.reports import write_report
 
     for d in run_dirs:
         if not (d / "results.jsonl").is_file():
             raise _Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
     if out is None:
         out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
-    markdown = write_tables(run_dirs, out)
+    markdown, page = write_report(run_dirs, out)
     click.echo(markdown)
-    click.echo(f"report tables in {out}")
+    click.echo(f"report: {page} (self-contained HTML); tables: tidy.csv, summary.csv, tables.md")
 
 
 @cli.group("weights", invoke_without_command=True)

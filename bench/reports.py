@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from bench.errors import BenchError
 from bench.fsutil import atomic_path
@@ -35,15 +36,146 @@ def run_label(path: Path, taken: set[str]) -> str:
     return label
 
 
-def write_tables(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> str:
-    """Write tidy.csv, summary.csv and tables.md for ``run_dirs`` into ``out``; return the
-    Markdown."""
-    runs: dict[str, list] = {}
+def read_runs(run_dirs: tuple[Path, ...] | list[Path]) -> dict[str, tuple[Path, list]]:
+    """Label -> (folder, rows) for every run folder."""
+    runs: dict[str, tuple[Path, list]] = {}
     for d in run_dirs:
         rows = RunFolder(d).results()
         if not rows:
             raise BenchError(f"{d}: results.jsonl has no rows yet")
-        runs[run_label(d, set(runs))] = rows
+        runs[run_label(d, set(runs))] = (d, rows)
+    return runs
+
+
+def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[str, Path]:
+    """Tables (tidy.csv, summary.csv, tables.md) and the self-contained report.html in
+    ``out``; returns the Markdown and the HTML path."""
+    runs = read_runs(run_dirs)
+    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, out)
+    page = _html(runs, frame, summary)
+    with atomic_path(out / "report.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return markdown, out / "report.html"
+
+
+def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
+    import pandas as pd
+
+    from reports import figures
+    from reports.frame import latest_rows
+    from reports.html import Figure, Section, render
+
+    sections = []
+    for run, (_, rows) in runs.items():
+        present = [m for m in HEADLINE if m in set(summary.loc[summary["run"] == run, "metric"])]
+        table = _with_status(wide_table(summary, present, run), latest_rows(rows))
+        sec = Section(
+            f"Results: {run}",
+            paragraphs=[
+                "Each cell: mean ± std [95% t-interval] over seeds; * marks the best value in "
+                "the metric's direction. Protocols below the table.",
+            ],
+            tables=[("", table)],
+        )
+        protos = []
+        for m in present:
+            proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
+            arrow = "higher is better" if METRICS[m].higher_is_better else "lower is better"
+            protos.append(
+                {"metric": m, "direction": arrow, "protocol": "; ".join(sorted(set(proto)))}
+            )
+        if protos:
+            sec.tables.append(("Protocols", pd.DataFrame(protos)))
+        bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
+        sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
+        sections.append(sec)
+    figs = Section("Metrics per variant", gallery=True)
+    for m in [m for m in HEADLINE if m in set(frame["metric"].dropna())]:
+        png = figures.metric_bars(frame, m)
+        if png:
+            figs.figures.append(
+                Figure(png, f"{m}: bars are seed means, error bars 95% CI, dots seeds")
+            )
+    png = figures.is_vs_fid(frame)
+    if png:
+        figs.figures.append(Figure(png, "IS(fmnist) against FID(fmnist), one point per seed"))
+    png = figures.capacity_study(frame)
+    if png:
+        figs.figures.append(Figure(png, "dcgan vs dcgan-small (seed 000's capacity study)"))
+    sections.append(figs)
+    losses = []
+    grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
+    strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
+    for run, (folder, rows) in runs.items():
+        for r in latest_rows(rows):
+            paths = r.get("paths") or {}
+            if paths.get("losses") and (folder / paths["losses"]).is_file():
+                lf = pd.read_csv(folder / paths["losses"], usecols=["kimg", "d_loss", "g_loss"])
+                losses.append(lf.assign(variant=r["variant"], seed=r["seed"], run=run))
+            if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
+                continue
+            job = folder / str(r["variant"]) / f"seed{r['seed']}"
+            steps = sorted((job / "grids").glob("step*.png"))
+            for g in _spread(steps, 4):
+                kimg = g.stem.split("kimg")[-1]
+                grids.figures.append(
+                    Figure(g.read_bytes(), f"{run} {r['variant']} at {kimg} kimg", pixel=True)
+                )
+            strip = (r.get("interpolation") or {}).get("strip")
+            if strip and (folder / strip).is_file():
+                changes = (r.get("interpolation") or {}).get("class_changes")
+                strips.figures.append(
+                    Figure(
+                        (folder / strip).read_bytes(),
+                        f"{run} {r['variant']}: class changes per path {changes}",
+                        pixel=True,
+                    )
+                )
+    if losses:
+        png = figures.loss_curves(pd.concat(losses))
+        if png:
+            figs.figures.append(Figure(png, "G and D losses against kimg (seed 0)"))
+    sections += [s for s in (grids, strips) if s.figures]
+    title = "fmgan-bench report: " + ", ".join(runs)
+    return render(
+        title, sections, subtitle=f"{len(frame.drop_duplicates(['run', 'variant', 'seed']))} jobs"
+    )
+
+
+def _with_status(table: Any, rows: list) -> Any:
+    """The results table with a first column of job states per variant ("ok 3/3"), and a
+    row for variants that have no metrics (diverged or failed everywhere)."""
+    from collections import Counter
+
+    states: dict[str, Counter] = {}
+    for r in rows:
+        states.setdefault(str(r["variant"]), Counter())[str(r.get("status"))] += 1
+    table = table.reindex(list(dict.fromkeys([*table.index, *states])))
+    jobs = [
+        ", ".join(f"{k} {n}/{sum(states[v].values())}" for k, n in sorted(states[v].items()))
+        for v in table.index
+    ]
+    table.insert(0, "jobs", jobs)
+    table.columns.name = None  # one header row in HTML
+    return table
+
+
+def _spread(items: list[Path], k: int) -> list[Path]:
+    """Up to ``k`` items evenly spread, first and last included."""
+    if len(items) <= k:
+        return items
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
+
+
+def write_tables(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> str:
+    """Write tidy.csv, summary.csv and tables.md for ``run_dirs`` into ``out``; return the
+    Markdown."""
+    runs = read_runs(run_dirs)
+    return _tables({k: rows for k, (_, rows) in runs.items()}, out)[0]
+
+
+def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
     frame = tidy(runs)
     summary = summarize(frame)
     parts = []
@@ -87,4 +219,4 @@ def write_tables(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> str:
     ):
         with atomic_path(out / name) as tmp:
             write(tmp)
-    return markdown
+    return markdown, frame, summary

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from click.testing import CliRunner
 from scipy import stats
 
@@ -90,3 +92,67 @@ def test_report_on_a_non_run_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert result.exit_code == 2 and "no results.jsonl" in result.output
     assert "Traceback" not in result.output
+
+
+def _run_folder(tmp_path: Path, rows: list[dict], name: str = "run1") -> Path:
+    run = tmp_path / name
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return run
+
+
+def test_html_is_self_contained_and_escaped(tmp_path: Path) -> None:
+    import base64
+    import re
+
+    from torchvision.io import decode_png
+
+    evil = "<script>alert(1)</script>"
+    rows = [*ROWS, row(evil, 0, 30.0, 2.0)]
+    run = _run_folder(tmp_path, rows)
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    page = (run / "report" / "report.html").read_text()
+    assert "<script" not in page and "&lt;script&gt;" in page  # escaped, never executed
+    assert not re.search(r"""(src|href)=["'](?!data:)""", page)  # nothing fetched
+    assert "@import" not in page and "url(" not in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 3  # bars per metric, IS vs FID
+    for b64 in images:
+        img = decode_png(torch.frombuffer(bytearray(base64.b64decode(b64)), dtype=torch.uint8))
+        assert img.shape[1] > 50 and img.shape[2] > 50
+    for variant in ("a", "b", "c"):
+        assert f">{variant}<" in page
+    assert "diverged" in page and 'name="viewport"' in page
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (./setup.sh installs it)")
+def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
+    """A real browser renders the page: the screenshot is not blank and the DOM it built
+    names every variant (the PNGs themselves are decoded in the test above)."""
+    import subprocess
+
+    from torchvision.io import decode_png
+
+    run = _run_folder(tmp_path, ROWS)
+    assert CliRunner().invoke(cli, ["report", str(run)]).exit_code == 0
+    page = (run / "report" / "report.html").resolve()
+    flags = [
+        CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        "--disable-background-networking", "--disable-component-update", "--no-first-run",
+        "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--window-size=420,1600",
+    ]  # fmt: skip
+    shot = tmp_path / "shot.png"
+    subprocess.run([*flags, f"--screenshot={shot}", page.as_uri()], check=True, timeout=120,
+                   capture_output=True)  # fmt: skip
+    img = decode_png(torch.frombuffer(bytearray(shot.read_bytes()), dtype=torch.uint8)).float()
+    assert img.shape[1:] == (1600, 420)  # a phone-width viewport
+    assert img.std() > 10  # not a blank page
+    dom = subprocess.run([*flags, "--dump-dom", page.as_uri()], check=True, timeout=120,
+                         capture_output=True, text=True).stdout  # fmt: skip
+    for variant in ("a", "b", "c"):
+        assert f">{variant}<" in dom
+    assert dom.count("<img") >= 3

@@ -1,0 +1,147 @@
+"""Seaborn figures of a report, each drawn from the tidy frame (or a loss frame) and returned
+as PNG bytes, so the HTML page can embed them and tests can decode them.
+
+One style for all: seaborn's "whitegrid" theme, the colour-blind palette, variants in the
+order of the frame, titles that say what is plotted and in which direction is better.
+"""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt
+import pandas as pd
+import seaborn as sns
+
+from metrics.keys import METRICS
+
+sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _direction(metric: str) -> str:
+    if metric not in METRICS:
+        return ""
+    return "higher is better" if METRICS[metric].higher_is_better else "lower is better"
+
+
+def metric_bars(frame: pd.DataFrame, metric: str, run: str | None = None) -> bytes | None:
+    """Bars of ``metric`` per variant (mean over seeds) with 95% t-interval error bars and
+    each seed as a dot; one hue per run when several runs are shown."""
+    data = frame[frame["metric"] == metric]
+    if run is not None:
+        data = data[data["run"] == run]
+    if data.empty:
+        return None
+    order = list(dict.fromkeys(data["variant"]))
+    several = data["run"].nunique() > 1
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * len(order) + 2), 3.6))
+    sns.barplot(
+        data=data, x="variant", y="value", hue="run" if several else None, order=order,
+        errorbar=("ci", 95), capsize=0.15, ax=ax, alpha=0.85,
+    )  # fmt: skip
+    dots = {"hue": "run", "palette": "dark:black", "dodge": True} if several else {"color": "black"}
+    sns.stripplot(
+        data=data, x="variant", y="value", order=order, size=3, ax=ax, legend=False, **dots
+    )
+    ax.set_title(f"{metric} ({_direction(metric)})")
+    ax.set_xlabel("")
+    ax.set_ylabel(metric)
+    ax.tick_params(axis="x", rotation=35)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    return _png(fig)
+
+
+def is_vs_fid(frame: pd.DataFrame, fid: str = "fid_fmnist", is_: str = "is_fmnist") -> bytes | None:
+    """One point per (variant, seed): IS against FID; good models sit top-left."""
+    wide = frame[frame["metric"].isin([fid, is_])].pivot_table(
+        index=["run", "variant", "seed"], columns="metric", values="value"
+    )
+    if wide.empty or fid not in wide or is_ not in wide:
+        return None
+    wide = wide.reset_index()
+    fig, ax = plt.subplots(figsize=(5.5, 4.0))
+    sns.scatterplot(
+        data=wide,
+        x=fid,
+        y=is_,
+        hue="variant",
+        style="run" if wide["run"].nunique() > 1 else None,
+        s=60,
+        ax=ax,
+    )
+    ax.set_title(f"{is_} vs {fid} (top-left is better)")
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return _png(fig)
+
+
+def loss_curves(losses: pd.DataFrame) -> bytes | None:
+    """Generator and discriminator losses against kimg, one panel per variant (seed 0 when
+    several), smoothed over 25 steps; ``losses`` has columns variant, seed, kimg, d_loss,
+    g_loss."""
+    if losses.empty:
+        return None
+    data = losses[losses["seed"] == losses.groupby("variant")["seed"].transform("min")]
+    long = data.melt(id_vars=["variant", "kimg"], value_vars=["d_loss", "g_loss"], var_name="loss")
+    long["value"] = long.groupby(["variant", "loss"])["value"].transform(
+        lambda s: s.rolling(25, min_periods=1).mean()
+    )
+    grid = sns.relplot(
+        data=long, x="kimg", y="value", hue="loss", col="variant", col_wrap=4, kind="line",
+        height=2.2, aspect=1.3, facet_kws={"sharey": False},
+    )  # fmt: skip
+    grid.set_titles("{col_name}")
+    grid.figure.suptitle("training losses (25-step mean)", y=1.02)
+    return _png(grid.figure)
+
+
+def metric_vs_kimg(track: pd.DataFrame, metric: str) -> bytes | None:
+    """``metric`` at training checkpoints (columns variant, kimg, value), one line per variant."""
+    if track.empty:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(data=track, x="kimg", y="value", hue="variant", marker="o", ax=ax)
+    ax.set_title(f"{metric} during training ({_direction(metric)})")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return _png(fig)
+
+
+def capacity_study(
+    frame: pd.DataFrame, pair: tuple[str, str] = ("dcgan", "dcgan-small")
+) -> bytes | None:
+    """Seed 000's capacity study: the two widths side by side on quality, size and speed."""
+    data = frame[frame["variant"].isin(pair)]
+    if data["variant"].nunique() < 2:
+        return None
+    panels = [
+        ("fid_fmnist", data[data["metric"] == "fid_fmnist"][["variant", "value"]]),
+        ("is_fmnist", data[data["metric"] == "is_fmnist"][["variant", "value"]]),
+    ]
+    jobs = data.drop_duplicates(["variant", "seed"])
+    panels.append(
+        (
+            "G+D parameters",
+            jobs.assign(value=jobs["params_g"] + jobs["params_d"])[["variant", "value"]],
+        )
+    )
+    panels.append(("training img/s", jobs.assign(value=jobs["img_per_s"])[["variant", "value"]]))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0))
+    for ax, (title, d) in zip(axes, panels, strict=True):
+        sns.barplot(data=d, x="variant", y="value", order=list(pair), errorbar=("ci", 95), ax=ax)
+        ax.set_title(title)
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    fig.suptitle("seed 000's capacity study: NGF/NDF 64 vs 32", y=1.04)
+    return _png(fig)
