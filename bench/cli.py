@@ -848,6 +848,52 @@ def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     click.echo(f"report: {page} (self-contained HTML); tables: tidy.csv, summary.csv, tables.md")
 
 
+@cli.command("check")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--thresholds",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="TOML: [variant] metric = { min = x } | { max = x } | { max_regression = 0.1 }.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="results.jsonl (or run folder) that max_regression rules compare against.",
+)
+def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
+    """Gate on metric thresholds: exit 0 when every rule holds, 1 with a table of
+    violations, 2 for a bad thresholds file or run folder.
+
+    Values are means over the run's seeds; a diverged or failed job, or a variant without a
+    row, is a violation.
+    """
+    from bench.check import ThresholdsError, evaluate, load_thresholds, read_baseline
+
+    if not (run_dir / "results.jsonl").is_file():
+        raise _Fail(f"{run_dir}: no results.jsonl (not a run folder?)", 2)
+    rules = load_thresholds(thresholds, _variant_names())
+    needs_base = any("max_regression" in r for m in rules.values() for r in m.values())
+    if needs_base and baseline is None:
+        raise ThresholdsError(f"{thresholds} has max_regression rules: give --baseline")
+    base = read_baseline(baseline) if baseline is not None else None
+    checks = evaluate(rules, RunFolder(run_dir).results(), base)
+    bad = [c for c in checks if not c.ok]
+    click.echo(f"{'variant':<20} {'metric':<18} {'rule':<15} {'limit':>9} {'value':>10}  result")
+    for c in checks:
+        value = "–" if c.value is None else f"{c.value:.4g}"
+        verdict = "ok" if c.ok else "VIOLATION"
+        note = f"  ({c.note})" if c.note else ""
+        click.echo(
+            f"{c.variant:<20} {c.metric:<18} {c.rule:<15} {c.limit:>9.4g} {value:>10}  "
+            f"{verdict}{note}"
+        )
+    click.echo(f"{len(checks) - len(bad)} of {len(checks)} checks hold")
+    if bad:
+        click.get_current_context().exit(1)
+
+
 @cli.group("weights", invoke_without_command=True)
 @click.option(
     "--inception-weights",

@@ -1,0 +1,164 @@
+"""`bench check`: a regression gate on metric thresholds, for CI.
+
+A TOML file states per variant and metric a bound or a tolerance relative to a baseline::
+
+    [dcgan]
+    fid_fmnist = { max = 60.0 }
+    is_fmnist = { min = 6.5 }
+    [wgan-gp]
+    fid_fmnist = { max_regression = 0.10 }   # at most 10% worse than the baseline
+
+"Worse" follows the metric's declared direction. Values are means over the run's seeds. A
+variant whose job diverged or failed, or that has no row, is a violation, not a crash.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from bench.errors import BenchError
+from bench.runs import read_results
+from metrics.keys import METRICS
+
+RULES = ("min", "max", "max_regression")
+
+
+class ThresholdsError(BenchError):
+    """A thresholds file that cannot be used (exit 2)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One evaluated rule."""
+
+    variant: str
+    metric: str
+    rule: str
+    limit: float
+    value: float | None
+    ok: bool
+    note: str = ""
+
+
+def load_thresholds(path: Path, variants: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """Parse and validate a thresholds file against the registered variants and metrics.
+
+    Raises:
+        ThresholdsError: unreadable TOML, an unknown variant, metric or rule, a bad number.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ThresholdsError(f"{path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ThresholdsError(f"{path}: not valid TOML ({exc})") from None
+    if not data:
+        raise ThresholdsError(f"{path}: no thresholds")
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for variant, metrics in data.items():
+        if variant not in variants:
+            raise ThresholdsError(
+                f"{path}: unknown variant {variant!r}; valid: {', '.join(variants)}"
+            )
+        if not isinstance(metrics, dict) or not metrics:
+            raise ThresholdsError(f"{path}: [{variant}] must map metrics to rules")
+        for metric, rules in metrics.items():
+            if metric not in METRICS:
+                raise ThresholdsError(
+                    f"{path}: [{variant}] unknown metric {metric!r}; valid: {', '.join(METRICS)}"
+                )
+            if not isinstance(rules, dict) or not rules:
+                raise ThresholdsError(
+                    f"{path}: [{variant}] {metric} must be a table like {{ max = 60.0 }}"
+                )
+            for rule, limit in rules.items():
+                if rule not in RULES:
+                    raise ThresholdsError(
+                        f"{path}: [{variant}] {metric}: unknown rule {rule!r}; valid: "
+                        + ", ".join(RULES)
+                    )
+                if isinstance(limit, bool) or not isinstance(limit, int | float):
+                    raise ThresholdsError(f"{path}: [{variant}] {metric}.{rule} must be a number")
+                if rule == "max_regression" and limit < 0:
+                    raise ThresholdsError(f"{path}: [{variant}] {metric}: max_regression < 0")
+            out.setdefault(variant, {})[metric] = {k: float(v) for k, v in rules.items()}
+    return out
+
+
+def _means(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per variant: status list and the mean of each metric over its ok seeds."""
+    latest: dict[tuple[str, int], dict[str, Any]] = {}
+    for r in rows:
+        latest[(r["variant"], int(r["seed"]))] = r
+    out: dict[str, dict[str, Any]] = {}
+    for (variant, seed), r in latest.items():
+        v = out.setdefault(variant, {"bad": [], "values": {}})
+        if r.get("status") != "ok":
+            v["bad"].append(f"seed {seed} {r.get('status')}")
+            continue
+        for k, x in (r.get("metrics") or {}).items():
+            if x is not None:
+                v["values"].setdefault(k, []).append(float(x))
+    for v in out.values():
+        v["values"] = {k: sum(xs) / len(xs) for k, xs in v["values"].items()}
+    return out
+
+
+def evaluate(
+    thresholds: dict[str, dict[str, dict[str, float]]],
+    rows: list[dict[str, Any]],
+    baseline: list[dict[str, Any]] | None,
+) -> list[Check]:
+    """Every rule against the run's means (and the baseline's, for regressions)."""
+    run, base = _means(rows), _means(baseline or [])
+    checks = []
+    for variant, metrics in thresholds.items():
+        got = run.get(variant)
+        for metric, rules in metrics.items():
+            for rule, limit in rules.items():
+                if got is None:
+                    checks.append(Check(variant, metric, rule, limit, None, False, "no result"))
+                    continue
+                if got["bad"]:
+                    note = ", ".join(got["bad"])
+                    checks.append(Check(variant, metric, rule, limit, None, False, note))
+                    continue
+                value = got["values"].get(metric)
+                if value is None or math.isnan(value):
+                    checks.append(Check(variant, metric, rule, limit, None, False, "not measured"))
+                    continue
+                checks.append(_one(variant, metric, rule, limit, value, base.get(variant)))
+    return checks
+
+
+def _one(
+    variant: str, metric: str, rule: str, limit: float, value: float, base: dict | None
+) -> Check:
+    if rule == "min":
+        return Check(variant, metric, rule, limit, value, value >= limit)
+    if rule == "max":
+        return Check(variant, metric, rule, limit, value, value <= limit)
+    ref = (base or {}).get("values", {}).get(metric)
+    if ref is None:
+        return Check(variant, metric, rule, limit, value, False, "not in the baseline")
+    higher = METRICS[metric].higher_is_better
+    worse = (ref - value) if higher else (value - ref)
+    allowed = abs(ref) * limit
+    note = f"baseline {ref:.4g}, {100 * worse / abs(ref) if ref else 0:+.1f}% worse"
+    return Check(variant, metric, rule, limit, value, worse <= allowed, note)
+
+
+def read_baseline(path: Path) -> list[dict[str, Any]]:
+    """Rows of a baseline results.jsonl (or of a run folder holding one)."""
+    p = path / "results.jsonl" if path.is_dir() else path
+    if not p.is_file():
+        raise ThresholdsError(f"baseline {p} not found")
+    rows = read_results(p)
+    if not rows:
+        raise ThresholdsError(f"baseline {p} has no rows")
+    return rows

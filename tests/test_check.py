@@ -1,0 +1,91 @@
+"""`bench check`: thresholds, regressions against a baseline, violations, bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bench.cli import cli
+
+
+def row(variant: str, seed: int, fid: float, is_: float, status: str = "ok") -> dict:
+    m = {"fid_fmnist": fid, "is_fmnist": is_} if status == "ok" else {}
+    return {"variant": variant, "seed": seed, "status": status, "metrics": m}
+
+
+def run_dir(tmp_path: Path, name: str, rows: list[dict]) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return d
+
+
+def check(run: Path, toml: str, tmp_path: Path, *extra: str) -> Result:
+    t = tmp_path / "thresholds.toml"
+    t.write_text(toml)
+    return CliRunner().invoke(cli, ["check", str(run), "--thresholds", str(t), *extra])
+
+
+RUN = [row("dcgan", 0, 50.0, 7.0), row("dcgan", 1, 54.0, 7.4), row("wgan-gp", 0, 80.0, 5.0)]
+
+
+def test_all_hold(tmp_path: Path) -> None:
+    run = run_dir(tmp_path, "r", RUN)
+    result = check(
+        run, "[dcgan]\nfid_fmnist = { max = 60.0 }\nis_fmnist = { min = 6.5 }\n", tmp_path
+    )
+    assert result.exit_code == 0, result.output
+    assert "2 of 2 checks hold" in result.output and "52" in result.output  # mean over seeds
+
+
+def test_violation_table_and_exit_1(tmp_path: Path) -> None:
+    run = run_dir(tmp_path, "r", RUN)
+    result = check(run, "[dcgan]\nfid_fmnist = { max = 51.0 }\n", tmp_path)
+    assert result.exit_code == 1 and "VIOLATION" in result.output
+    assert "0 of 1 checks hold" in result.output
+
+
+def test_regression_follows_the_metric_direction(tmp_path: Path) -> None:
+    base = run_dir(tmp_path, "base", [row("wgan-gp", 0, 100.0, 5.0)])
+    toml = (
+        "[wgan-gp]\nfid_fmnist = { max_regression = 0.10 }\nis_fmnist = { max_regression = 0.10 }\n"
+    )
+    better = run_dir(tmp_path, "better", [row("wgan-gp", 0, 80.0, 5.2)])
+    ok = check(better, toml, tmp_path, "--baseline", str(base / "results.jsonl"))
+    assert ok.exit_code == 0, ok.output
+    worse = run_dir(tmp_path, "worse", [row("wgan-gp", 0, 111.0, 4.4)])  # +11% FID, -12% IS
+    bad = check(worse, toml, tmp_path, "--baseline", str(base))
+    assert bad.exit_code == 1 and bad.output.count("VIOLATION") == 2
+    assert "+11.0% worse" in bad.output and "+12.0% worse" in bad.output
+    missing = check(worse, toml, tmp_path)
+    assert missing.exit_code == 2 and "--baseline" in missing.output
+
+
+def test_diverged_or_absent_is_a_violation_not_a_crash(tmp_path: Path) -> None:
+    run = run_dir(tmp_path, "r", [row("dcgan", 0, 50.0, 7.0), row("dcgan", 1, 0, 0, "diverged")])
+    result = check(
+        run, "[dcgan]\nfid_fmnist = { max = 60.0 }\n[sngan]\nis_fmnist = { min = 1 }\n", tmp_path
+    )
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "seed 1 diverged" in result.output and "no result" in result.output
+
+
+@pytest.mark.parametrize(
+    "toml, needle",
+    [
+        ("[nope]\nfid_fmnist = { max = 1 }\n", "unknown variant 'nope'; valid: dcgan"),
+        ("[dcgan]\nfid = { max = 1 }\n", "unknown metric 'fid'; valid: is_inception"),
+        ("[dcgan]\nfid_fmnist = { below = 1 }\n", "unknown rule 'below'"),
+        ("[dcgan]\nfid_fmnist = { max = 'x' }\n", "must be a number"),
+        ("[dcgan\n", "not valid TOML"),
+        ("", "no thresholds"),
+    ],
+)
+def test_bad_thresholds_file_exits_2(tmp_path: Path, toml: str, needle: str) -> None:
+    run = run_dir(tmp_path, "r", RUN)
+    result = check(run, toml, tmp_path)
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert "Traceback" not in result.output
