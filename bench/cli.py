@@ -114,7 +114,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(list(PROFILES)),
             default=DEFAULT_PROFILE,
             show_default=True,
-            help="Budget: smoke (seconds, for tests) or quick (CPU default, minutes per variant).",
+            help="Budget: smoke (tests), ci (the CI gate), quick (CPU default), lucic (GPU-sized).",
         ),
         click.option(
             "--kimg",

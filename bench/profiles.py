@@ -40,6 +40,16 @@ PROFILES: dict[str, Profile] = {
             description="seconds per variant: exercises every code path, numbers meaningless",
         ),
         Profile(
+            "ci",
+            kimg=60.0,
+            checkpoint_kimg=20.0,
+            grid_kimg=20.0,
+            eval_samples=2_000,
+            ppl_samples=200,
+            description="the CI quality gate: one epoch of the fast variants, 2k scored samples "
+            "(12 kimg left dcgan at noise level: FID(fmnist) 441 vs noise 442)",
+        ),
+        Profile(
             "quick",
             kimg=60.0,
             checkpoint_kimg=10.0,

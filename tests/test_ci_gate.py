@@ -1,0 +1,66 @@
+"""The CI quality gate: train a small set of variants at the `ci` profile on the real data
+and hold them to the committed thresholds (.ci/thresholds.toml); a broken generator fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner, Result
+from torch import nn
+
+from bench.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+THRESHOLDS = ROOT / ".ci" / "thresholds.toml"
+GATED = "dcgan-small,cgan-mlp-2class"
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+class Noise(nn.Module):
+    """A broken generator: uniform noise whatever the input."""
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        return torch.rand(len(z), 1, 28, 28, generator=g) * 2 - 1
+
+
+@pytest.mark.integration
+def test_gate_passes_for_trained_variants_and_fails_for_noise(
+    real_dir: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "ci"
+    trained = invoke(
+        "run", "--variants", GATED, "--profile", "ci", "--data-dir", str(real_dir),
+        "--no-progress", "--out", str(run),
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    gate = invoke("check", str(run), "--thresholds", str(THRESHOLDS))
+    assert gate.exit_code == 0, gate.output
+
+    from bench.profiles import get_profile
+    from bench.scoring import Scorer
+    from metrics.suite import EvalSettings
+    from models import get_variant
+
+    p = get_profile("ci")
+    scorer = Scorer(EvalSettings(num_samples=p.eval_samples), str(real_dir))
+    rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    with open(broken / "results.jsonl", "w") as f:
+        for r in rows:
+            scored = scorer.score(get_variant(r["variant"]), Noise())
+            f.write(json.dumps({**r, "metrics": scored["metrics"]}) + "\n")
+    gate = invoke("check", str(broken), "--thresholds", str(THRESHOLDS))
+    assert gate.exit_code == 1, gate.output
+    for variant in GATED.split(","):
+        assert any(
+            line.startswith(variant) and "fid_fmnist" in line and "VIOLATION" in line
+            for line in gate.output.splitlines()
+        ), gate.output
