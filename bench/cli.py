@@ -90,6 +90,20 @@ def _parse_overrides(
     return tuple(pairs.items())
 
 
+_inception_weights_option = click.option(
+    "--inception-weights",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="torch-fidelity's TF-Inception weights (weights-inception-2015-12-05-*.pth); else "
+    "$FMGAN_INCEPTION_WEIGHTS, torch hub's cache, a download, or the offline pool3.",
+)
+_data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="FMGAN_DATA_DIR",
+    help="Folder with the four Fashion-MNIST IDX files (else Debian's, else download).",
+)
 _reference_stats_option = click.option(
     "--reference-stats",
     "reference_stats",
@@ -141,13 +155,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="cpu, cuda, cuda:N, or auto (cuda when available).",
         ),
-        click.option(
-            "--data-dir",
-            type=click.Path(file_okay=False, path_type=Path),
-            default=None,
-            envvar="FMGAN_DATA_DIR",
-            help="Folder with the four Fashion-MNIST IDX files (else Debian's, else download).",
-        ),
+        _data_dir_option,
         click.option(
             "--faithful",
             is_flag=True,
@@ -164,13 +172,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "arch.gch=32 --set optim.betas=0.5,0.999 --set augment=none --set ema_decay=0 "
             "--set loss_kwargs.n_critic=2. Recorded in config.json and every row.",
         ),
-        click.option(
-            "--inception-weights",
-            type=click.Path(dir_okay=False, path_type=Path),
-            default=None,
-            help="torch-fidelity's TF-Inception weights (weights-inception-2015-12-05-*.pth); else "
-            "$FMGAN_INCEPTION_WEIGHTS, torch hub's cache, a download, or the offline pool3.",
-        ),
+        _inception_weights_option,
         click.option(
             "--inception-samples",
             type=click.IntRange(min=0),
@@ -463,18 +465,8 @@ def perf_cmd(
 @click.option("--images", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
 @click.option("--evaluator-samples", type=click.IntRange(min=2), default=10_000, show_default=True)
-@click.option(
-    "--inception-weights",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TF-Inception weights (else the default places, then the offline pool3).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar="FMGAN_DATA_DIR",
-)
+@_inception_weights_option
+@_data_dir_option
 def perf_metrics_cmd(
     images: int,
     batch_size: int,
@@ -552,11 +544,8 @@ def reference_group() -> None:
     help="Inception only: a fixed random subset of this size (the metric seed's).",
 )
 @click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
-@click.option("--inception-weights", type=click.Path(dir_okay=False, path_type=Path), default=None)
-@click.option(
-    "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    envvar="FMGAN_DATA_DIR",
-)  # fmt: skip
+@_inception_weights_option
+@_data_dir_option
 def reference_export_cmd(
     kind: str,
     out: Path,
@@ -623,13 +612,7 @@ def evaluator_group() -> None:
     help="Where to write the weights (default: the package's metrics/weights/ file).",
 )
 @click.option("--epochs", type=click.IntRange(min=1), default=None, help="Override the recipe.")
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar="FMGAN_DATA_DIR",
-    help="Folder with the four Fashion-MNIST IDX files.",
-)
+@_data_dir_option
 def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | None) -> None:
     """Train the evaluator reproducibly (CPU, fp32, fixed seed) and write its weights.
 
@@ -699,19 +682,8 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
 )
 @click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
 @_reference_stats_option
-@click.option(
-    "--inception-weights",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="TF-Inception weights file (see `bench weights`).",
-)
-@click.option(
-    "--data-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    envvar="FMGAN_DATA_DIR",
-    help="Folder with the Fashion-MNIST IDX files (the reference is the test split).",
-)
+@_inception_weights_option
+@_data_dir_option
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 def score_cmd(
@@ -895,12 +867,7 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
 
 
 @cli.group("weights", invoke_without_command=True)
-@click.option(
-    "--inception-weights",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Check this TF-Inception weights file instead of the default places.",
-)
+@_inception_weights_option
 @click.pass_context
 def weights_group(ctx: click.Context, inception_weights: Path | None) -> None:
     """List each feature extractor: available or not, why, and how to provide it.
