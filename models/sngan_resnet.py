@@ -10,8 +10,10 @@ grayscale:
 - an exponential moving average of G's weights (decay 0.999 with warm-up) for sampling;
 - DiffAugment (Zhao et al. 2020), translation + cutout on every D input, which keeps D from
   memorising the 60k images when it is this strong.
-The metrics layer (next issue) provides the evidence to tune it; the measured comparison is
-recorded in the README's results and the CHANGELOG.
+Evidence (quick profile, 60 kimg, seeds 0 and 1, FID(fmnist), README "Evidence"): as
+registered 184.2 +- 11.1 (176.3, 192.0); without DiffAugment 164.8 +- 2.9 (162.7, 166.9);
+32 channels (seed 0) 221.3. DiffAugment is kept for what it is for (longer, D-overfitting
+runs); at one epoch `--set augment=none` is better.
 """
 
 from __future__ import annotations
