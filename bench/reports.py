@@ -131,6 +131,17 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
                         pixel=True,
                     )
                 )
+    per_class = [
+        {"variant": r["variant"], "seed": r["seed"], "class_id": int(c), "fid": v}
+        for _, rows in runs.values()
+        for r in latest_rows(rows)
+        for c, v in (
+            (r.get("protocol") or {}).get("fmnist", {}).get("fid_fmnist_per_class") or {}
+        ).items()
+    ]
+    png = figures.per_class_heatmap(pd.DataFrame(per_class))
+    if png:
+        figs.figures.append(Figure(png, "per-class FID of conditional variants (mean over seeds)"))
     if losses:
         png = figures.loss_curves(pd.concat(losses))
         if png:
@@ -140,6 +151,12 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
     return render(
         title, sections, subtitle=f"{len(frame.drop_duplicates(['run', 'variant', 'seed']))} jobs"
     )
+
+
+def _per_class_fid(row: dict) -> dict:
+    """class id -> FID(fmnist) of one conditional row (empty for others)."""
+    proto = (row.get("protocol") or {}).get("fmnist") or {}
+    return proto.get("fid_fmnist_per_class") or {}
 
 
 def _with_status(table: Any, rows: list) -> Any:

@@ -240,13 +240,14 @@ def fmnist_metrics(
     notes["class_histogram"] = [int(h) for h in hist.tolist()]
     if gen_labels is not None:
         out["label_accuracy"] = float((pred == gen_labels).double().mean())
-        per_class = []
+        per_class: dict[int, float] = {}
         for c in class_ids:
             g, r = gen_f[gen_labels == c], ref_feats["features"][ref_labels == c]
             if min(len(g), len(r)) > FEATURE_DIM:  # fewer would leave the covariance singular
-                per_class.append(fid(g, r))
+                per_class[c] = fid(g, r)
+        notes["fid_fmnist_per_class"] = {str(c): v for c, v in per_class.items()}
         out["intra_fid_fmnist"] = (
-            sum(per_class) / len(per_class) if len(per_class) == len(class_ids) else None
+            sum(per_class.values()) / len(per_class) if len(per_class) == len(class_ids) else None
         )
         if out["intra_fid_fmnist"] is None:
             notes["intra_fid_fmnist"] = f"needs > {FEATURE_DIM} samples per class"

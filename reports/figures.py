@@ -145,3 +145,24 @@ def capacity_study(
         ax.set_ylabel("")
     fig.suptitle("seed 000's capacity study: NGF/NDF 64 vs 32", y=1.04)
     return _png(fig)
+
+
+CLASS_NAMES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+
+
+def per_class_heatmap(per_class: pd.DataFrame) -> bytes | None:
+    """Per-class FID(fmnist) of conditional variants (rows: variant, columns: class; mean over
+    seeds); ``per_class`` has columns variant, seed, class_id, fid."""
+    if per_class.empty:
+        return None
+    table = per_class.pivot_table(index="variant", columns="class_id", values="fid", aggfunc="mean")
+    table.columns = [CLASS_NAMES[int(c)] for c in table.columns]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * table.shape[1], 0.9 + 0.5 * table.shape[0]))
+    sns.heatmap(table, annot=True, fmt=".0f", cmap="rocket_r", cbar_kws={"label": "FID"}, ax=ax)
+    ax.set_title("per-class FID(fmnist) of conditional variants (lower is better)")
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    return _png(fig)

@@ -156,3 +156,21 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     for variant in ("a", "b", "c"):
         assert f">{variant}<" in dom
     assert dom.count("<img") >= 3
+
+
+def test_per_class_fid_heatmap_for_conditional_rows(tmp_path: Path) -> None:
+    import re
+
+    cond = row("cgan", 0, 50.0, 3.0)
+    cond["protocol"]["fmnist"]["fid_fmnist_per_class"] = {str(c): 10.0 + c for c in range(10)}
+    run = _run_folder(tmp_path, [*ROWS, cond])
+    assert CliRunner().invoke(cli, ["report", str(run)]).exit_code == 0
+    page = (run / "report" / "report.html").read_text()
+    assert "per-class FID of conditional variants" in page
+    before = len(re.findall(r'src="data:image/png;base64,', page))
+    plain = _run_folder(tmp_path, ROWS, "plain")
+    assert CliRunner().invoke(cli, ["report", str(plain)]).exit_code == 0
+    after = len(
+        re.findall(r'src="data:image/png;base64,', (plain / "report" / "report.html").read_text())
+    )
+    assert before == after + 1  # exactly the heatmap more
