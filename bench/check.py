@@ -24,6 +24,7 @@ import tomllib
 from bench.errors import BenchError
 from bench.runs import read_results
 from metrics.keys import METRICS
+from reports.frame import latest_rows
 
 RULES = ("min", "max", "max_regression")
 
@@ -92,11 +93,9 @@ def load_thresholds(path: Path, variants: list[str]) -> dict[str, dict[str, dict
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per variant: status list and the mean of each metric over its ok seeds."""
-    latest: dict[tuple[str, int], dict[str, Any]] = {}
-    for r in rows:
-        latest[(r["variant"], int(r["seed"]))] = r
     out: dict[str, dict[str, Any]] = {}
-    for (variant, seed), r in latest.items():
+    for r in latest_rows(rows):
+        variant, seed = r["variant"], int(r["seed"])
         v = out.setdefault(variant, {"bad": [], "values": {}})
         if r.get("status") != "ok":
             v["bad"].append(f"seed {seed} {r.get('status')}")

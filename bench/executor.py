@@ -234,17 +234,18 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Run every job of ``plan`` in ``run`` sequentially; return the rows written now."""
     written: list[dict[str, Any]] = []
+    scorer = Scorer(
+        plan.eval_settings,
+        plan.data_dir,
+        plan.device,
+        inception_weights=plan.inception_weights,
+        references=[load_reference(Path(p)) for p in plan.reference_stats],
+    )
+    scorer.check_references()  # a reference made with other weights fails before any writing
     with run.locked():
         prepare_run(plan, run, argv)
         done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
         data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
-        scorer = Scorer(
-            plan.eval_settings,
-            plan.data_dir,
-            plan.device,
-            inception_weights=plan.inception_weights,
-            references=[load_reference(Path(p)) for p in plan.reference_stats],
-        )
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")

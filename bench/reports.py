@@ -77,13 +77,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
             ],
             tables=[("", table)],
         )
-        protos = []
-        for m in present:
-            proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
-            arrow = "higher is better" if METRICS[m].higher_is_better else "lower is better"
-            protos.append(
-                {"metric": m, "direction": arrow, "protocol": "; ".join(sorted(set(proto)))}
-            )
+        protos = _metric_protocols(summary, run, present)
         if protos:
             sec.tables.append(("Protocols", pd.DataFrame(protos)))
         bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
@@ -177,19 +171,22 @@ def _with_status(table: Any, rows: list) -> Any:
     return table
 
 
+def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[str, str]]:
+    """Per metric of ``run``: its direction and the protocol(s) its values were made under."""
+    out = []
+    for m in metrics:
+        proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
+        arrow = "higher is better" if METRICS[m].higher_is_better else "lower is better"
+        out.append({"metric": m, "direction": arrow, "protocol": "; ".join(sorted(set(proto)))})
+    return out
+
+
 def _spread(items: list[Path], k: int) -> list[Path]:
     """Up to ``k`` items evenly spread, first and last included."""
     if len(items) <= k:
         return items
     idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
     return [items[i] for i in idx]
-
-
-def write_tables(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> str:
-    """Write tidy.csv, summary.csv and tables.md for ``run_dirs`` into ``out``; return the
-    Markdown."""
-    runs = read_runs(run_dirs)
-    return _tables({k: rows for k, (_, rows) in runs.items()}, out)[0]
 
 
 def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
@@ -211,10 +208,8 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
         for r in bad.itertuples():
             parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")
         parts.append("\nProtocols:\n")
-        for m in present:
-            proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
-            arrow = "higher is better" if METRICS[m].higher_is_better else "lower is better"
-            parts.append(f"- `{m}` ({arrow}): {'; '.join(sorted(set(proto)))}\n")
+        for p in _metric_protocols(summary, run, present):
+            parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
     if len(runs) > 1:
         parts.append("## Runs side by side\n\n")

@@ -87,15 +87,8 @@ class Scorer:
             g = torch.Generator().manual_seed(self.settings.metric_seed)
             pick = torch.randperm(len(ref), generator=g)[:n].sort().values
             images = ref.images[pick]
-            desc = {
-                "dataset": "fashion-mnist",
-                "split": "test",
-                "classes": list(classes) if classes is not None else "all",
-                "size": n,
-                "subset": f"randperm(seed {self.settings.metric_seed})[:{n}]" if n < len(ref)
-                else "all",
-                "images_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
-            }  # fmt: skip
+            subset = f"randperm(seed {self.settings.metric_seed})[:{n}]" if n < len(ref) else "all"
+            desc = _describe_test_split(images, classes, subset=subset)
             ext = self.inception.extractor
             feats = reference_features(
                 ext, images, desc, cache_dir(), self.settings.inception_batch_size
@@ -131,14 +124,7 @@ class Scorer:
             self._refs[classes] = (imported.features, imported.labels, imported.description())
         if classes not in self._refs:
             ref = load_part(DataOptions(classes=classes), "test", self.data_dir)
-            digest = hashlib.sha256(ref.images.numpy().tobytes()).hexdigest()
-            desc = {
-                "dataset": "fashion-mnist",
-                "split": "test",
-                "classes": list(classes) if classes is not None else "all",
-                "size": len(ref),
-                "images_sha256": digest,
-            }
+            desc = _describe_test_split(ref.images, classes)
             feats = reference_features(
                 self.extractor, ref.images, desc, cache_dir(), self.settings.batch_size
             )
@@ -268,6 +254,20 @@ class Scorer:
         if inc.is_unavailable:
             row["metrics_unavailable"]["is_inception"] = inc.is_unavailable
             row["metrics_unavailable"]["is_inception_std"] = inc.is_unavailable
+
+
+def _describe_test_split(
+    images: torch.Tensor, classes: tuple[int, ...] | None, **extra: str
+) -> dict[str, Any]:
+    """The reference description recorded in protocols and reference-cache keys."""
+    return {
+        "dataset": "fashion-mnist",
+        "split": "test",
+        "classes": list(classes) if classes is not None else "all",
+        "size": len(images),
+        **extra,
+        "images_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
+    }
 
 
 INCEPTION_KEYS = (

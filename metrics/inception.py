@@ -24,7 +24,6 @@ never mixed silently (they agree to float rounding on pool3: see the tests).
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 import zipfile
@@ -38,7 +37,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from metrics.evaluator import save_atomic
+from metrics.evaluator import file_digest, save_atomic
 
 INCEPTION = "inception-v3-compat"  # torch-fidelity's registered name
 INCEPTION_OFFLINE = "inception-v3-pool3-offline"
@@ -54,15 +53,6 @@ NO_DOWNLOAD_ENV = "FMGAN_NO_DOWNLOAD"
 
 class InceptionUnavailable(RuntimeError):
     """No usable Inception weights; the message says why and how to provide them."""
-
-
-def file_digest(path: Path, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB blocks."""
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -106,18 +106,6 @@ def loss_curves(losses: pd.DataFrame) -> bytes | None:
     return _png(grid.figure)
 
 
-def metric_vs_kimg(track: pd.DataFrame, metric: str) -> bytes | None:
-    """``metric`` at training checkpoints (columns variant, kimg, value), one line per variant."""
-    if track.empty:
-        return None
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    sns.lineplot(data=track, x="kimg", y="value", hue="variant", marker="o", ax=ax)
-    ax.set_title(f"{metric} during training ({_direction(metric)})")
-    ax.set_ylabel(metric)
-    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
-    return _png(fig)
-
-
 def capacity_study(
     frame: pd.DataFrame, pair: tuple[str, str] = ("dcgan", "dcgan-small")
 ) -> bytes | None:
