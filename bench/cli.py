@@ -787,18 +787,21 @@ def score_cmd(
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(path_type=Path),
     default=None,
-    help="Report folder (default: RUN_DIR/report for one run, else runs/report-<time>).",
+    help="The HTML file (FILE.html; tables are written beside it) or a folder for "
+    "report.html and the tables (default: RUN_DIR/report/ for one run, else "
+    "runs/report-<time>/).",
 )
 def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     """Report on one or more run folders: tables and one self-contained HTML page.
 
     Tables: per variant each metric as mean ± std over seeds with a 95% t-interval, ranked in
     the metric's direction (best marked *), with each metric's protocol; several runs also
-    side by side per variant. Figures: metric bars with error bars, IS vs FID, loss curves,
-    the dcgan/dcgan-small capacity study, training-progress grids, interpolation strips.
-    Writes tidy.csv, summary.csv, tables.md and report.html; prints the Markdown.
+    side by side per variant. Figures: metric bars with error bars, IS vs FID, FID and IS
+    against kimg during training, loss curves, the dcgan/dcgan-small capacity study, the
+    per-class FID heatmap, training-progress grids, interpolation strips. Writes the HTML
+    and tidy.csv, summary.csv, tables.md beside it; prints the Markdown.
     """
     from bench.reports import write_report
 
@@ -807,9 +810,15 @@ def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
             raise _Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
     if out is None:
         out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
+    if out.exists() and out.is_dir() == (out.suffix.lower() == ".html"):
+        want = "an .html file" if out.suffix.lower() == ".html" else "a folder"
+        raise _Fail(f"--out {out}: exists and is not {want}", 2)
     markdown, page = write_report(run_dirs, out)
     click.echo(markdown)
-    click.echo(f"report: {page} (self-contained HTML); tables: tidy.csv, summary.csv, tables.md")
+    click.echo(
+        f"report: {page} (self-contained HTML); tables in {page.parent}: "
+        "tidy.csv, summary.csv, tables.md"
+    )
 
 
 @cli.command("check")

@@ -26,7 +26,7 @@ from bench.profiles import Profile
 from bench.provenance import git_commit, versions
 from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
-from bench.scoring import Scorer
+from bench.scoring import MetricTracker, Scorer
 from metrics.suite import EvalSettings
 from models.data_options import DataOptions
 from models.registry import Variant, get_variant
@@ -182,10 +182,22 @@ def run_job(
         data = load_part(variant.data, "train", plan.data_dir)
     row["train_images"] = len(data)
     trainer: Trainer | None = None
+    tracker: MetricTracker | None = None
+    if scorer is not None and plan.profile.track_samples > 0:
+        every = min(plan.profile.track_kimg, plan.kimg)
+        tracker = MetricTracker(scorer, variant, every, plan.profile.track_samples)
     try:
-        trainer = Trainer(variant, data, plan.settings(seed), job_dir)
+        trainer = Trainer(
+            variant, data, plan.settings(seed), job_dir, hooks=[tracker] if tracker else []
+        )
         result = trainer.train()
         row.update(status=result.status, **_result_fields(asdict(result), job_dir))
+        if tracker is not None:
+            row["tracked"] = tracker.description()
+            if (job_dir / tracker.FILE).is_file():
+                row["paths"]["tracked"] = str(
+                    (job_dir / tracker.FILE).relative_to(job_dir.parent.parent)
+                )
         if scorer is not None:
             strip = job_dir / "interpolation.png"
             row.update(scorer.score(variant, trainer.G_ema, strip_path=strip))

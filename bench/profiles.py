@@ -21,6 +21,8 @@ class Profile:
     description: str
     inception_samples: int = 0  # generated (and reference) images for the Inception metrics
     ppl_samples: int = 0  # latent pairs for the perceptual path length (0: no smoothness)
+    track_kimg: float = 0.0  # FID/IS(fmnist) of G_ema during training, every this many kimg
+    track_samples: int = 0  # generated samples per tracked point (0: no tracking)
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -37,6 +39,8 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=0.5,
             eval_samples=500,
             ppl_samples=100,
+            track_kimg=0.5,
+            track_samples=200,
             description="seconds per variant: exercises every code path, numbers meaningless",
         ),
         Profile(
@@ -46,6 +50,8 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=20.0,
             eval_samples=2_000,
             ppl_samples=200,
+            track_kimg=20.0,
+            track_samples=1_000,
             description="the CI quality gate: one epoch of the fast variants, 2k scored samples "
             "(12 kimg left dcgan at noise level: FID(fmnist) 441 vs noise 442)",
         ),
@@ -57,6 +63,8 @@ PROFILES: dict[str, Profile] = {
             eval_samples=10_000,
             inception_samples=1_000,
             ppl_samples=2_000,
+            track_kimg=10.0,
+            track_samples=1_000,
             description="CPU default: one epoch of Fashion-MNIST per variant, minutes each; "
             "evaluator metrics on 10k samples, Inception metrics on 1k (~1.5 min per variant)",
         ),
@@ -68,6 +76,8 @@ PROFILES: dict[str, Profile] = {
             eval_samples=10_000,
             inception_samples=10_000,
             ppl_samples=10_000,
+            track_kimg=60.0,
+            track_samples=5_000,
             description="Lucic et al. 2018's protocol: 20 epochs, 10k generated vs the 10k test "
             "images on TF-Inception pool3 (GPU-sized: hours per variant on CPU)",
         ),

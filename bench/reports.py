@@ -48,14 +48,18 @@ def read_runs(run_dirs: tuple[Path, ...] | list[Path]) -> dict[str, tuple[Path, 
 
 
 def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[str, Path]:
-    """Tables (tidy.csv, summary.csv, tables.md) and the self-contained report.html in
-    ``out``; returns the Markdown and the HTML path."""
+    """The self-contained HTML report and its tables (tidy.csv, summary.csv, tables.md).
+
+    ``out`` is the HTML file when it ends in ``.html`` (tables beside it), else a folder
+    that receives report.html and the tables. Returns the Markdown and the HTML path.
+    """
+    html = out if out.suffix.lower() == ".html" else out / "report.html"
     runs = read_runs(run_dirs)
-    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, out)
+    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, html.parent)
     page = _html(runs, frame, summary)
-    with atomic_path(out / "report.html") as tmp:
+    with atomic_path(html) as tmp:
         tmp.write_text(page, encoding="utf-8")
-    return markdown, out / "report.html"
+    return markdown, html
 
 
 def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
@@ -97,7 +101,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
     if png:
         figs.figures.append(Figure(png, "dcgan vs dcgan-small (seed 000's capacity study)"))
     sections.append(figs)
-    losses = []
+    losses, tracked = [], []
     grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
     strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
     for run, (folder, rows) in runs.items():
@@ -106,6 +110,9 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
             if paths.get("losses") and (folder / paths["losses"]).is_file():
                 lf = pd.read_csv(folder / paths["losses"], usecols=["kimg", "d_loss", "g_loss"])
                 losses.append(lf.assign(variant=r["variant"], seed=r["seed"], run=run))
+            if paths.get("tracked") and (folder / paths["tracked"]).is_file():
+                tf = pd.read_csv(folder / paths["tracked"])
+                tracked.append(tf.assign(variant=r["variant"], seed=r["seed"], run=run))
             if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
                 continue
             job = folder / str(r["variant"]) / f"seed{r['seed']}"
@@ -136,6 +143,19 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
     png = figures.per_class_heatmap(pd.DataFrame(per_class))
     if png:
         figs.figures.append(Figure(png, "per-class FID of conditional variants (mean over seeds)"))
+    if tracked:
+        png = figures.metric_vs_kimg(pd.concat(tracked, ignore_index=True))
+        if png:
+            n = {(r.get("tracked") or {}).get("samples") for _, rows in runs.values() for r in rows}
+            n.discard(None)
+            figs.figures.append(
+                Figure(
+                    png,
+                    "FID and IS (fmnist) of G_ema during training, "
+                    f"{'/'.join(str(x) for x in sorted(n))} samples per point vs the test split; "
+                    "bands: 95% CI over seeds",
+                )
+            )
     if losses:
         png = figures.loss_curves(pd.concat(losses))
         if png:

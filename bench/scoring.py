@@ -7,6 +7,7 @@ extractor and the reference features for the whole run, and scores each trained 
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import time
@@ -17,6 +18,8 @@ import torch
 from torch import nn
 
 from bench.data import cache_dir, load_part
+from bench.fsutil import atomic_path
+from bench.harness import Hook, Trainer
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
@@ -24,9 +27,12 @@ from metrics.inception import InceptionUnavailable, LoadedInception, load_incept
 from metrics.suite import (
     EvalSettings,
     MetricInputError,
+    extract,
+    fid,
     fmnist_metrics,
     generate,
     inception_metrics,
+    inception_score,
     protocol,
     reference_features,
 )
@@ -130,6 +136,17 @@ class Scorer:
             )
             self._refs[classes] = (feats, ref.labels, desc)
         return self._refs[classes]
+
+    def quick_metrics(
+        self, images: torch.Tensor, classes: tuple[int, ...] | None
+    ) -> dict[str, float]:
+        """FID(fmnist) and IS(fmnist) of uint8 ``images`` against the (full, cached) test-split
+        reference: the cheap pair tracked during training. Raises EvaluatorUnavailable or
+        MetricInputError as the full scoring does."""
+        feats = extract(self.extractor, images, self.settings.batch_size)
+        ref = self.reference(classes)[0]["features"]
+        is_mean, _ = inception_score(feats["logits"], self.settings)
+        return {"fid_fmnist": fid(feats["features"], ref), "is_fmnist": is_mean}
 
     def score(
         self, variant: Variant, G: nn.Module, strip_path: Path | None = None
@@ -254,6 +271,75 @@ class Scorer:
         if inc.is_unavailable:
             row["metrics_unavailable"]["is_inception"] = inc.is_unavailable
             row["metrics_unavailable"]["is_inception_std"] = inc.is_unavailable
+
+
+class MetricTracker(Hook):
+    """FID(fmnist) and IS(fmnist) of G_ema every ``every_kimg`` during training, into
+    ``tracked.csv`` (the metric-versus-kimg curve of the report).
+
+    Every point scores the same ``samples`` latents (the metric seed) against the full test
+    split, so points differ only by the generator. Tracking time is outside training time
+    (hooks run between timed steps) and never draws from the training RNG streams. A resumed
+    job drops rows past its checkpoint, as the loss log does. When the evaluator is
+    unavailable, tracking stops quietly and the reason is kept in :attr:`error`.
+    """
+
+    FILE = "tracked.csv"
+    COLUMNS = ("step", "kimg", "fid_fmnist", "is_fmnist")
+
+    def __init__(self, scorer: Scorer, variant: Variant, every_kimg: float, samples: int) -> None:
+        self.scorer, self.variant = scorer, variant
+        self.every_kimg, self.samples = every_kimg, samples
+        self.error: str | None = None
+        self.rows: list[dict[str, Any]] = []
+
+    def on_start(self, trainer: Trainer) -> None:
+        self.path = trainer.out_dir / self.FILE
+        self.every = trainer.every(self.every_kimg)
+        self.rows = []
+        if self.path.is_file() and trainer.step > 0:
+            with open(self.path, newline="") as fh:
+                self.rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= trainer.step]
+        self._write()
+        if trainer.step == 0:
+            self._measure(trainer)
+
+    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+        if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
+            self._measure(trainer)
+
+    def description(self) -> dict[str, Any]:
+        """What the tracked points mean (kept in the row)."""
+        return {
+            "file": self.FILE,
+            "metrics": list(self.COLUMNS[2:]),
+            "every_kimg": self.every_kimg,
+            "samples": self.samples,
+            "reference": "test split, restricted to the variant's classes",
+            "metric_seed": self.scorer.settings.metric_seed,
+            **({"error": self.error} if self.error else {}),
+        }
+
+    def _measure(self, trainer: Trainer) -> None:
+        if self.error is not None:
+            return
+        try:
+            images, _ = generate(
+                trainer.G_ema, self.variant, self.samples, self.scorer.settings.metric_seed,
+                trainer.device,
+            )  # fmt: skip
+            values = self.scorer.quick_metrics(images, self.variant.data.classes)
+        except (EvaluatorUnavailable, MetricInputError) as exc:
+            self.error = str(exc)
+            return
+        self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **values})
+        self._write()
+
+    def _write(self) -> None:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=self.COLUMNS, extrasaction="ignore")
+            w.writeheader()
+            w.writerows(self.rows)
 
 
 def _describe_test_split(

@@ -106,6 +106,28 @@ def loss_curves(losses: pd.DataFrame) -> bytes | None:
     return _png(grid.figure)
 
 
+def metric_vs_kimg(tracked: pd.DataFrame) -> bytes | None:
+    """FID(fmnist) (log scale) and IS(fmnist) of G_ema against kimg during training, one line
+    per variant, the band a 95% interval over seeds; ``tracked`` has columns variant, seed,
+    kimg, fid_fmnist, is_fmnist (and run, one line style per run when several)."""
+    if tracked.empty:
+        return None
+    several = "run" in tracked and tracked["run"].nunique() > 1
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.8))
+    for ax, metric in zip(axes, ("fid_fmnist", "is_fmnist"), strict=True):
+        sns.lineplot(
+            data=tracked, x="kimg", y=metric, hue="variant", style="run" if several else None,
+            errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=ax is axes[-1],
+        )  # fmt: skip
+        ax.set_title(f"{metric} during training ({_direction(metric)})")
+        if metric.startswith("fid"):
+            ax.set_yscale("log")
+    handles, labels = axes[-1].get_legend_handles_labels()
+    if handles:
+        axes[-1].legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    return _png(fig)
+
+
 def capacity_study(
     frame: pd.DataFrame, pair: tuple[str, str] = ("dcgan", "dcgan-small")
 ) -> bytes | None:

@@ -174,3 +174,39 @@ def test_per_class_fid_heatmap_for_conditional_rows(tmp_path: Path) -> None:
         re.findall(r'src="data:image/png;base64,', (plain / "report" / "report.html").read_text())
     )
     assert before == after + 1  # exactly the heatmap more
+
+
+def test_out_names_the_html_file(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path, ROWS)
+    target = tmp_path / "pages" / "cmp.html"
+    result = CliRunner().invoke(cli, ["report", str(run), "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text().startswith("<!DOCTYPE html>")
+    assert (target.parent / "tables.md").is_file() and (target.parent / "tidy.csv").is_file()
+    assert not (run / "report").exists()
+    target.unlink()
+    target.mkdir()  # a folder called *.html: refused, not overwritten
+    bad = CliRunner().invoke(cli, ["report", str(run), "--out", str(target)])
+    assert bad.exit_code == 2 and "not an .html file" in bad.output
+
+
+def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
+    import re
+
+    rows = [dict(r, paths={"tracked": f"{r['variant']}/seed{r['seed']}/tracked.csv"},
+                 tracked={"samples": 100}) for r in ROWS]  # fmt: skip
+    run = _run_folder(tmp_path, rows)
+    for r in rows:
+        f = run / r["paths"]["tracked"]
+        f.parent.mkdir(parents=True)
+        pd.DataFrame({"step": [0, 5, 10], "kimg": [0.0, 0.5, 1.0],
+                      "fid_fmnist": [500.0, 200.0 + r["seed"], 100.0],
+                      "is_fmnist": [1.0, 2.0, 3.0]}).to_csv(f, index=False)  # fmt: skip
+    assert CliRunner().invoke(cli, ["report", str(run)]).exit_code == 0
+    page = (run / "report" / "report.html").read_text()
+    assert "FID and IS (fmnist) of G_ema during training, 100 samples per point" in page
+    with_curve = len(re.findall(r'src="data:image/png;base64,', page))
+    plain = _run_folder(tmp_path, ROWS, "plain")
+    assert CliRunner().invoke(cli, ["report", str(plain)]).exit_code == 0
+    page = (plain / "report" / "report.html").read_text()
+    assert with_curve == len(re.findall(r'src="data:image/png;base64,', page)) + 1
