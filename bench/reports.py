@@ -51,18 +51,24 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     """The self-contained HTML report and its tables (tidy.csv, summary.csv, tables.md).
 
     ``out`` is the HTML file when it ends in ``.html`` (tables beside it), else a folder
-    that receives report.html and the tables. Returns the Markdown and the HTML path.
+    that receives report.html and the tables. The summary figures are also written as PNG
+    files under ``figures/`` beside it, for a README or a paper. Returns the Markdown and
+    the HTML path.
     """
     html = out if out.suffix.lower() == ".html" else out / "report.html"
     runs = read_runs(run_dirs)
     markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, html.parent)
-    page = _html(runs, frame, summary)
+    page, figures = _html(runs, frame, summary)
+    for fig in figures:
+        with atomic_path(html.parent / "figures" / f"{fig.name}.png") as tmp:
+            tmp.write_bytes(fig.png)
     with atomic_path(html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return markdown, html
 
 
-def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
+def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple[str, list]:
+    """The page, and its named summary figures."""
     import pandas as pd
 
     from reports import figures
@@ -92,14 +98,18 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
         png = figures.metric_bars(frame, m)
         if png:
             figs.figures.append(
-                Figure(png, f"{m}: bars are seed means, error bars 95% CI, dots seeds")
+                Figure(png, f"{m}: bars are seed means, error bars 95% CI, dots seeds", name=m)
             )
     png = figures.is_vs_fid(frame)
     if png:
-        figs.figures.append(Figure(png, "IS(fmnist) against FID(fmnist), one point per seed"))
+        figs.figures.append(
+            Figure(png, "IS(fmnist) against FID(fmnist), one point per seed", name="is_vs_fid")
+        )
     png = figures.capacity_study(frame)
     if png:
-        figs.figures.append(Figure(png, "dcgan vs dcgan-small (seed 000's capacity study)"))
+        figs.figures.append(
+            Figure(png, "dcgan vs dcgan-small (seed 000's capacity study)", name="capacity")
+        )
     sections.append(figs)
     losses, tracked = [], []
     grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
@@ -142,7 +152,9 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
     ]
     png = figures.per_class_heatmap(pd.DataFrame(per_class))
     if png:
-        figs.figures.append(Figure(png, "per-class FID of conditional variants (mean over seeds)"))
+        figs.figures.append(
+            Figure(png, "per-class FID of conditional variants (mean over seeds)", name="per_class")
+        )
     if tracked:
         png = figures.metric_vs_kimg(pd.concat(tracked, ignore_index=True))
         if png:
@@ -154,17 +166,21 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> str:
                     "FID and IS (fmnist) of G_ema during training, "
                     f"{'/'.join(str(x) for x in sorted(n))} samples per point vs the test split; "
                     "bands: 95% CI over seeds",
+                    name="metric_vs_kimg",
                 )
             )
     if losses:
         png = figures.loss_curves(pd.concat(losses))
         if png:
-            figs.figures.append(Figure(png, "G and D losses against kimg (seed 0)"))
+            figs.figures.append(
+                Figure(png, "G and D losses against kimg (seed 0)", name="loss_curves")
+            )
     sections += [s for s in (grids, strips) if s.figures]
     title = "fmgan-bench report: " + ", ".join(runs)
-    return render(
+    page = render(
         title, sections, subtitle=f"{len(frame.drop_duplicates(['run', 'variant', 'seed']))} jobs"
     )
+    return page, [f for f in figs.figures if f.name]
 
 
 def _per_class_fid(row: dict) -> dict:

@@ -30,11 +30,13 @@ figcaption{font-size:.85em;color:#555}.pixel img{image-rendering:pixelated}
 
 @dataclass
 class Figure:
-    """A PNG with a caption; ``pixel`` keeps sample grids sharp when scaled up."""
+    """A PNG with a caption; ``pixel`` keeps sample grids sharp when scaled up; ``name``
+    (when set) is the file stem under which the figure is also written as a PNG."""
 
     png: bytes
     caption: str
     pixel: bool = False
+    name: str = ""
 
 
 @dataclass

@@ -183,6 +183,8 @@ def test_out_names_the_html_file(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert target.read_text().startswith("<!DOCTYPE html>")
     assert (target.parent / "tables.md").is_file() and (target.parent / "tidy.csv").is_file()
+    pngs = {p.name for p in (target.parent / "figures").glob("*.png")}
+    assert {"fid_fmnist.png", "is_fmnist.png", "is_vs_fid.png"} <= pngs  # also as files
     assert not (run / "report").exists()
     target.unlink()
     target.mkdir()  # a folder called *.html: refused, not overwritten
