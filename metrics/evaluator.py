@@ -81,7 +81,15 @@ class FMNISTEvaluator(nn.Module):
 
 @dataclass(frozen=True)
 class EvaluatorTraining:
-    """The recipe of the shipped evaluator; `bench evaluator train` runs exactly this."""
+    """The recipe of the shipped evaluator; `bench evaluator train` runs exactly this.
+
+    Its real-test-split IS is 8.62 (93.38% accuracy); issue 4 asks for >= 9, which needs
+    sharper predictions. Measured alternatives (real test split, IS / accuracy / seconds on 2
+    cores): dropout 0 and weight decay 0, 14 epochs: 8.69 / 93.35% / 454 s (beside other
+    work); additionally no shifts or flips: 9.42 / 92.81% / 307 s; flips only, 12 epochs:
+    8.99 / 93.28% / 245 s. Confidence comes from fitting the training set closely, accuracy
+    from the flips; the next candidate is flips only with a few more epochs.
+    """
 
     epochs: int = 12  # ~17 s each on 2 idle CPU cores: well inside the 5-minute budget
     batch_size: int = 128
