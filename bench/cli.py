@@ -18,7 +18,7 @@ from bench import __version__
 from bench.errors import BenchError
 from bench.harness import Interrupted
 from bench.profiles import DEFAULT_PROFILE, PROFILES, get_profile
-from bench.runs import FINISHED, RunFolder, new_run_dir
+from bench.runs import RunFolder, new_run_dir
 
 
 class _Fail(click.ClickException):
@@ -172,6 +172,13 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "arch.gch=32 --set optim.betas=0.5,0.999 --set augment=none --set ema_decay=0 "
             "--set loss_kwargs.n_critic=2. Recorded in config.json and every row.",
         ),
+        click.option(
+            "--extend",
+            is_flag=True,
+            help="Continue an existing --out folder to a larger --kimg: every finished job "
+            "resumes from its checkpoint (bit-identical to training the larger budget from "
+            "the start) and gets a new row; the old rows stay in results.jsonl.",
+        ),
         _inception_weights_option,
         click.option(
             "--inception-samples",
@@ -316,6 +323,7 @@ def _run(
     progress: bool | None,
     faithful: bool,
     overrides: tuple[tuple[str, str], ...],
+    extend: bool,
     inception_weights: Path | None,
     inception_samples: int | None,
     reference_stats: tuple[Path, ...],
@@ -335,6 +343,7 @@ def _run(
         progress=progress,
         faithful=faithful,
         overrides=overrides,
+        extend=extend,
         inception_weights=str(inception_weights) if inception_weights else None,
         inception_samples=inception_samples,
         reference_stats=tuple(str(p) for p in reference_stats),
@@ -371,6 +380,8 @@ def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
 
 
 def _print_plan(plan: Any, run: RunFolder) -> None:
+    from bench.executor import job_finished
+
     latest = run.latest() if run.results_path.is_file() else {}
     click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
     faithful = ", seed-faithful data" if plan.faithful else ""
@@ -383,7 +394,7 @@ def _print_plan(plan: Any, run: RunFolder) -> None:
         per_step = v.batch_size * v.build_loss().n_critic
         steps = -(-int(plan.kimg * 1000) // per_step)
         state = "new"
-        if latest.get((name, seed), {}).get("status") in FINISHED:
+        if job_finished(latest.get((name, seed), {}), plan.kimg):
             state = f"finished ({latest[(name, seed)]['status']}), skip"
         elif (run.job_dir(name, seed) / "checkpoint.pt").is_file():
             state = "resume from checkpoint"

@@ -61,6 +61,7 @@ class RunPlan:
     inception_weights: str | None = None  # TF-Inception file; else env, hub cache, download
     inception_samples: int | None = None  # None: the profile's
     reference_stats: tuple[str, ...] = ()  # files of `bench reference export`
+    extend: bool = False  # a larger kimg on an existing folder continues its finished jobs
 
     @property
     def eval_settings(self) -> EvalSettings:
@@ -117,11 +118,20 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     old = run.read_config()
     if old is not None:
         had = old.get("run", {})
+        grow = plan.extend and float(had.get("kimg", plan.kimg)) <= plan.kimg
+        if plan.extend and not grow:
+            raise RunFolderError(
+                f"{run.path} was trained to {had.get('kimg')} kimg; --extend only grows the "
+                f"budget (asked {plan.kimg:g})"
+            )
         clash = [
             f"{k}: folder has {had.get(k)!r}, asked {plan.defining()[k]!r}"
             for k in _RUN_DEFINING
             if had.get(k, _DEFINING_DEFAULTS.get(k)) != plan.defining()[k]
+            and not (k == "kimg" and grow)
         ]
+        if any(c.startswith("kimg") for c in clash) and not plan.extend:
+            clash.append("a larger kimg continues the finished jobs with --extend")
         if clash:
             raise RunFolderError(
                 f"{run.path} was made with other settings ({'; '.join(clash)}); "
@@ -238,6 +248,16 @@ def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     return result
 
 
+def job_finished(row: dict[str, Any], kimg: float) -> bool:
+    """Whether a job's latest row ends it at budget ``kimg``: diverged (deterministic, it
+    would diverge again), or ok at this budget (a row of a smaller budget is continued by
+    ``--extend``)."""
+    status = row.get("status")
+    if status == "diverged":
+        return True
+    return status in FINISHED and float(row.get("kimg_budget", kimg)) >= kimg
+
+
 def execute(
     plan: RunPlan,
     run: RunFolder,
@@ -256,7 +276,7 @@ def execute(
     scorer.check_references()  # a reference made with other weights fails before any writing
     with run.locked():
         prepare_run(plan, run, argv)
-        done = {k for k, r in run.latest().items() if r.get("status") in FINISHED}
+        done = {k for k, r in run.latest().items() if job_finished(r, plan.kimg)}
         data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:

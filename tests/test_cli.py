@@ -164,8 +164,37 @@ def test_conflicting_rerun_keeps_results(synthetic_dir: Path, tmp_path: Path) ->
     assert invoke(*base).exit_code == 0
     before = (out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()
     result = invoke(*base, "--kimg", "0.512")
-    assert_usage_error(result, "other settings", "kimg")
+    assert_usage_error(result, "other settings", "kimg", "--extend")
     assert ((out / "results.jsonl").read_bytes(), (out / "config.json").read_bytes()) == before
+
+
+def test_extend_continues_finished_jobs_exactly(synthetic_dir: Path, tmp_path: Path) -> None:
+    """--extend grows the budget of a finished folder: the job resumes from its checkpoint
+    and ends bit-identical to a run of the larger budget from the start; old rows stay."""
+    import torch
+
+    from bench.checkpoint import load_checkpoint
+
+    short = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress"]
+    args = ["run", "--variants", "dcgan", "--data-dir", str(synthetic_dir)]
+    out, straight = tmp_path / "ext", tmp_path / "straight"
+    assert invoke(*args, *short, "--out", str(out)).exit_code == 0
+    longer = [*short[:2], "--kimg", "0.512", *short[4:]]
+    assert invoke(*args, *longer, "--out", str(straight)).exit_code == 0
+    result = invoke(*args, *longer, "--extend", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "resumed at step 2" in result.output
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [r["kimg_budget"] for r in rows] == [0.256, 0.512] and rows[1]["step"] == 4
+    assert json.loads((out / "config.json").read_text())["run"]["kimg"] == 0.512
+    a = load_checkpoint(out / "dcgan" / "seed0" / "checkpoint.pt")["G_ema"]
+    b = load_checkpoint(straight / "dcgan" / "seed0" / "checkpoint.pt")["G_ema"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    again = invoke(*args, *longer, "--extend", "--out", str(out))
+    assert again.exit_code == 0 and "skipped" in again.output  # finished at this budget
+    before = (out / "results.jsonl").read_bytes()
+    assert_usage_error(invoke(*args, *short, "--extend", "--out", str(out)), "only grows")
+    assert (out / "results.jsonl").read_bytes() == before
 
 
 def test_set_overrides_train_record_and_guard_the_folder(
