@@ -35,12 +35,23 @@ def _protocol_name(metric: str) -> str:
     for suffix, name in _SUFFIX_TO_PROTOCOL.items():
         if metric.endswith(suffix) or metric.endswith(suffix + "_std"):
             return name
-    if metric in ("ppl", "ppl_std", "ppl_lpips", "interp_discontinuity"):
+    if metric in ("ppl", "ppl_std", "ppl_lpips"):
         return "smoothness"
+    if metric == "interp_discontinuity":
+        return "latent_paths"
     return "fmnist"  # class_coverage, class_entropy, label_accuracy: evaluator-based
 
 
 def _protocol_label(row: Mapping[str, Any], name: str) -> str:
+    if name == "latent_paths":  # recorded inside the smoothness protocol
+        s = (row.get("protocol") or {}).get("smoothness") or {}
+        lp = s.get("latent_paths") or {}
+        if not lp:
+            return ""
+        return (
+            f"{s.get('similarity')} {lp.get('paths')} {lp.get('interpolation')} paths x "
+            f"{lp.get('steps')} steps"
+        )
     p = (row.get("protocol") or {}).get(name)
     if not p:
         return ""

@@ -212,3 +212,15 @@ def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
     assert CliRunner().invoke(cli, ["report", str(plain)]).exit_code == 0
     page = (plain / "report" / "report.html").read_text()
     assert with_curve == len(re.findall(r'src="data:image/png;base64,', page)) + 1
+
+
+def test_smoothness_protocols_name_their_own_settings() -> None:
+    r = row("a", 0, 10.0, 5.0)
+    r["metrics"].update(ppl=3.0, interp_discontinuity=1.5)
+    r["protocol"]["smoothness"] = {
+        "similarity": "fmnist-evaluator-l2", "samples": 200, "epsilon": 1e-4,
+        "latent_paths": {"paths": 8, "steps": 10, "interpolation": "slerp"},
+    }  # fmt: skip
+    f = tidy({"r": [r]}).set_index("metric")["protocol"]
+    assert f["ppl"] == "fmnist-evaluator-l2 200 pairs eps 0.0001"
+    assert f["interp_discontinuity"] == "fmnist-evaluator-l2 8 slerp paths x 10 steps"
