@@ -158,22 +158,21 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     assert dom.count("<img") >= 3
 
 
-def test_per_class_fid_heatmap_for_conditional_rows(tmp_path: Path) -> None:
+def _report_images(run: Path) -> tuple[str, int]:
+    """`bench report` on ``run``: the page and its number of embedded PNGs."""
     import re
 
-    cond = row("cgan", 0, 50.0, 3.0)
-    cond["protocol"]["fmnist"]["fid_fmnist_per_class"] = {str(c): 10.0 + c for c in range(10)}
-    run = _run_folder(tmp_path, [*ROWS, cond])
     assert CliRunner().invoke(cli, ["report", str(run)]).exit_code == 0
     page = (run / "report" / "report.html").read_text()
+    return page, len(re.findall(r'src="data:image/png;base64,', page))
+
+
+def test_per_class_fid_heatmap_for_conditional_rows(tmp_path: Path) -> None:
+    cond = row("cgan", 0, 50.0, 3.0)
+    cond["protocol"]["fmnist"]["fid_fmnist_per_class"] = {str(c): 10.0 + c for c in range(10)}
+    page, with_heatmap = _report_images(_run_folder(tmp_path, [*ROWS, cond]))
     assert "per-class FID of conditional variants" in page
-    before = len(re.findall(r'src="data:image/png;base64,', page))
-    plain = _run_folder(tmp_path, ROWS, "plain")
-    assert CliRunner().invoke(cli, ["report", str(plain)]).exit_code == 0
-    after = len(
-        re.findall(r'src="data:image/png;base64,', (plain / "report" / "report.html").read_text())
-    )
-    assert before == after + 1  # exactly the heatmap more
+    assert with_heatmap == _report_images(_run_folder(tmp_path, ROWS, "plain"))[1] + 1
 
 
 def test_out_names_the_html_file(tmp_path: Path) -> None:
@@ -193,8 +192,6 @@ def test_out_names_the_html_file(tmp_path: Path) -> None:
 
 
 def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
-    import re
-
     rows = [dict(r, paths={"tracked": f"{r['variant']}/seed{r['seed']}/tracked.csv"},
                  tracked={"samples": 100}) for r in ROWS]  # fmt: skip
     run = _run_folder(tmp_path, rows)
@@ -204,14 +201,9 @@ def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
         pd.DataFrame({"step": [0, 5, 10], "kimg": [0.0, 0.5, 1.0],
                       "fid_fmnist": [500.0, 200.0 + r["seed"], 100.0],
                       "is_fmnist": [1.0, 2.0, 3.0]}).to_csv(f, index=False)  # fmt: skip
-    assert CliRunner().invoke(cli, ["report", str(run)]).exit_code == 0
-    page = (run / "report" / "report.html").read_text()
+    page, with_curve = _report_images(run)
     assert "FID and IS (fmnist) of G_ema during training, 100 samples per point" in page
-    with_curve = len(re.findall(r'src="data:image/png;base64,', page))
-    plain = _run_folder(tmp_path, ROWS, "plain")
-    assert CliRunner().invoke(cli, ["report", str(plain)]).exit_code == 0
-    page = (plain / "report" / "report.html").read_text()
-    assert with_curve == len(re.findall(r'src="data:image/png;base64,', page)) + 1
+    assert with_curve == _report_images(_run_folder(tmp_path, ROWS, "plain"))[1] + 1
 
 
 def test_smoothness_protocols_name_their_own_settings() -> None:
