@@ -814,16 +814,18 @@ def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     per-class FID heatmap, training-progress grids, interpolation strips. Writes the HTML
     and tidy.csv, summary.csv, tables.md beside it; prints the Markdown.
     """
-    from bench.reports import write_report
+    from bench.reports import html_path, write_report
 
     for d in run_dirs:
         if not (d / "results.jsonl").is_file():
             raise _Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
     if out is None:
         out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
-    if out.exists() and out.is_dir() == (out.suffix.lower() == ".html"):
-        want = "an .html file" if out.suffix.lower() == ".html" else "a folder"
-        raise _Fail(f"--out {out}: exists and is not {want}", 2)
+    is_file = html_path(out) == out
+    if out.exists() and out.is_dir() == is_file:
+        raise _Fail(
+            f"--out {out}: exists and is not {'an .html file' if is_file else 'a folder'}", 2
+        )
     markdown, page = write_report(run_dirs, out)
     click.echo(markdown)
     click.echo(

@@ -118,19 +118,17 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     old = run.read_config()
     if old is not None:
         had = old.get("run", {})
-        grow = plan.extend and float(had.get("kimg", plan.kimg)) <= plan.kimg
-        if plan.extend and not grow:
+        if plan.extend and float(had.get("kimg", plan.kimg)) > plan.kimg:
             raise RunFolderError(
                 f"{run.path} was trained to {had.get('kimg')} kimg; --extend only grows the "
                 f"budget (asked {plan.kimg:g})"
             )
-        clash = [
-            f"{k}: folder has {had.get(k)!r}, asked {plan.defining()[k]!r}"
-            for k in _RUN_DEFINING
-            if had.get(k, _DEFINING_DEFAULTS.get(k)) != plan.defining()[k]
-            and not (k == "kimg" and grow)
-        ]
-        if any(c.startswith("kimg") for c in clash) and not plan.extend:
+        asked = plan.defining()
+        differ = [k for k in _RUN_DEFINING if had.get(k, _DEFINING_DEFAULTS.get(k)) != asked[k]]
+        if plan.extend and "kimg" in differ:
+            differ.remove("kimg")  # a larger budget: the jobs continue
+        clash = [f"{k}: folder has {had.get(k)!r}, asked {asked[k]!r}" for k in differ]
+        if "kimg" in differ:
             clash.append("a larger kimg continues the finished jobs with --extend")
         if clash:
             raise RunFolderError(
@@ -252,10 +250,9 @@ def job_finished(row: dict[str, Any], kimg: float) -> bool:
     """Whether a job's latest row ends it at budget ``kimg``: diverged (deterministic, it
     would diverge again), or ok at this budget (a row of a smaller budget is continued by
     ``--extend``)."""
-    status = row.get("status")
-    if status == "diverged":
-        return True
-    return status in FINISHED and float(row.get("kimg_budget", kimg)) >= kimg
+    if row.get("status") not in FINISHED:
+        return False
+    return row["status"] == "diverged" or float(row.get("kimg_budget", kimg)) >= kimg
 
 
 def execute(

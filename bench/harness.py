@@ -403,6 +403,23 @@ def _stop_on_signal() -> Iterator[threading.Event]:
 # ---------------------------------------------------------------------- built-in hooks
 
 
+def rows_through(path: Path, step: int) -> list[dict[str, str]]:
+    """The rows of a per-step CSV log up to ``step`` (a resumed job drops the rest, which
+    the resumed run writes again); none for a fresh job or a missing file."""
+    if step == 0 or not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
+
+
+def write_csv(path: Path, columns: list[str] | tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    """Write a CSV log (header and ``rows``) atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+
 class LossLog(Hook):
     """Per-step losses to ``losses.csv``; rows past a resumed checkpoint are dropped."""
 
@@ -412,17 +429,7 @@ class LossLog(Hook):
         self.path = trainer.out_dir / self.FILE
         self.columns = ["step", "kimg", "d_loss", "g_loss", *trainer.loss.stat_names]
         self.rows: list[dict[str, Any]] = []
-        kept: list[dict[str, str]] = []
-        if self.path.is_file() and trainer.step > 0:
-            with open(self.path, newline="") as fh:
-                kept = [r for r in csv.DictReader(fh) if int(r["step"]) <= trainer.step]
-        self._rewrite(kept)
-
-    def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
+        write_csv(self.path, self.columns, rows_through(self.path, trainer.step))
 
     def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
         self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **stats})

@@ -47,6 +47,12 @@ def read_runs(run_dirs: tuple[Path, ...] | list[Path]) -> dict[str, tuple[Path, 
     return runs
 
 
+def html_path(out: Path) -> Path:
+    """The report page for ``--out``: the path itself when it names an .html file, else
+    report.html inside that folder."""
+    return out if out.suffix.lower() == ".html" else out / "report.html"
+
+
 def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[str, Path]:
     """The self-contained HTML report and its tables (tidy.csv, summary.csv, tables.md).
 
@@ -55,7 +61,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     files under ``figures/`` beside it, for a README or a paper. Returns the Markdown and
     the HTML path.
     """
-    html = out if out.suffix.lower() == ".html" else out / "report.html"
+    html = html_path(out)
     runs = read_runs(run_dirs)
     markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, html.parent)
     page, figures = _html(runs, frame, summary)
@@ -146,9 +152,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
         {"variant": r["variant"], "seed": r["seed"], "class_id": int(c), "fid": v}
         for _, rows in runs.values()
         for r in latest_rows(rows)
-        for c, v in (
-            (r.get("protocol") or {}).get("fmnist", {}).get("fid_fmnist_per_class") or {}
-        ).items()
+        for c, v in _per_class_fid(r).items()
     ]
     png = figures.per_class_heatmap(pd.DataFrame(per_class))
     if png:

@@ -7,7 +7,6 @@ extractor and the reference features for the whole run, and scores each trained 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 import time
@@ -18,8 +17,7 @@ import torch
 from torch import nn
 
 from bench.data import cache_dir, load_part
-from bench.fsutil import atomic_path
-from bench.harness import Hook, Trainer
+from bench.harness import Hook, Trainer, rows_through, write_csv
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
@@ -296,11 +294,8 @@ class MetricTracker(Hook):
     def on_start(self, trainer: Trainer) -> None:
         self.path = trainer.out_dir / self.FILE
         self.every = trainer.every(self.every_kimg)
-        self.rows = []
-        if self.path.is_file() and trainer.step > 0:
-            with open(self.path, newline="") as fh:
-                self.rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= trainer.step]
-        self._write()
+        self.rows = rows_through(self.path, trainer.step)
+        write_csv(self.path, self.COLUMNS, self.rows)
         if trainer.step == 0:
             self._measure(trainer)
 
@@ -333,13 +328,7 @@ class MetricTracker(Hook):
             self.error = str(exc)
             return
         self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **values})
-        self._write()
-
-    def _write(self) -> None:
-        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=self.COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(self.rows)
+        write_csv(self.path, self.COLUMNS, self.rows)
 
 
 def _describe_test_split(
