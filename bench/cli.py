@@ -619,8 +619,9 @@ def evaluator_group() -> None:
 def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | None) -> None:
     """Train the evaluator reproducibly (CPU, fp32, fixed seed) and write its weights.
 
-    Prints per-epoch test accuracy, the wall time and the sha256 of the weights file; the
-    shipped file was made by this command with its defaults.
+    Prints per-epoch loss and training accuracy, then the test accuracy, the wall time and
+    the sha256 of the weights file; the shipped file was made by this command with its
+    defaults.
     """
     import dataclasses
 

@@ -72,14 +72,8 @@ def _real_test_features(real_dir: Path) -> dict:
 
 @pytest.mark.integration
 @needs_weights
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap (issue 4): the shipped evaluator gives IS 8.62 on the real test split "
-    "(mean prediction entropy 0.145 nats; IS >= 9 needs <= 0.105). Measured recipes: no "
-    "dropout/decay 14 ep 8.69 (93.35%); no augmentation 9.42 but 92.81% < 93%; flips only, "
-    "12 ep 8.99 (93.28%). Strict, so it fails loudly once a better evaluator closes the gap",
-)
 def test_shipped_evaluator_inception_score_on_real_test_split(real_dir: Path) -> None:
+    """Issue 4's bar: IS >= 9 on the real test split (measured 9.08, 10 splits of 1,000)."""
     logits = _real_test_features(real_dir)["logits"]
     assert inception_score(logits, EvalSettings(num_samples=10_000))[0] >= 9.0
 
@@ -99,7 +93,6 @@ def test_shipped_evaluator_on_real_data(real_dir: Path) -> None:
     ex = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
     settings = EvalSettings(num_samples=10_000)
     f_test = _real_test_features(real_dir)
-    assert inception_score(f_test["logits"], settings)[0] >= 8.5  # the measured 8.62, minus noise
     g = torch.Generator().manual_seed(0)
     f_train = extract(ex, train.images[torch.randperm(60_000, generator=g)[:10_000]])
     noise = torch.randint(0, 256, (2_000, 1, 28, 28), dtype=torch.uint8, generator=g)
