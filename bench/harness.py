@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-import torchvision.utils as vutils
 from PIL import Image, ImageDraw, ImageFont
 from torch import nn
 from tqdm.auto import tqdm
@@ -472,6 +471,8 @@ class GridSaver(Hook):
 
     @staticmethod
     def _save(trainer: Trainer, path: Path) -> None:
+        import torchvision.utils as vutils  # deferred: importing torchvision costs ~5 s
+
         images, nrow = trainer.sample_grid()
         grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
         names = None
