@@ -25,6 +25,7 @@ EXPECTED = [
     "wgan-gp",
     "cdcgan",
     "sngan",
+    "sngan-ema",
     "sngan-ema-diffaug",
 ]
 CONDITIONAL = [n for n in EXPECTED if get_variant(n).conditional]
@@ -214,6 +215,28 @@ def test_overrides_parse_to_the_replaced_types() -> None:
     assert G(z).shape == (3, 1, 28, 28)
     assert v.arch.gch == 64 and v.augment  # the registered recipe is untouched
     assert get_variant("sngan-ema-diffaug") == v
+
+
+def test_sngan_ema_is_the_diffaugment_ablation_without_it() -> None:
+    """The strongest recipe and its DiffAugment ablation differ in the augment policy only,
+    so the report's difference between them is DiffAugment's effect, nothing else."""
+    base, aug = get_variant("sngan-ema"), get_variant("sngan-ema-diffaug")
+    assert base.augment == () and aug.augment == ("translation", "cutout")
+    same = dataclasses.replace(
+        aug.with_overrides({"augment": "none"}),
+        name=base.name,
+        summary=base.summary,
+        notes=base.notes,
+    )
+    assert same == base
+    g1, d1 = base.build(3)
+    g2, d2 = aug.build(3)
+    for a, b in zip(
+        [*g1.state_dict().values(), *d1.state_dict().values()],
+        [*g2.state_dict().values(), *d2.state_dict().values()],
+        strict=True,
+    ):
+        assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize(
