@@ -652,6 +652,13 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
 @cli.command("score")
 @click.argument("target", type=click.Path(exists=True, path_type=Path))
 @click.option(
+    "--network",
+    type=click.Choice(["G_ema", "G"]),
+    default="G_ema",
+    show_default=True,
+    help="Checkpoints: score the EMA generator (as bench run does) or the raw trained G.",
+)
+@click.option(
     "--samples",
     type=click.IntRange(min=2),
     default=10_000,
@@ -692,6 +699,7 @@ def evaluator_train_cmd(out: Path | None, epochs: int | None, data_dir: Path | N
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
 def score_cmd(
     target: Path,
+    network: str,
     samples: int,
     inception_samples: int,
     ppl_samples: int,
@@ -706,9 +714,10 @@ def score_cmd(
 ) -> None:
     """Score TARGET against the Fashion-MNIST test split with every available metric.
 
-    TARGET is one of our checkpoints (checkpoint.pt or its job folder: G_ema is sampled in
-    memory), a folder of images, or an .npz holding one uint8 array (N, H, W), (N, H, W, C)
-    or (N, C, H, W). Prints each metric key with its value and direction.
+    TARGET is one of our checkpoints (checkpoint.pt or its job folder: G_ema, or G with
+    --network G, is sampled in memory), a folder of images, or an .npz holding one uint8
+    array (N, H, W), (N, H, W, C) or (N, C, H, W). Prints each metric key with its value and
+    direction.
     """
     import json
 
@@ -745,7 +754,7 @@ def score_cmd(
     scorer.check_references()
     is_checkpoint = target.suffix == ".pt" or (target / "checkpoint.pt").is_file()
     if is_checkpoint:
-        variant, G, about = load_generator(target)
+        variant, G, about = load_generator(target, network)
         row = scorer.score(variant, G.to(dev), strip_path=strip)
     else:
         try:

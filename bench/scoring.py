@@ -356,10 +356,12 @@ INCEPTION_KEYS = (
 )
 
 
-def load_generator(path: Path) -> tuple[Variant, nn.Module, dict[str, Any]]:
-    """(variant, G_ema in eval mode, description) from one of our checkpoints.
+def load_generator(path: Path, network: str = "G_ema") -> tuple[Variant, nn.Module, dict[str, Any]]:
+    """(variant, generator in eval mode, description) from one of our checkpoints.
 
-    ``path`` is a checkpoint.pt or a job folder holding one. The recipe is the registered
+    ``network`` is "G_ema" (what every score of ours uses) or "G", the raw trained
+    generator, for measuring what the weight average adds. ``path`` is a checkpoint.pt or a
+    job folder holding one. The recipe is the registered
     variant with the run's ``--faithful`` and ``--set`` settings (from the run folder's
     config.json), and must match the recipe stored in the checkpoint.
 
@@ -406,9 +408,12 @@ def load_generator(path: Path) -> tuple[Variant, nn.Module, dict[str, Any]]:
                 f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
             )
     G, _ = variant.build(0)
-    G.load_state_dict(state["G_ema"])
+    if network not in ("G_ema", "G"):
+        raise BenchError(f"network must be G_ema or G, not {network!r}")
+    G.load_state_dict(state[network])
     G.eval()
-    return variant, G, {"checkpoint": str(ckpt), "step": state["step"], "variant": saved["name"]}
+    about = {"checkpoint": str(ckpt), "step": state["step"], "variant": saved["name"]}
+    return variant, G, {**about, "network": network}
 
 
 def _plain(x: Any) -> Any:

@@ -120,6 +120,12 @@ def test_score_checkpoint_equals_the_run_row(synthetic_dir: Path, tmp_path: Path
     assert got["target"]["variant"] == "cgan-mlp"
     for key in ("fid_fmnist", "is_fmnist", "label_accuracy", "kid_fmnist"):
         assert got["metrics"][key] == pytest.approx(row["metrics"][key], rel=1e-9), key
+    assert got["target"]["network"] == "G_ema"
+    raw = score(out / "cgan-mlp" / "seed0", synthetic_dir, "--samples", "500", "--json",
+                "--network", "G")  # fmt: skip
+    raw_got = json.loads(raw.output)
+    assert raw_got["target"]["network"] == "G"  # the raw generator: not the run's numbers
+    assert raw_got["metrics"]["fid_fmnist"] != pytest.approx(row["metrics"]["fid_fmnist"])
     human = score(out / "cgan-mlp" / "seed0" / "checkpoint.pt", synthetic_dir)
     assert human.exit_code == 0 and "label_accuracy" in human.output
     assert "lower is better" in human.output and "protocol fmnist" in human.output
