@@ -11,7 +11,7 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -356,14 +356,16 @@ INCEPTION_KEYS = (
 )
 
 
-def load_generator(path: Path, network: str = "G_ema") -> tuple[Variant, nn.Module, dict[str, Any]]:
+def load_generator(
+    path: Path, network: Literal["G_ema", "G"] = "G_ema"
+) -> tuple[Variant, nn.Module, dict[str, Any]]:
     """(variant, generator in eval mode, description) from one of our checkpoints.
 
     ``network`` is "G_ema" (what every score of ours uses) or "G", the raw trained
     generator, for measuring what the weight average adds. ``path`` is a checkpoint.pt or a
-    job folder holding one. The recipe is the registered
-    variant with the run's ``--faithful`` and ``--set`` settings (from the run folder's
-    config.json), and must match the recipe stored in the checkpoint.
+    job folder holding one. The recipe is the registered variant with the run's
+    ``--faithful`` and ``--set`` settings (from the run folder's config.json), and must match
+    the recipe stored in the checkpoint.
 
     Raises:
         BenchError: not a checkpoint of ours, or a recipe this version cannot rebuild.
@@ -408,12 +410,18 @@ def load_generator(path: Path, network: str = "G_ema") -> tuple[Variant, nn.Modu
                 f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
             )
     G, _ = variant.build(0)
-    if network not in ("G_ema", "G"):
-        raise BenchError(f"network must be G_ema or G, not {network!r}")
-    G.load_state_dict(state[network])
+    G.load_state_dict(state[network])  # the CLI's --network choice is the one validator
     G.eval()
-    about = {"checkpoint": str(ckpt), "step": state["step"], "variant": saved["name"]}
-    return variant, G, {**about, "network": network}
+    return (
+        variant,
+        G,
+        {
+            "checkpoint": str(ckpt),
+            "step": state["step"],
+            "variant": saved["name"],
+            "network": network,
+        },
+    )
 
 
 def _plain(x: Any) -> Any:

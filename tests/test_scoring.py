@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -62,6 +63,7 @@ def test_metric_seed_makes_scores_repeatable(synthetic_dir: Path, tmp_path: Path
     assert a == b
 
 
+@functools.cache  # two tests read the same 10k-image extraction
 def _real_test_features(real_dir: Path) -> dict:
     from bench.data import load_part
     from models.data_options import DataOptions
