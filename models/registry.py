@@ -57,7 +57,11 @@ class Variant:
     loss_kwargs: dict[str, Any] = field(default_factory=dict)
     conditional: bool = False  # G(z, y) and D(x, y) take class labels
     data: DataOptions = field(default_factory=DataOptions)
-    ema_decay: float = 0.999  # G_ema half-life ~ 700 steps; used for samples and metrics
+    ema_decay: float = 0.999  # G_ema's per-step decay (cap): half-life ~ 700 G steps
+    # StyleGAN2-ADA's EMA ramp-up: G_ema's half-life is at most this fraction of the G steps
+    # taken so far, so the average never lags far behind a generator that is still improving
+    # fast (short budgets). None: TensorFlow's warm-up min(decay, (1+t)/(10+t)).
+    ema_rampup: float | None = None
     augment: tuple[str, ...] = ()  # DiffAugment policy applied to every D input (models.augment)
     faithful: dict[str, Any] = field(default_factory=dict)  # DataOptions overrides (--faithful)
     notes: str = ""  # deviations from the seed document and why
@@ -103,10 +107,11 @@ class Variant:
         """This variant with hyper-parameters replaced (``bench run --set KEY=VALUE``).
 
         Keys name a field of the recipe: ``arch.<field>``, ``optim.<field>``,
-        ``loss_kwargs.<name>`` (any keyword the loss accepts), ``loss``, ``ema_decay``, ``augment``
-        (comma-separated policies, or ``none``) and ``batch_size``. Values are strings parsed
-        to the type of the value they replace, so a sweep can be written on the command
-        line and recorded verbatim. The result is validated like a registration.
+        ``loss_kwargs.<name>`` (any keyword the loss accepts), ``loss``, ``ema_decay``,
+        ``ema_rampup`` (a fraction, or ``none``), ``augment`` (comma-separated policies, or
+        ``none``) and ``batch_size``. Values are strings parsed to the type of the value they
+        replace, so a sweep can be written on the command line and
+        recorded verbatim. The result is validated like a registration.
 
         Raises:
             ValueError: unknown key, unparsable value, or an invalid resulting recipe; the
@@ -139,6 +144,7 @@ class Variant:
             "conditional": self.conditional,
             "data": self.data.to_dict(),
             "ema_decay": self.ema_decay,
+            "ema_rampup": self.ema_rampup,
             "augment": list(self.augment),
         }
 
@@ -184,7 +190,7 @@ def _parse_as(raw: str, like: Any, key: str) -> Any:
     raise ValueError(f"--set {key}: values of type {type(like).__name__} cannot be overridden")
 
 
-_TOP_LEVEL_OVERRIDES = ("loss", "ema_decay", "augment", "batch_size")
+_TOP_LEVEL_OVERRIDES = ("loss", "ema_decay", "ema_rampup", "augment", "batch_size")
 
 
 def override_keys(v: Variant) -> list[str]:
@@ -215,6 +221,9 @@ def _override_one(v: Variant, key: str, raw: str) -> Variant:
     elif key == "augment":
         policies = () if raw.strip().lower() in ("", "none") else _parse_as(raw, (), key)
         return dataclasses.replace(v, augment=policies)
+    elif key == "ema_rampup":
+        off = raw.strip().lower() in ("", "none")
+        return dataclasses.replace(v, ema_rampup=None if off else _parse_as(raw, 0.0, key))
     elif key in _TOP_LEVEL_OVERRIDES:
         return dataclasses.replace(v, **{key: _parse_as(raw, getattr(v, key), key)})
     raise ValueError(
@@ -240,6 +249,8 @@ def _validate(name: str, v: Variant, check_name: bool = True) -> None:
         raise ValueError(f"variant {name!r}: batch_size and z_dim must be positive")
     if not 0.0 <= v.ema_decay < 1.0:
         raise ValueError(f"variant {name!r}: ema_decay must be in [0, 1)")
+    if v.ema_rampup is not None and not 0.0 < v.ema_rampup <= 1.0:
+        raise ValueError(f"variant {name!r}: ema_rampup must be in (0, 1], or none")
     if v.optim.lr_g <= 0 or v.optim.lr_d <= 0:
         raise ValueError(f"variant {name!r}: learning rates must be positive")
     v.data.validate()

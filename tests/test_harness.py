@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -22,7 +23,15 @@ from bench.checkpoint import load_checkpoint
 from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.executor import RunPlan, execute
-from bench.harness import Diverged, Hook, Interrupted, Trainer, TrainSettings, update_ema
+from bench.harness import (
+    Diverged,
+    Hook,
+    Interrupted,
+    Trainer,
+    TrainSettings,
+    ema_decay_at,
+    update_ema,
+)
 from bench.profiles import get_profile
 from bench.runs import RunFolder
 from models import registry
@@ -232,6 +241,37 @@ def test_update_ema() -> None:
     before = a.weight.detach().clone()
     update_ema(a, b, 0.9)
     assert torch.allclose(a.weight, 0.9 * before + 0.1 * b.weight)
+
+
+def test_ema_decay_schedules() -> None:
+    """TF warm-up without a ramp; with StyleGAN2-ADA's ramp the half-life is rampup * t
+    steps until the decay's own half-life caps it."""
+    assert ema_decay_at(1, 0.999) == pytest.approx(2 / 11)
+    assert ema_decay_at(10_000, 0.999) == 0.999
+    r = 0.02
+    assert ema_decay_at(1, 0.999, r) < 1e-15  # G_ema starts as G
+    for t in (100, 500, 937):
+        half_life = math.log(0.5) / math.log(ema_decay_at(t, 0.999, r))
+        assert half_life == pytest.approx(r * t)
+    assert ema_decay_at(10**6, 0.999, r) == 0.999  # the cap: half-life ~693 steps
+    assert ema_decay_at(500, 0.0, r) == 0.0  # decay 0: G_ema is G, ramp or not
+    ramp = [ema_decay_at(t, 0.999, r) for t in range(1, 3000)]
+    assert ramp == sorted(ramp)
+
+
+def test_ema_rampup_shortens_the_average(train_data, tmp_path: Path) -> None:
+    """The variant's ema_rampup reaches the loop: after 8 steps with r = 0.05 the ramp's
+    decay is ~0.18 against the warm-up's 0.5, so G_ema sits closer to G."""
+    dist = {}
+    for name, r in (("warmup", None), ("ramp", 0.05)):
+        v = dataclasses.replace(DCGAN, ema_rampup=r)
+        tr = Trainer(v, train_data, settings(8), tmp_path / name)
+        tr.train()
+        dist[name] = sum(
+            float((a.detach() - b.detach()).pow(2).sum())
+            for a, b in zip(tr.G_ema.parameters(), tr.G.parameters(), strict=True)
+        )
+    assert dist["ramp"] < dist["warmup"]
 
 
 @pytest.mark.parametrize("precision", ["bf16"])

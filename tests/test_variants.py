@@ -202,13 +202,15 @@ def test_overrides_parse_to_the_replaced_types() -> None:
             "optim.lr_d": "4e-4",
             "augment": "none",
             "ema_decay": "0",
+            "ema_rampup": "0.05",
             "loss_kwargs.n_critic": "2",
         }
     )
     assert w.arch.gch == 32 and w.arch.dch == v.arch.dch
     assert w.z_dim == w.arch.z_dim == 64  # the sampler and the network agree
     assert w.optim.betas == (0.5, 0.999) and w.optim.lr_d == 4e-4
-    assert w.augment == () and w.ema_decay == 0.0
+    assert w.augment == () and w.ema_decay == 0.0 and w.ema_rampup == 0.05
+    assert v.with_overrides({"ema_rampup": "none"}).ema_rampup is None
     assert w.build_loss().n_critic == 2 and w.name == v.name
     G, _ = w.build(0)
     z, _ = w.sample_latents(3)
@@ -247,6 +249,9 @@ def test_sngan_ema_is_the_diffaugment_ablation_without_it() -> None:
         ({"arch.gch": "1.5"}, "not a valid int"),
         ({"optim.betas": "0.5"}, "expected 2"),
         ({"ema_decay": "-0.1"}, "ema_decay must be in"),
+        ({"ema_rampup": "0"}, "ema_rampup must be in"),
+        ({"ema_rampup": "1.5"}, "ema_rampup must be in"),
+        ({"ema_rampup": "fast"}, "not a valid float"),
         ({"loss_kwargs.nope": "1"}, "bad loss settings"),
         ({"augment": "flip"}, "unknown augment"),
         ({"batch_size": "0"}, "must be positive"),
