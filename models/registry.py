@@ -110,8 +110,8 @@ class Variant:
         ``loss_kwargs.<name>`` (any keyword the loss accepts), ``loss``, ``ema_decay``,
         ``ema_rampup`` (a fraction, or ``none``), ``augment`` (comma-separated policies, or
         ``none``) and ``batch_size``. Values are strings parsed to the type of the value they
-        replace, so a sweep can be written on the command line and
-        recorded verbatim. The result is validated like a registration.
+        replace, so a sweep can be written on the command line and recorded verbatim. The
+        result is validated like a registration.
 
         Raises:
             ValueError: unknown key, unparsable value, or an invalid resulting recipe; the
@@ -191,6 +191,9 @@ def _parse_as(raw: str, like: Any, key: str) -> Any:
 
 
 _TOP_LEVEL_OVERRIDES = ("loss", "ema_decay", "ema_rampup", "augment", "batch_size")
+# Top-level keys that ``none`` (or an empty value) switches off: (the off value, a value of
+# the type anything else is parsed as).
+_SWITCHABLE: dict[str, tuple[Any, Any]] = {"augment": ((), ()), "ema_rampup": (None, 0.0)}
 
 
 def override_keys(v: Variant) -> list[str]:
@@ -218,12 +221,10 @@ def _override_one(v: Variant, key: str, raw: str) -> Variant:
         if float(value).is_integer() and "." not in raw and "e" not in raw.lower():
             value = int(value)
         return dataclasses.replace(v, loss_kwargs={**v.loss_kwargs, attr: value})
-    elif key == "augment":
-        policies = () if raw.strip().lower() in ("", "none") else _parse_as(raw, (), key)
-        return dataclasses.replace(v, augment=policies)
-    elif key == "ema_rampup":
-        off = raw.strip().lower() in ("", "none")
-        return dataclasses.replace(v, ema_rampup=None if off else _parse_as(raw, 0.0, key))
+    elif key in _SWITCHABLE:
+        off, like = _SWITCHABLE[key]
+        value = off if raw.strip().lower() in ("", "none") else _parse_as(raw, like, key)
+        return dataclasses.replace(v, **{key: value})
     elif key in _TOP_LEVEL_OVERRIDES:
         return dataclasses.replace(v, **{key: _parse_as(raw, getattr(v, key), key)})
     raise ValueError(
