@@ -55,16 +55,11 @@ class TrainSettings:
     device: str = "cpu"
     checkpoint_kimg: float = 10.0  # resumable checkpoint interval
     grid_kimg: float = 5.0  # fixed-noise sample grid interval
-    ema_decay: float | None = None  # None: the variant's own decay
     progress: bool | None = None  # None: a bar only when stderr is a terminal
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-    def resume_key(self) -> dict[str, Any]:
-        """Settings that must match for a checkpoint to continue bit-exactly."""
-        return {k: getattr(self, k) for k in ("seed", "precision", "channels_last", "ema_decay")}
 
 
 @dataclass
@@ -160,7 +155,6 @@ class Trainer:
         self.variant, self.settings, self.out_dir = variant, settings, Path(out_dir)
         self.device = torch.device(settings.device)
         self.loss = variant.build_loss()
-        self.ema_decay = variant.ema_decay if settings.ema_decay is None else settings.ema_decay
         self.G, self.D = variant.build(settings.seed)
         # What the loss calls: D itself, or D behind the variant's DiffAugment policy.
         self.D_view: nn.Module = (
@@ -238,7 +232,7 @@ class Trainer:
         finally:
             self.D.requires_grad_(True)
         self.step += 1
-        update_ema(self.G_ema, self.G, ema_decay_at(self.step, self.ema_decay, v.ema_rampup))
+        update_ema(self.G_ema, self.G, ema_decay_at(self.step, v.ema_decay, v.ema_rampup))
         out = {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach())}
         out.update({k: float(t) for k, t in {**stats, **g_stats}.items()})
         return out
@@ -369,7 +363,7 @@ def _check_compatible(saved: dict, current: dict, path: Path) -> None:
     drop = ("name", "summary", "seed_doc")
     sv = {k: val for k, val in saved["variant"].items() if k not in drop}
     cv = {k: val for k, val in current["variant"].items() if k not in drop}
-    keys = ("seed", "precision", "channels_last", "ema_decay")
+    keys = ("seed", "precision", "channels_last")  # settings a bit-exact resume needs
     ss = {k: saved["settings"].get(k) for k in keys}
     cs = {k: current["settings"].get(k) for k in keys}
     diffs = [k for k in sorted(set(sv) | set(cv)) if _norm(sv.get(k)) != _norm(cv.get(k))]
