@@ -372,20 +372,28 @@ class EpochSampler:
     last batches are dropped. Being stateless, it resumes exactly from a step count alone.
     """
 
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+    def __init__(
+        self, n: int, batch_size: int, seed: int, device: str | torch.device = "cpu"
+    ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if n < batch_size:
             raise ValueError(f"dataset has {n} images, fewer than one batch of {batch_size}")
         self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.device = torch.device(device)
         self.batches_per_epoch = n // batch_size
         self._epoch = -1
         self._perm = torch.empty(0, dtype=torch.long)
 
     def indices(self, index: int) -> torch.Tensor:
-        """Indices of global batch number ``index`` (0-based, over all epochs)."""
+        """Indices of global batch number ``index`` (0-based, over all epochs), on ``device``.
+
+        The permutation is drawn on the CPU (the same order on every device) and moved to the
+        device once per epoch: a per-batch copy from pageable host memory would stall the
+        host on every step of a GPU run.
+        """
         epoch, pos = divmod(index, self.batches_per_epoch)
         if epoch != self._epoch:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            self._perm, self._epoch = torch.randperm(self.n, generator=g), epoch
+            self._perm, self._epoch = torch.randperm(self.n, generator=g).to(self.device), epoch
         return self._perm[pos * self.batch_size : (pos + 1) * self.batch_size]

@@ -56,6 +56,11 @@ class TrainSettings:
     checkpoint_kimg: float = 10.0  # resumable checkpoint interval
     grid_kimg: float = 5.0  # fixed-noise sample grid interval
     progress: bool | None = None  # None: a bar only when stderr is a terminal
+    # Steps between read-backs of the loss statistics. Reading a GPU scalar waits for the GPU,
+    # so a per-step read would serialise host and device; None: every step on the CPU (where a
+    # read is free), every 50 on CUDA. Every step is still logged and checked for NaN, and
+    # statistics are always read back before a checkpoint, so no broken weights are saved.
+    sync_every: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -96,8 +101,12 @@ class Hook:
     def on_start(self, trainer: Trainer) -> None:
         """Called once before the first step (after a resume, if any)."""
 
-    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
-        """Called after each iteration with its losses and loss statistics."""
+    def after_step(self, trainer: Trainer) -> None:
+        """Called after each iteration (grids, metrics, signals: what needs the models)."""
+
+    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+        """Called with the iterations' losses, read back together (``TrainSettings.
+        sync_every``): one row per step, oldest first, each with ``step`` and ``kimg``."""
 
     def before_checkpoint(self, trainer: Trainer) -> None:
         """Called before a checkpoint is written: flush anything that must be on disk."""
@@ -172,19 +181,27 @@ class Trainer:
         self.noise = torch.Generator(self.device).manual_seed(settings.seed)
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
-        self.sampler = EpochSampler(len(data), variant.batch_size, settings.seed)
+        self.sampler = EpochSampler(len(data), variant.batch_size, settings.seed, self.device)
         self.images_per_step = variant.batch_size * self.loss.n_critic
         self.total_steps = max(1, math.ceil(settings.kimg * 1000 / self.images_per_step))
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
         self.resumed_from_step: int | None = None
         self.hooks: list[Hook] = [LossLog(), GridSaver(), ProgressBar(), *(hooks or [])]
+        every = settings.sync_every
+        self.sync_every = every if every is not None else (1 if self.device.type == "cpu" else 50)
+        self._pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []
 
     # ------------------------------------------------------------------ helpers
     @property
     def kimg(self) -> float:
         """Real images shown to D so far, in thousands."""
         return self.step * self.images_per_step / 1000
+
+    @property
+    def channels_last(self) -> bool:
+        """Whether the models run channels-last (conv models with the setting on)."""
+        return self._fmt is not None
 
     def every(self, interval_kimg: float) -> int:
         """An interval in kimg as a whole number of steps (at least 1)."""
@@ -201,9 +218,23 @@ class Trainer:
     def _generate(self, G: nn.Module, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         return self._layout(G(z) if y is None else G(z, y))
 
+    def _call_hooks(self, method: str, *args: Any) -> None:
+        """Call ``method`` on every hook with training's RNG streams set aside: whatever a
+        hook draws (a network it builds, as the evaluator's first load does) must not move
+        the draws of dropout, the gradient penalty or DiffAugment, or a job's weights would
+        depend on what ran before it in the same process."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            for h in self.hooks:
+                getattr(h, method)(self, *args)
+
     # ------------------------------------------------------------------ one iteration
-    def train_step(self) -> dict[str, float]:
-        """One iteration: n_critic D steps, one G step, one EMA update. Returns scalar stats."""
+    def train_step(self) -> dict[str, torch.Tensor]:
+        """One iteration: n_critic D steps, one G step, one EMA update.
+
+        Returns the losses and loss statistics as 0-d tensors on the device, unread: reading
+        them is :meth:`read_stats`'s job, batched, so a GPU is never waited for per step.
+        """
         v, loss, n_critic = self.variant, self.loss, self.loss.n_critic
         cond = v.conditional
         stats: dict[str, torch.Tensor] = {}
@@ -233,9 +264,32 @@ class Trainer:
             self.D.requires_grad_(True)
         self.step += 1
         update_ema(self.G_ema, self.G, ema_decay_at(self.step, v.ema_decay, v.ema_rampup))
-        out = {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach())}
-        out.update({k: float(t) for k, t in {**stats, **g_stats}.items()})
-        return out
+        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), **stats, **g_stats}
+
+    def read_stats(self) -> list[dict[str, float]]:
+        """The pending steps' statistics as rows, read back in one device-to-host copy."""
+        if not self._pending:
+            return []
+        flat = [t.float() for _, _, st in self._pending for t in st.values()]
+        values = iter(torch.stack(flat).tolist())
+        rows = [
+            {"step": step, "kimg": kimg, **{k: next(values) for k in st}}
+            for step, kimg, st in self._pending
+        ]
+        self._pending = []
+        return rows
+
+    def publish_stats(self, rows: list[dict[str, float]]) -> None:
+        """Hand ``rows`` to the hooks, up to the first non-finite one, which raises Diverged
+        (the log ends on the step that broke)."""
+        if not rows:
+            return
+        bad = next((i for i, r in enumerate(rows) if not all(map(math.isfinite, r.values()))), None)
+        kept = rows if bad is None else rows[: bad + 1]
+        self._call_hooks("on_stats", kept)
+        if bad is not None:
+            row = rows[bad]
+            raise Diverged(int(row["step"]), {k: v for k, v in row.items() if k not in _INDEX})
 
     # ------------------------------------------------------------------ checkpoints
     @property
@@ -248,8 +302,7 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         """Write everything needed to continue bit-exactly (atomic)."""
-        for h in self.hooks:
-            h.before_checkpoint(self)
+        self._call_hooks("before_checkpoint")
         save_checkpoint(
             self.checkpoint_path,
             {
@@ -291,34 +344,35 @@ class Trainer:
         """Run (or finish) the budget. Raises Diverged or Interrupted; otherwise returns."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.resume()
-        for h in self.hooks:
-            h.on_start(self)
+        self._call_hooks("on_start")
         every_ckpt = self.every(self.settings.checkpoint_kimg)
         images_this_session, seconds_this_session = 0, 0.0
         try:
-            with _stop_on_signal() as stop:
+            with stop_on_signal() as stop:
                 while self.step < self.total_steps:
                     t0 = time.perf_counter()
                     stats = self.train_step()
+                    self._pending.append((self.step, round(self.kimg, 4), stats))
+                    # The read-back waits for the device: training time, not hook time.
+                    rows = self.read_stats() if len(self._pending) >= self.sync_every else []
                     dt = time.perf_counter() - t0
                     self.train_seconds += dt
                     seconds_this_session += dt
                     images_this_session += self.images_per_step
-                    for h in self.hooks:  # before the check, so the log shows the NaN
-                        h.after_step(self, stats)
-                    if not all(math.isfinite(x) for x in stats.values()):
-                        raise Diverged(self.step, stats)  # no checkpoint of broken weights
+                    self.publish_stats(rows)
+                    self._call_hooks("after_step")
                     if self.step % every_ckpt == 0 or self.step == self.total_steps:
+                        self.publish_stats(self.read_stats())  # no checkpoint of NaN weights
                         self.save_checkpoint()
                     if stop.is_set() and self.step < self.total_steps:
                         if self.step % every_ckpt:
+                            self.publish_stats(self.read_stats())
                             self.save_checkpoint()
                         raise Interrupted(
                             f"stopped at step {self.step}/{self.total_steps}; checkpoint saved"
                         )
         finally:
-            for h in self.hooks:
-                h.on_end(self)
+            self._call_hooks("on_end")
         rate = images_this_session / seconds_this_session if seconds_this_session else 0.0
         if not rate and self.train_seconds:
             rate = self.step * self.images_per_step / self.train_seconds
@@ -359,6 +413,9 @@ class Trainer:
         return ((x - lo) / (hi - lo)).clamp(0, 1), 8
 
 
+_INDEX = ("step", "kimg")  # the columns of a stats row that are not statistics
+
+
 def _check_compatible(saved: dict, current: dict, path: Path) -> None:
     drop = ("name", "summary", "seed_doc")
     sv = {k: val for k, val in saved["variant"].items() if k not in drop}
@@ -385,7 +442,7 @@ def _norm(x: Any) -> Any:
 
 
 @contextlib.contextmanager
-def _stop_on_signal() -> Iterator[threading.Event]:
+def stop_on_signal() -> Iterator[threading.Event]:
     """First SIGINT/SIGTERM sets the event (finish the step, checkpoint, stop); a second
     SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk)."""
     stop = threading.Event()
@@ -437,8 +494,8 @@ class LossLog(Hook):
         self.rows: list[dict[str, Any]] = []
         write_csv(self.path, self.columns, rows_through(self.path, trainer.step))
 
-    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
-        self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **stats})
+    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+        self.rows.extend(rows)
         if len(self.rows) >= 200:
             self.flush()
 
@@ -467,7 +524,7 @@ class GridSaver(Hook):
         if trainer.step == 0:
             self._save(trainer, trainer.out_dir / "grids" / "step0000000-kimg0.0.png")
 
-    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
             name = f"step{trainer.step:07d}-kimg{trainer.kimg:.1f}.png"
             self._save(trainer, trainer.out_dir / "grids" / name)
@@ -523,14 +580,17 @@ class ProgressBar(Hook):
         )
         self._t, self._k = time.perf_counter(), trainer.kimg
 
-    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+    def after_step(self, trainer: Trainer) -> None:
         self.bar.update(trainer.images_per_step / 1000)
+
+    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
         now = time.perf_counter()
-        if now - self._t >= 1.0:
+        if rows and now - self._t >= 1.0:
             rate = (trainer.kimg - self._k) * 1000 / (now - self._t)
             self._t, self._k = now, trainer.kimg
+            last = rows[-1]
             self.bar.set_postfix_str(
-                f"{rate:.0f} img/s, D {stats['d_loss']:.3f}, G {stats['g_loss']:.3f}", refresh=False
+                f"{rate:.0f} img/s, D {last['d_loss']:.3f}, G {last['g_loss']:.3f}", refresh=False
             )
 
     def on_end(self, trainer: Trainer) -> None:

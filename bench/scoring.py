@@ -7,6 +7,7 @@ extractor and the reference features for the whole run, and scores each trained 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import time
@@ -49,6 +50,10 @@ class Scorer:
         inception_weights: str | None = None,
         references: list[ImportedReference] | None = None,
     ) -> None:
+        if torch.device(device).type == "cuda":  # a GPU takes far larger Inception batches
+            settings = dataclasses.replace(
+                settings, inception_batch_size=max(settings.inception_batch_size, 500)
+            )
         self.settings, self.data_dir, self.device = settings, data_dir, device
         self.imported = {(r.kind, r.classes): r for r in references or []}
         self.inception_weights = inception_weights
@@ -70,6 +75,7 @@ class Scorer:
         if self._inception is None:
             try:
                 self._inception = load_inception(cache_dir(), self.inception_weights)
+                self._inception.extractor.to(self.device)  # features on the scoring device
                 self._inception.extractor.weights_sha256 = self._inception.weights.sha256
             except InceptionUnavailable as exc:
                 self._inception = exc
@@ -104,7 +110,8 @@ class Scorer:
     def extractor(self) -> FMNISTEvaluatorExtractor:
         """The evaluator as a torch-fidelity extractor (loaded once)."""
         if self._extractor is None:
-            self._extractor = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
+            ext = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
+            self._extractor = ext.to(self.device)
         return self._extractor
 
     def check_references(self) -> None:
@@ -299,7 +306,7 @@ class MetricTracker(Hook):
         if trainer.step == 0:
             self._measure(trainer)
 
-    def after_step(self, trainer: Trainer, stats: dict[str, float]) -> None:
+    def after_step(self, trainer: Trainer) -> None:
         if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
             self._measure(trainer)
 

@@ -168,7 +168,7 @@ def latent_paths(
     over paths of max/mean consecutive feature distance), ``class_changes`` (per path) and
     ``class_changes_mean``.
     """
-    from metrics.suite import to_uint8
+    from metrics.suite import module_device, to_uint8
 
     if settings.paths < 1 or settings.steps < 3:
         raise ValueError("latent paths need at least 1 path of at least 3 steps")
@@ -186,7 +186,8 @@ def latent_paths(
         G.train(was_training)
     lo, hi = variant.data.value_range
     images = to_uint8(x.float(), lo, hi).cpu()
-    logits, feats = evaluator(images)
+    logits, feats = evaluator(images.to(module_device(evaluator)))
+    logits, feats = logits.cpu(), feats.cpu()
     feats = feats.float().reshape(k, t, -1)
     steps = (feats[:, 1:] - feats[:, :-1]).norm(dim=-1)  # (K, T-1)
     ratio = steps.max(dim=1).values / steps.mean(dim=1).clamp_min(1e-12)

@@ -10,8 +10,10 @@ its protocol.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -119,15 +121,37 @@ def extract(
     """
     names = extractor.get_requested_features_list()
     rgb = isinstance(extractor, FeatureExtractorInceptionV3)
+    device = module_device(extractor)
     out: dict[str, list[torch.Tensor]] = {n: [] for n in names}
-    for i in range(0, len(images), batch_size):
-        batch = images[i : i + batch_size]
-        if rgb and batch.shape[1] == 1:
-            batch = batch.expand(-1, 3, -1, -1)
-        feats = extractor(batch)
-        for name, f in zip(names, feats, strict=True):
-            out[name].append(f.cpu())
+    with full_fp32():
+        for i in range(0, len(images), batch_size):
+            batch = images[i : i + batch_size].to(device, non_blocking=True)
+            if rgb and batch.shape[1] == 1:
+                batch = batch.expand(-1, 3, -1, -1)
+            feats = extractor(batch)
+            for name, f in zip(names, feats, strict=True):
+                out[name].append(f.cpu())
     return {n: torch.cat(v) for n, v in out.items()}
+
+
+@contextlib.contextmanager
+def full_fp32() -> Iterator[None]:
+    """TF32 off for the block: on Ampere and later GPUs cuDNN convolutions default to TF32's
+    10-bit mantissa, which would make GPU features differ from the CPU's protocol at the
+    third digit. Features are a protocol; their cost on a GPU is small either way."""
+    conv, matmul = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")
 
 
 def reference_features(

@@ -66,10 +66,14 @@ def test_first_steps_are_deterministic(train_data, tmp_path: Path) -> None:
     runs = []
     for sub in ("a", "b"):
         tr = Trainer(DCGAN, train_data, settings(3), tmp_path / sub)
-        runs.append([tr.train_step() for _ in range(3)])
+        runs.append([_floats(tr.train_step()) for _ in range(3)])
     assert runs[0] == runs[1]
     other = Trainer(DCGAN, train_data, settings(3, seed=1), tmp_path / "c")
-    assert [other.train_step() for _ in range(3)] != runs[0]
+    assert [_floats(other.train_step()) for _ in range(3)] != runs[0]
+
+
+def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
+    return {k: float(v) for k, v in stats.items()}
 
 
 def test_budget_in_kimg_and_outputs(train_data, tmp_path: Path) -> None:
@@ -119,7 +123,7 @@ class SigintAt(Hook):
     def __init__(self, step: int) -> None:
         self.step = step
 
-    def after_step(self, trainer, stats) -> None:
+    def after_step(self, trainer) -> None:
         if trainer.step == self.step:
             os.kill(os.getpid(), signal.SIGINT)
 
@@ -211,6 +215,28 @@ def test_divergence_stops_cleanly(nan_variant, train_data, tmp_path: Path) -> No
     assert rows[-1]["d_loss"] == "nan"  # the log shows what happened
 
 
+def test_deferred_stats_read_back_changes_nothing(nan_variant, train_data, tmp_path: Path) -> None:
+    """Reading the statistics back every 5 steps (as on a GPU) logs the same rows and trains
+    the same weights as every step; a NaN is still caught before any checkpoint."""
+    every = {}
+    for k in (1, 5):
+        tr = Trainer(DCGAN, train_data, settings(7, sync_every=k), tmp_path / f"k{k}")
+        tr.train()
+        every[k] = tr
+    assert (tmp_path / "k1" / "losses.csv").read_text() == (
+        tmp_path / "k5" / "losses.csv"
+    ).read_text()
+    assert states_equal(every[1].G_ema.state_dict(), every[5].G_ema.state_dict())
+
+    tr = Trainer(nan_variant, train_data, settings(9, sync_every=8), tmp_path / "nan")
+    with pytest.raises(Diverged) as err:
+        tr.train()
+    assert err.value.step == 3  # the first broken step, found at the step-4 checkpoint
+    assert load_checkpoint(tmp_path / "nan" / "checkpoint.pt")["step"] == 2
+    rows = read_csv(tmp_path / "nan" / "losses.csv")
+    assert [r["step"] for r in rows] == ["1", "2", "3"] and rows[-1]["d_loss"] == "nan"
+
+
 def test_run_continues_after_diverged_and_failed_variants(
     nan_variant, synthetic_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -234,6 +260,33 @@ def test_run_continues_after_diverged_and_failed_variants(
     again = execute(plan, run, echo=lambda s: None, argv=["test"])
     assert [(r["variant"], r["status"]) for r in again] == [("broken", "failed")]
     assert len(run.results()) == 4
+
+
+class DrawsInHooks(Hook):
+    """A hook that draws from the global RNG (as building a network does) at every call."""
+
+    def on_start(self, trainer) -> None:
+        torch.randn(1000)
+
+    def after_step(self, trainer) -> None:
+        torch.rand(10)
+
+
+@pytest.mark.parametrize("name", ["wgan-gp", "sngan-ema-diffaug"])
+def test_hooks_never_move_the_training_draws(name: str, tmp_path: Path) -> None:
+    """Dropout, the gradient penalty and DiffAugment draw from torch's global RNG; a hook
+    drawing from it too must not change the trained weights (it did: a job's weights
+    depended on whether the evaluator had been loaded in the process before it)."""
+    v = get_variant(name)
+    per_step = v.batch_size * v.build_loss().n_critic / 1000
+    data = data_mod.random_dataset(v.batch_size * v.build_loss().n_critic * 2, 28, v.data.class_ids)
+    cfg = TrainSettings(kimg=3 * per_step, progress=False, checkpoint_kimg=per_step)
+    plain = Trainer(v, data, cfg, tmp_path / "plain")
+    plain.train()
+    drawing = Trainer(v, data, cfg, tmp_path / "drawing", hooks=[DrawsInHooks()])
+    drawing.train()
+    assert states_equal(plain.G.state_dict(), drawing.G.state_dict())
+    assert states_equal(plain.D.state_dict(), drawing.D.state_dict())
 
 
 def test_update_ema() -> None:
