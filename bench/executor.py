@@ -1,18 +1,21 @@
 """The executor seam: one (variant, seed, profile) job in, one result row out.
 
-:func:`run_job` is self-contained (it loads its data, trains, returns a JSON-ready row) so that
-a distributed engine (Ray, submitit) can call it per job later; :func:`execute` is the
-sequential local executor over a run folder: it writes config.json first, skips finished jobs,
-resumes unfinished ones from their checkpoints, and appends one row per job.
+:func:`run_job` is self-contained (it loads its data, trains, returns a JSON-ready row), so
+any engine can call it per job; :func:`execute` owns a run folder: it writes config.json
+first, skips finished jobs, and runs the rest, resuming unfinished ones from their
+checkpoints, either one after another in this process or, with ``jobs > 1``, in a pool of
+worker processes (:mod:`bench.pool`). Every engine appends one row per job with
+:meth:`RunFolder.append_result`, which is safe under concurrent writers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +24,7 @@ import torch
 
 from bench.data import Dataset, load_part
 from bench.errors import BenchError, RunFolderError
-from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
+from bench.harness import Diverged, Hook, Interrupted, Precision, Trainer, TrainSettings
 from bench.profiles import Profile
 from bench.provenance import git_commit, versions
 from bench.reference import load_reference
@@ -62,6 +65,9 @@ class RunPlan:
     inception_samples: int | None = None  # None: the profile's
     reference_stats: tuple[str, ...] = ()  # files of `bench reference export`
     extend: bool = False  # a larger kimg on an existing folder continues its finished jobs
+    # CPU intra-op threads per job; None: torch's default (all cores) for one job at a time,
+    # cores // jobs in a pool. CPU float results depend on it, so every row records it.
+    threads: int | None = None
 
     @property
     def eval_settings(self) -> EvalSettings:
@@ -158,6 +164,17 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     return config
 
 
+def make_scorer(plan: RunPlan) -> Scorer:
+    """The scorer every job of ``plan`` is scored with (extractors load lazily)."""
+    return Scorer(
+        plan.eval_settings,
+        plan.data_dir,
+        plan.device,
+        inception_weights=plan.inception_weights,
+        references=[load_reference(Path(p)) for p in plan.reference_stats],
+    )
+
+
 def run_job(
     plan: RunPlan,
     variant_name: str,
@@ -165,10 +182,12 @@ def run_job(
     job_dir: Path,
     data: Dataset | None = None,
     scorer: Scorer | None = None,
+    hooks: list[Hook] | None = None,
 ) -> dict[str, Any]:
     """Train one (variant, seed) into ``job_dir`` and return its result row.
 
-    A finished job is scored by ``scorer`` (G_ema, eval mode) into the same row.
+    A finished job is scored by ``scorer`` (G_ema, eval mode) into the same row; ``hooks``
+    are added to the trainer's (a worker's progress reporter).
     A NaN/inf loss gives status ``diverged``; any other exception inside training gives
     ``failed`` with the message in the row and the traceback in ``job_dir/error.log``. User
     errors (missing data, a conflicting checkpoint) and interruptions propagate.
@@ -184,6 +203,8 @@ def run_job(
         "device": plan.device,
         "kimg_budget": plan.kimg,
     }
+    if torch.device(plan.device).type == "cpu":
+        row["threads"] = torch.get_num_threads()
     if plan.overrides:
         row["overrides"] = dict(plan.overrides)
     if data is None:
@@ -195,9 +216,8 @@ def run_job(
         every = min(plan.profile.track_kimg, plan.kimg)
         tracker = MetricTracker(scorer, variant, every, plan.profile.track_samples)
     try:
-        trainer = Trainer(
-            variant, data, plan.settings(seed), job_dir, hooks=[tracker] if tracker else []
-        )
+        extra = [*([tracker] if tracker else []), *(hooks or [])]
+        trainer = Trainer(variant, data, plan.settings(seed), job_dir, hooks=extra)
         result = trainer.train()
         row.update(status=result.status, **_result_fields(asdict(result), job_dir))
         if tracker is not None:
@@ -260,37 +280,72 @@ def execute(
     run: RunFolder,
     echo: Callable[[str], None] = print,
     argv: list[str] | None = None,
+    jobs: int = 1,
 ) -> list[dict[str, Any]]:
-    """Run every job of ``plan`` in ``run`` sequentially; return the rows written now."""
-    written: list[dict[str, Any]] = []
-    scorer = Scorer(
-        plan.eval_settings,
-        plan.data_dir,
-        plan.device,
-        inception_weights=plan.inception_weights,
-        references=[load_reference(Path(p)) for p in plan.reference_stats],
-    )
+    """Run every unfinished job of ``plan`` in ``run``; return the rows written now.
+
+    ``jobs`` > 1 runs up to that many jobs at once in worker processes (:mod:`bench.pool`);
+    the rows equal a one-at-a-time run's at the same threads per job.
+    """
+    scorer = make_scorer(plan)
     scorer.check_references()  # a reference made with other weights fails before any writing
     with run.locked():
         prepare_run(plan, run, argv)
         done = {k for k, r in run.latest().items() if job_finished(r, plan.kimg)}
-        data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
+        todo = []
         for variant_name, seed in plan.jobs():
             if (variant_name, seed) in done:
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
-                continue
-            options = plan.variant(variant_name).data
-            key = (options, plan.data_dir)
-            if key not in data_cache:
-                data_cache[key] = load_part(options, "train", plan.data_dir)
-            row = run_job(
-                plan, variant_name, seed, run.job_dir(variant_name, seed), data_cache[key], scorer
-            )
-            row["run_id"] = run.run_id
-            run.append_result(row)
-            written.append(row)
-            echo(format_row(row))
+            else:
+                todo.append((variant_name, seed))
+        if jobs > 1 and len(todo) > 1:
+            from bench.pool import execute_parallel
+
+            return execute_parallel(plan, run, todo, jobs, scorer, echo)
+        with _threads(plan.threads):
+            return _execute_here(plan, run, todo, scorer, echo)
+
+
+def _execute_here(
+    plan: RunPlan,
+    run: RunFolder,
+    todo: list[tuple[str, int]],
+    scorer: Scorer,
+    echo: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    written: list[dict[str, Any]] = []
+    data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
+    for variant_name, seed in todo:
+        options = plan.variant(variant_name).data
+        key = (options, plan.data_dir)
+        if key not in data_cache:
+            data_cache[key] = load_part(options, "train", plan.data_dir)
+        with run.job_locked(variant_name, seed):
+            job_dir = run.job_dir(variant_name, seed)
+            row = run_job(plan, variant_name, seed, job_dir, data_cache[key], scorer)
+            record(run, row)
+        written.append(row)
+        echo(format_row(row))
     return written
+
+
+def record(run: RunFolder, row: dict[str, Any]) -> None:
+    """Stamp ``row`` with the run id and append it to the run's results (safe under
+    concurrent writers)."""
+    row["run_id"] = run.run_id
+    run.append_result(row)
+
+
+@contextlib.contextmanager
+def _threads(n: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``n`` for the block (None: unchanged)."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def format_row(row: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ leaves either the old file or the new one, never a torn mix.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -57,15 +58,19 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
 
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
-    """Append one line with a single ``write`` on an O_APPEND descriptor, then fsync.
+    """Append one line with a single ``write`` on an O_APPEND descriptor, then fsync, under
+    an exclusive POSIX record lock on the file.
 
-    A reader never sees half a line from a well-behaved writer; a torn tail left by a power
-    cut is tolerated by :func:`bench.runs.read_results`, which skips an unterminated last line.
+    The lock serialises concurrent writers (parallel jobs, cluster jobs on a shared file
+    system, where O_APPEND alone is not atomic across hosts), so lines never interleave. A
+    reader never sees half a line from a well-behaved writer; a torn tail left by a power cut
+    is tolerated by :func:`bench.runs.read_results`, which skips an unterminated last line.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
+        fcntl.lockf(fd, fcntl.LOCK_EX)  # blocks while another writer appends
         os.write(fd, data)
         os.fsync(fd)
     finally:
-        os.close(fd)
+        os.close(fd)  # closing drops the lock

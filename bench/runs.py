@@ -65,6 +65,29 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return rows
 
 
+@contextlib.contextmanager
+def exclusive(lock_path: Path, message: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``lock_path`` (created with its folder), or raise
+    RunFolderError(``message`` with ``{holder}`` filled in by the holder's pid) at once. The
+    kernel drops the lock when its holder dies, even by SIGKILL."""
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(lock_path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
+            raise RunFolderError(message.format(holder=holder)) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        yield
+    finally:
+        fh.close()  # closing releases the lock
+
+
 class RunFolder:
     """One run folder; use :meth:`locked` around anything that writes to it."""
 
@@ -88,25 +111,23 @@ class RunFolder:
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the folder's exclusive lock, or fail at once naming the holder."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fh = open(self.path / LOCK, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
-        try:
-            try:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "unknown"
-                raise RunFolderError(
-                    f"{self.path} is in use by another bench process (pid {holder}); "
-                    "wait for it to finish or use another --out folder"
-                ) from None
-            fh.seek(0)
-            fh.truncate()
-            fh.write(str(os.getpid()))
-            fh.flush()
+        with exclusive(
+            self.path / LOCK,
+            f"{self.path} is in use by another bench process (pid {{holder}}); "
+            "wait for it to finish or use another --out folder",
+        ):
             yield
-        finally:
-            fh.close()  # closing releases the lock
+
+    @contextlib.contextmanager
+    def job_locked(self, variant: str, seed: int) -> Iterator[None]:
+        """Hold one job's lock while it trains: two engines (a pool worker and an orphan of
+        a killed run, two cluster tasks) never write the same checkpoint."""
+        with exclusive(
+            self.job_dir(variant, seed) / LOCK,
+            f"{variant} seed {seed} in {self.path} is being trained by another process "
+            "(pid {holder}); wait for it to finish",
+        ):
+            yield
 
     def read_config(self) -> dict[str, Any] | None:
         """config.json, or None for a new folder."""

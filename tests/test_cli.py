@@ -278,8 +278,10 @@ def test_perf_prints_throughput() -> None:
         "--device", "cpu",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    line = next(x for x in result.output.splitlines() if x.startswith("dcgan"))
-    assert float(line.split()[2]) > 0
+    lines = [x.split() for x in result.output.splitlines() if x.startswith("dcgan")]
+    assert [x[1] for x in lines] == ["fp32-nchw", "fp32-cl"]  # the eager baseline first
+    assert all(float(x[2]) > 0 for x in lines)
+    assert float(lines[0][4]) == 1.0  # the ratio column is relative to the baseline
 
 
 @pytest.mark.integration
