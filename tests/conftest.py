@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +11,11 @@ import pytest
 
 from bench import data as data_mod
 
-REAL_DIR = Path("/usr/share/datasets/fashion-mnist")
-# The user's cache as it was before the per-test isolation: setup.sh put the offline Inception
-# TorchScript there, and tests that compare against it read it from here.
+# The real data: $FMGAN_DATA_DIR as the session started (a GPU machine's staged copy), else
+# Debian's package.
+REAL_DIR = Path(os.environ.get("FMGAN_DATA_DIR") or "/usr/share/datasets/fashion-mnist")
+# The user's cache as it was before the per-test isolation: setup.sh put the
+# offline Inception TorchScript there, and tests that compare against it read it from here.
 USER_CACHE = data_mod.cache_dir()
 
 
