@@ -9,7 +9,14 @@ from bench.errors import BenchError
 from bench.fsutil import atomic_path
 from bench.runs import RunFolder
 from metrics.keys import METRICS
-from reports.frame import compare_runs, summarize, tidy, to_markdown, wide_table
+from reports.frame import (
+    compare_runs,
+    ranking_agreement,
+    summarize,
+    tidy,
+    to_markdown,
+    wide_table,
+)
 
 # The columns of the headline table, in reading order.
 HEADLINE = [
@@ -99,6 +106,17 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
         bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
         sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
         sections.append(sec)
+    names = list(runs)
+    for other in names[1:]:
+        agreement = ranking_agreement(summary, names[0], other, HEADLINE)
+        if not agreement.empty:
+            sections.append(
+                Section(
+                    f"Ranking agreement: {names[0]} vs {other}",
+                    paragraphs=["Kendall's tau-b of the variant means (1: same order)."],
+                    tables=[("", agreement.set_index("metric").round(3))],
+                )
+            )
     figs = Section("Metrics per variant", gallery=True)
     for m in [m for m in HEADLINE if m in set(frame["metric"].dropna())]:
         png = figures.metric_bars(frame, m)
@@ -229,6 +247,25 @@ def _spread(items: list[Path], k: int) -> list[Path]:
     return [items[i] for i in idx]
 
 
+def _agreement_markdown(summary: Any, runs: list[str]) -> str:
+    """How far each later run ranks the variants like the first one (Kendall's tau)."""
+    parts = []
+    for other in runs[1:]:
+        table = ranking_agreement(summary, runs[0], other, HEADLINE)
+        if table.empty:
+            continue
+        parts.append(
+            f"## Ranking agreement: {runs[0]} vs {other}\n\nKendall's tau-b between the two "
+            "runs' variant means (1: the same order, -1: reversed).\n\n"
+            "| metric | variants | Kendall tau | p-value |\n|---|---|---|---|\n"
+        )
+        for r in table.itertuples():
+            cells = f"{r.variants} | {r.kendall_tau:.3f} | {r.p_value:.3g}"
+            parts.append(f"| `{r.metric}` | {cells} |\n")
+        parts.append("\n")
+    return "".join(parts)
+
+
 def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
     frame = tidy(runs)
     summary = summarize(frame)
@@ -252,6 +289,7 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
     if len(runs) > 1:
+        parts.append(_agreement_markdown(summary, list(runs)))
         parts.append("## Runs side by side\n\n")
         for variant in dict.fromkeys(summary["variant"]):
             present = [

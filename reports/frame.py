@@ -206,3 +206,24 @@ def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.
     table = cells.pivot_table(index="run", columns="metric", values="cell", aggfunc="first")
     order = list(dict.fromkeys(s["run"]))
     return table.reindex(index=order, columns=[m for m in metrics if m in table.columns])
+
+
+def ranking_agreement(
+    summary: pd.DataFrame, run_a: str, run_b: str, metrics: list[str]
+) -> pd.DataFrame:
+    """Per metric, how far two runs rank their common variants alike: Kendall's tau-b of
+    the seed means (1: the same order, -1: reversed), its two-sided p-value and the number of
+    variants, e.g. how well the CPU `quick` ranking predicts the `lucic` one. Metrics with
+    fewer than three common variants are left out."""
+    rows = []
+    for m in metrics:
+        a = summary[(summary["run"] == run_a) & (summary["metric"] == m)].set_index("variant")
+        b = summary[(summary["run"] == run_b) & (summary["metric"] == m)].set_index("variant")
+        common = [v for v in a.index if v in b.index]
+        if len(common) < 3:
+            continue
+        tau, p = stats.kendalltau(a.loc[common, "mean"], b.loc[common, "mean"])
+        if np.isnan(tau):  # one run ties every variant: no order to compare
+            continue
+        rows.append({"metric": m, "variants": len(common), "kendall_tau": tau, "p_value": p})
+    return pd.DataFrame(rows, columns=["metric", "variants", "kendall_tau", "p_value"])

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from bench.cli import cli
-from reports.frame import compare_runs, summarize, tidy, wide_table
+from reports.frame import compare_runs, ranking_agreement, summarize, tidy, wide_table
 
 
 def row(variant: str, seed: int, fid: float, is_: float, status: str = "ok") -> dict:
@@ -74,6 +74,22 @@ def test_compare_runs_ranks_across_runs() -> None:
     assert isinstance(t, pd.DataFrame)
 
 
+def test_ranking_agreement_is_kendalls_tau() -> None:
+    """Same order: tau 1; reversed: -1; a variant missing from one run is left out."""
+    base = [row(v, 0, fid, 10 - fid) for v, fid in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))]
+    same = [row(v, 0, fid * 10, 0.0) for v, fid in (("a", 1.0), ("b", 2.0), ("c", 3.0))]
+    flipped = [row(v, 0, -fid, fid) for v, fid in (("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0))]
+    s = summarize(tidy({"base": base, "same": same, "flipped": flipped}))
+    t = ranking_agreement(s, "base", "same", ["fid_fmnist", "is_fmnist"]).set_index("metric")
+    assert t.loc["fid_fmnist", "kendall_tau"] == pytest.approx(1.0)
+    assert t.loc["fid_fmnist", "variants"] == 3 and "is_fmnist" not in t.index  # IS all tied
+    t = ranking_agreement(s, "base", "flipped", ["fid_fmnist", "is_fmnist"]).set_index("metric")
+    assert t["kendall_tau"].tolist() == pytest.approx([-1.0, -1.0])
+    assert t.loc["fid_fmnist", "kendall_tau"] == pytest.approx(
+        stats.kendalltau([1, 2, 3, 4], [-1, -2, -3, -4])[0]
+    )
+
+
 def test_report_command_writes_tables(tmp_path: Path) -> None:
     run = tmp_path / "run1"
     run.mkdir()
@@ -86,6 +102,7 @@ def test_report_command_writes_tables(tmp_path: Path) -> None:
     assert {"mean", "std", "ci_low", "ci_high", "rank", "best"} <= set(summary.columns)
     two = CliRunner().invoke(cli, ["report", str(run), str(run), "--out", str(tmp_path / "o")])
     assert two.exit_code == 0 and "Runs side by side" in two.output
+    assert "Ranking agreement" not in two.output  # two variants with metrics: too few
 
 
 def test_report_on_a_non_run_folder(tmp_path: Path) -> None:
