@@ -1,15 +1,19 @@
-"""Checkpoints that resume exactly: weights, EMA, optimisers, step, RNG states, config, versions."""
+"""Checkpoints that resume exactly (weights, EMA, optimisers, step, RNG states, config,
+versions), and the generator of one rebuilt for scoring."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from bench.errors import BenchError
 from bench.fsutil import atomic_path
+from models.registry import UnknownVariantError, Variant, resolve_variant
 
 CHECKPOINT_FORMAT = 1  # bump when the dict layout changes incompatibly
 
@@ -55,3 +59,62 @@ def set_rng_state(
     noise.set_state(state["noise"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_generator(
+    path: Path, network: Literal["G_ema", "G"] = "G_ema"
+) -> tuple[Variant, nn.Module, dict[str, Any]]:
+    """(variant, generator in eval mode, description) from one of our checkpoints.
+
+    ``network`` is "G_ema" (what every score of ours uses) or "G", the raw trained
+    generator, for measuring what the weight average adds. ``path`` is a checkpoint.pt or a
+    job folder holding one. The recipe is the registered variant with the run's
+    ``--faithful`` and ``--set`` settings (from the run folder's config.json), and must match
+    the recipe stored in the checkpoint.
+
+    Raises:
+        BenchError: not a checkpoint of ours, or a recipe this version cannot rebuild.
+    """
+    ckpt = path / "checkpoint.pt" if path.is_dir() else path
+    state = load_checkpoint(ckpt)
+    saved = state["config"]["variant"]
+    run_config = ckpt.parent.parent.parent / "config.json"
+    run: dict[str, Any] = {}
+    if run_config.is_file():
+        try:
+            run = json.loads(run_config.read_text(encoding="utf-8")).get("run", {})
+        except (OSError, ValueError):
+            run = {}
+    try:
+        variant = resolve_variant(
+            saved["name"], bool(run.get("faithful", False)), run.get("overrides") or {}
+        )
+    except UnknownVariantError as exc:
+        raise BenchError(f"{ckpt}: {exc}") from None
+    except ValueError as exc:
+        raise BenchError(f"{ckpt}: the run's settings no longer apply ({exc})") from None
+    rebuilt = variant.to_dict()
+    for key in ("arch", "z_dim", "conditional", "data"):
+        if _plain(rebuilt[key]) != _plain(saved.get(key)):
+            raise BenchError(
+                f"{ckpt}: trained with {key}={saved.get(key)} but variant {saved['name']!r} "
+                f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
+            )
+    G, _ = variant.build(0)
+    G.load_state_dict(state[network])  # the CLI's --network choice is the one validator
+    G.eval()
+    return (
+        variant,
+        G,
+        {
+            "checkpoint": str(ckpt),
+            "step": state["step"],
+            "variant": saved["name"],
+            "network": network,
+        },
+    )
+
+
+def _plain(x: Any) -> Any:
+    """JSON round trip, so tuples and lists compare equal."""
+    return json.loads(json.dumps(x))

@@ -208,7 +208,7 @@ def _train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 def _device(device: str) -> str:
     import torch
 
-    from bench.executor import resolve_device
+    from bench.jobs import resolve_device
 
     dev = resolve_device(device)
     try:
@@ -349,7 +349,8 @@ def _run(
     reference_stats: tuple[Path, ...],
     threads: int | None,
 ) -> None:
-    from bench.executor import RunPlan, execute
+    from bench.executor import execute
+    from bench.jobs import RunPlan
 
     prof = get_profile(profile)
     plan = RunPlan(
@@ -402,7 +403,7 @@ def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
 
 
 def _print_plan(plan: Any, run: RunFolder) -> None:
-    from bench.executor import job_finished
+    from bench.jobs import job_finished
 
     latest = run.latest() if run.results_path.is_file() else {}
     click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
@@ -752,7 +753,8 @@ def score_cmd(
     """
     import json
 
-    from bench.scoring import Scorer, load_generator
+    from bench.checkpoint import load_generator
+    from bench.scoring import Scorer
     from metrics.images import load_images
     from metrics.keys import METRICS
     from metrics.suite import EvalSettings, MetricInputError

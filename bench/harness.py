@@ -3,9 +3,9 @@
 Per iteration: ``loss.n_critic`` discriminator steps (each on a fresh real batch and fresh
 noise), then one generator step, then the EMA update of ``G_ema``. What differs between GAN
 recipes lives in the loss object (:mod:`models.losses`); everything else (budget in kimg,
-EMA, checkpoints, loss log, sample grids, progress, precision, divergence, Ctrl-C) lives here,
-once. Side outputs are hooks, so later layers (evaluation at checkpoints) plug in without
-touching the loop.
+EMA, checkpoints, precision, divergence, Ctrl-C) lives here, once. Side outputs (loss log,
+sample grids, progress, metrics during training) are hooks (:mod:`bench.hooks`), so later
+layers plug in without touching the loop.
 
 Exact resume: a checkpoint holds G, D, G_ema, both optimisers, the step, every RNG state and
 the config; the batch order is a pure function of (seed, batch index). Killing the process and
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import math
 import signal
 import threading
@@ -27,14 +26,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from PIL import Image, ImageDraw, ImageFont
 from torch import nn
-from tqdm.auto import tqdm
 
 from bench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from bench.data import CLASS_NAMES, Dataset, EpochSampler, to_model_range
+from bench.data import Dataset, EpochSampler, to_model_range
 from bench.errors import RunFolderError
-from bench.fsutil import atomic_path
+from bench.hooks import GridSaver, Hook, LossLog, ProgressBar
 from bench.provenance import versions
 from models.augment import DiffAugmentD
 from models.registry import Variant, count_parameters
@@ -93,26 +90,6 @@ class Diverged(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed."""
-
-
-class Hook:
-    """Side outputs of training. Every method is optional."""
-
-    def on_start(self, trainer: Trainer) -> None:
-        """Called once before the first step (after a resume, if any)."""
-
-    def after_step(self, trainer: Trainer) -> None:
-        """Called after each iteration (grids, metrics, signals: what needs the models)."""
-
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
-        """Called with the iterations' losses, read back together (``TrainSettings.
-        sync_every``): one row per step, oldest first, each with ``step`` and ``kimg``."""
-
-    def before_checkpoint(self, trainer: Trainer) -> None:
-        """Called before a checkpoint is written: flush anything that must be on disk."""
-
-    def on_end(self, trainer: Trainer) -> None:
-        """Called once after the last step."""
 
 
 @torch.no_grad()
@@ -461,137 +438,3 @@ def stop_on_signal() -> Iterator[threading.Event]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
-
-
-# ---------------------------------------------------------------------- built-in hooks
-
-
-def rows_through(path: Path, step: int) -> list[dict[str, str]]:
-    """The rows of a per-step CSV log up to ``step`` (a resumed job drops the rest, which
-    the resumed run writes again); none for a fresh job or a missing file."""
-    if step == 0 or not path.is_file():
-        return []
-    with open(path, newline="") as fh:
-        return [r for r in csv.DictReader(fh) if int(r["step"]) <= step]
-
-
-def write_csv(path: Path, columns: list[str] | tuple[str, ...], rows: list[dict[str, Any]]) -> None:
-    """Write a CSV log (header and ``rows``) atomically."""
-    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-
-
-class LossLog(Hook):
-    """Per-step losses to ``losses.csv``; rows past a resumed checkpoint are dropped."""
-
-    FILE = "losses.csv"
-
-    def on_start(self, trainer: Trainer) -> None:
-        self.path = trainer.out_dir / self.FILE
-        self.columns = ["step", "kimg", "d_loss", "g_loss", *trainer.loss.stat_names]
-        self.rows: list[dict[str, Any]] = []
-        write_csv(self.path, self.columns, rows_through(self.path, trainer.step))
-
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
-        self.rows.extend(rows)
-        if len(self.rows) >= 200:
-            self.flush()
-
-    def flush(self) -> None:
-        """Append buffered rows."""
-        if not self.rows:
-            return
-        with open(self.path, "a", newline="") as fh:
-            csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore").writerows(self.rows)
-        self.rows = []
-
-    def before_checkpoint(self, trainer: Trainer) -> None:
-        self.flush()
-
-    def on_end(self, trainer: Trainer) -> None:
-        self.flush()
-
-
-class GridSaver(Hook):
-    """Fixed-noise G_ema grids every ``grid_kimg`` (grids/step*.png) and grid-final.png."""
-
-    FINAL = "grid-final.png"
-
-    def on_start(self, trainer: Trainer) -> None:
-        self.every = trainer.every(trainer.settings.grid_kimg)
-        if trainer.step == 0:
-            self._save(trainer, trainer.out_dir / "grids" / "step0000000-kimg0.0.png")
-
-    def after_step(self, trainer: Trainer) -> None:
-        if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
-            name = f"step{trainer.step:07d}-kimg{trainer.kimg:.1f}.png"
-            self._save(trainer, trainer.out_dir / "grids" / name)
-
-    def on_end(self, trainer: Trainer) -> None:
-        if trainer.step == trainer.total_steps:
-            self._save(trainer, trainer.out_dir / self.FINAL)
-
-    @staticmethod
-    def _save(trainer: Trainer, path: Path) -> None:
-        import torchvision.utils as vutils  # deferred: importing torchvision costs ~5 s
-
-        images, nrow = trainer.sample_grid()
-        grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
-        names = None
-        if trainer.variant.conditional:  # one row per class, in class order, named
-            names = [CLASS_NAMES[c] for c in trainer.variant.data.class_ids]
-        with atomic_path(path) as tmp:
-            label_rows(grid, names).save(tmp, format="png")
-
-
-def label_rows(grid: torch.Tensor, names: list[str] | None) -> Image.Image:
-    """The grid (C, H, W in [0, 1]) as a PIL image, with ``names`` written left of its rows."""
-    arr = grid.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    img = Image.fromarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr).convert("RGB")
-    if not names:
-        return img
-    font = ImageFont.load_default()
-    margin = 8 + max(int(ImageDraw.Draw(img).textlength(n, font=font)) for n in names)
-    out = Image.new("RGB", (img.width + margin, img.height), "white")
-    out.paste(img, (margin, 0))
-    draw, row_h = ImageDraw.Draw(out), img.height / len(names)
-    for i, name in enumerate(names):
-        draw.text((4, int(row_h * (i + 0.5)) - 6), name, fill="black", font=font)
-    return out
-
-
-class ProgressBar(Hook):
-    """tqdm bar in kimg with img/s and current losses; silent when stderr is not a terminal."""
-
-    def on_start(self, trainer: Trainer) -> None:
-        s = trainer.settings
-        self.bar = tqdm(
-            total=round(trainer.total_steps * trainer.images_per_step / 1000, 3),
-            initial=round(trainer.kimg, 3),
-            unit="kimg",
-            desc=f"{trainer.variant.name} s{s.seed}",
-            disable=None if s.progress is None else not s.progress,
-            dynamic_ncols=True,
-            leave=False,
-            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} kimg "
-            "[{elapsed}<{remaining}, {postfix}]",
-        )
-        self._t, self._k = time.perf_counter(), trainer.kimg
-
-    def after_step(self, trainer: Trainer) -> None:
-        self.bar.update(trainer.images_per_step / 1000)
-
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
-        now = time.perf_counter()
-        if rows and now - self._t >= 1.0:
-            rate = (trainer.kimg - self._k) * 1000 / (now - self._t)
-            self._t, self._k = now, trainer.kimg
-            last = rows[-1]
-            self.bar.set_postfix_str(
-                f"{rate:.0f} img/s, D {last['d_loss']:.3f}, G {last['g_loss']:.3f}", refresh=False
-            )
-
-    def on_end(self, trainer: Trainer) -> None:
-        self.bar.close()

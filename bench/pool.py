@@ -8,7 +8,7 @@ spread over them (worker slot i uses ``cuda:(i mod count)``). On the CPU each jo
 ``plan.threads`` intra-op threads, by default ``cores // N``, so N jobs do not fight over
 the cores.
 
-Each worker runs the same :func:`bench.executor.run_job` as the sequential executor and
+Each worker runs the same :func:`bench.jobs.run_job` as the sequential executor and
 appends its own row (a locked append), so the rows equal a one-at-a-time run's at the same
 threads per job. The parent holds the run folder's lock, starts and watches the workers,
 shows every running job, writes a ``failed`` row for a worker that died without one, and on
@@ -38,8 +38,9 @@ from tqdm.auto import tqdm
 
 from bench.data import load_part
 from bench.errors import BenchError
-from bench.executor import RunPlan, format_row, make_scorer, record, run_job
-from bench.harness import Hook, Interrupted, Trainer, stop_on_signal
+from bench.harness import Interrupted, Trainer, stop_on_signal
+from bench.hooks import Hook
+from bench.jobs import RunPlan, format_row, make_scorer, record, run_job
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from metrics.evaluator import EvaluatorUnavailable

@@ -12,13 +12,12 @@ import hashlib
 import os
 import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
 
 from bench.data import cache_dir, load_part
-from bench.harness import Hook, Trainer, rows_through, write_csv
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
@@ -278,66 +277,6 @@ class Scorer:
             row["metrics_unavailable"]["is_inception_std"] = inc.is_unavailable
 
 
-class MetricTracker(Hook):
-    """FID(fmnist) and IS(fmnist) of G_ema every ``every_kimg`` during training, into
-    ``tracked.csv`` (the metric-versus-kimg curve of the report).
-
-    Every point scores the same ``samples`` latents (the metric seed) against the full test
-    split, so points differ only by the generator. Tracking time is outside training time
-    (hooks run between timed steps) and never draws from the training RNG streams. A resumed
-    job drops rows past its checkpoint, as the loss log does. When the evaluator is
-    unavailable, tracking stops quietly and the reason is kept in :attr:`error`.
-    """
-
-    FILE = "tracked.csv"
-    COLUMNS = ("step", "kimg", "fid_fmnist", "is_fmnist")
-
-    def __init__(self, scorer: Scorer, variant: Variant, every_kimg: float, samples: int) -> None:
-        self.scorer, self.variant = scorer, variant
-        self.every_kimg, self.samples = every_kimg, samples
-        self.error: str | None = None
-        self.rows: list[dict[str, Any]] = []
-
-    def on_start(self, trainer: Trainer) -> None:
-        self.path = trainer.out_dir / self.FILE
-        self.every = trainer.every(self.every_kimg)
-        self.rows = rows_through(self.path, trainer.step)
-        write_csv(self.path, self.COLUMNS, self.rows)
-        if trainer.step == 0:
-            self._measure(trainer)
-
-    def after_step(self, trainer: Trainer) -> None:
-        if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
-            self._measure(trainer)
-
-    def description(self) -> dict[str, Any]:
-        """What the tracked points mean (kept in the row)."""
-        return {
-            "file": self.FILE,
-            "metrics": list(self.COLUMNS[2:]),
-            "every_kimg": self.every_kimg,
-            "samples": self.samples,
-            "reference": "test split, restricted to the variant's classes",
-            "metric_seed": self.scorer.settings.metric_seed,
-            **({"error": self.error} if self.error else {}),
-        }
-
-    def _measure(self, trainer: Trainer) -> None:
-        if self.error is not None:
-            return
-        try:
-            images, _ = generate(
-                trainer.G_ema, self.variant, self.samples, self.scorer.settings.metric_seed,
-                trainer.device,
-            )  # fmt: skip
-            values = self.scorer.quick_metrics(images, self.variant.data.classes)
-        except (EvaluatorUnavailable, MetricInputError) as exc:
-            self.error = str(exc)
-            return
-        self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **values})
-        write_csv(self.path, self.COLUMNS, self.rows)
-
-
 def _describe_test_split(
     images: torch.Tensor, classes: tuple[int, ...] | None, **extra: str
 ) -> dict[str, Any]:
@@ -361,78 +300,3 @@ INCEPTION_KEYS = (
     "precision_inception",
     "recall_inception",
 )
-
-
-def load_generator(
-    path: Path, network: Literal["G_ema", "G"] = "G_ema"
-) -> tuple[Variant, nn.Module, dict[str, Any]]:
-    """(variant, generator in eval mode, description) from one of our checkpoints.
-
-    ``network`` is "G_ema" (what every score of ours uses) or "G", the raw trained
-    generator, for measuring what the weight average adds. ``path`` is a checkpoint.pt or a
-    job folder holding one. The recipe is the registered variant with the run's
-    ``--faithful`` and ``--set`` settings (from the run folder's config.json), and must match
-    the recipe stored in the checkpoint.
-
-    Raises:
-        BenchError: not a checkpoint of ours, or a recipe this version cannot rebuild.
-    """
-    import json
-
-    from bench.checkpoint import load_checkpoint
-    from bench.errors import BenchError
-    from bench.executor import RunPlan
-    from bench.profiles import get_profile
-    from models.registry import UnknownVariantError
-
-    ckpt = path / "checkpoint.pt" if path.is_dir() else path
-    state = load_checkpoint(ckpt)
-    saved = state["config"]["variant"]
-    run_config = ckpt.parent.parent.parent / "config.json"
-    run: dict[str, Any] = {}
-    if run_config.is_file():
-        try:
-            run = json.loads(run_config.read_text(encoding="utf-8")).get("run", {})
-        except (OSError, ValueError):
-            run = {}
-    plan = RunPlan(
-        profile=get_profile("smoke"),
-        variants=(),
-        seeds=(),
-        kimg=1.0,
-        faithful=bool(run.get("faithful", False)),
-        overrides=tuple((run.get("overrides") or {}).items()),
-    )
-    try:
-        variant = plan.variant(saved["name"])
-    except UnknownVariantError as exc:
-        raise BenchError(f"{ckpt}: {exc}") from None
-    except ValueError as exc:
-        raise BenchError(f"{ckpt}: the run's settings no longer apply ({exc})") from None
-    rebuilt = variant.to_dict()
-    for key in ("arch", "z_dim", "conditional", "data"):
-        if _plain(rebuilt[key]) != _plain(saved.get(key)):
-            raise BenchError(
-                f"{ckpt}: trained with {key}={saved.get(key)} but variant {saved['name']!r} "
-                f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
-            )
-    G, _ = variant.build(0)
-    G.load_state_dict(state[network])  # the CLI's --network choice is the one validator
-    G.eval()
-    return (
-        variant,
-        G,
-        {
-            "checkpoint": str(ckpt),
-            "step": state["step"],
-            "variant": saved["name"],
-            "network": network,
-        },
-    )
-
-
-def _plain(x: Any) -> Any:
-    """JSON round trip, so tuples and lists compare equal."""
-    import json
-
-    return json.loads(json.dumps(x))

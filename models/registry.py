@@ -304,6 +304,21 @@ def get_variant(name: str) -> Variant:
         ) from None
 
 
+def resolve_variant(
+    name: str, faithful: bool = False, overrides: dict[str, str] | None = None
+) -> Variant:
+    """The variant as a run trains it: the registered recipe, with its seed document's own
+    data settings under ``faithful`` and the ``--set`` ``overrides`` applied.
+
+    Raises:
+        UnknownVariantError: for a name that is not registered.
+        ValueError: when an override does not fit the variant.
+    """
+    v = get_variant(name)
+    v = v.as_seed_trained() if faithful else v
+    return v.with_overrides(overrides) if overrides else v
+
+
 def count_parameters(module: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in module.parameters() if p.requires_grad)

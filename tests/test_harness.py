@@ -22,16 +22,17 @@ from bench import data as data_mod
 from bench.checkpoint import load_checkpoint
 from bench.cli import cli
 from bench.errors import RunFolderError
-from bench.executor import RunPlan, execute
+from bench.executor import execute
 from bench.harness import (
     Diverged,
-    Hook,
     Interrupted,
     Trainer,
     TrainSettings,
     ema_decay_at,
     update_ema,
 )
+from bench.hooks import Hook
+from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder
 from models import registry

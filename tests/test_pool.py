@@ -17,7 +17,8 @@ import torch
 from bench import pool
 from bench.checkpoint import load_checkpoint
 from bench.errors import RunFolderError
-from bench.executor import RunPlan, execute
+from bench.executor import execute
+from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder, read_results
 

@@ -115,7 +115,8 @@ def test_tracked_metrics_resume_and_leave_training_untouched(
 
     from bench.data import load_part
     from bench.harness import Trainer, TrainSettings
-    from bench.scoring import MetricTracker, Scorer
+    from bench.hooks import MetricTracker
+    from bench.scoring import Scorer
     from models import get_variant
     from models.data_options import DataOptions
 

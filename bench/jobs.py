@@ -1,0 +1,245 @@
+"""One (variant, seed) job in, one result row out: the seam every engine calls.
+
+:class:`RunPlan` is what a command decided before training (profile, budget, numerics,
+run-defining settings); :func:`run_job` is self-contained (it loads its data, trains,
+scores and returns a JSON-ready row), so the sequential executor, the process pool
+(:mod:`bench.pool`) and a cluster engine all run the same code and write the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import traceback
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.data import Dataset, load_part
+from bench.errors import BenchError
+from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
+from bench.hooks import Hook, MetricTracker
+from bench.profiles import Profile
+from bench.reference import load_reference
+from bench.runs import FINISHED, RunFolder
+from bench.scoring import Scorer
+from metrics.suite import EvalSettings
+from models.registry import Variant, resolve_variant
+
+
+def resolve_device(device: str) -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; anything else unchanged."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything ``bench run`` / ``bench train`` decided before training starts."""
+
+    profile: Profile
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    kimg: float  # the profile's budget unless overridden
+    precision: Precision = "fp32"
+    channels_last: bool = True
+    device: str = "cpu"
+    data_dir: str | None = None
+    progress: bool | None = None
+    faithful: bool = False  # train each variant on its seed document's own data settings
+    overrides: tuple[tuple[str, str], ...] = ()  # --set KEY=VALUE, applied to every variant
+    inception_weights: str | None = None  # TF-Inception file; else env, hub cache, download
+    inception_samples: int | None = None  # None: the profile's
+    reference_stats: tuple[str, ...] = ()  # files of `bench reference export`
+    extend: bool = False  # a larger kimg on an existing folder continues its finished jobs
+    # CPU intra-op threads per job; None: torch's default (all cores) for one job at a time,
+    # cores // jobs in a pool. CPU float results depend on it, so every row records it.
+    threads: int | None = None
+
+    @property
+    def eval_settings(self) -> EvalSettings:
+        """How every job of this run is scored."""
+        n_inc = self.inception_samples
+        return EvalSettings(
+            num_samples=self.profile.eval_samples,
+            inception_samples=self.profile.inception_samples if n_inc is None else n_inc,
+            ppl_samples=self.profile.ppl_samples,
+        )
+
+    def variant(self, name: str) -> Variant:
+        """The registered variant, with its seed-faithful data settings under ``faithful``
+        and the ``--set`` overrides applied (ValueError when one does not fit it)."""
+        return resolve_variant(name, self.faithful, dict(self.overrides))
+
+    def settings(self, seed: int) -> TrainSettings:
+        """Training settings of one job."""
+        return TrainSettings(
+            kimg=self.kimg,
+            seed=seed,
+            precision=self.precision,
+            channels_last=self.channels_last,
+            device=self.device,
+            checkpoint_kimg=min(self.profile.checkpoint_kimg, self.kimg),
+            grid_kimg=min(self.profile.grid_kimg, self.kimg),
+            progress=self.progress,
+        )
+
+    def jobs(self) -> list[tuple[str, int]]:
+        """(variant, seed) pairs in execution order: all variants for seed 0, then seed 1..."""
+        return [(v, s) for s in self.seeds for v in self.variants]
+
+    def defining(self) -> dict[str, Any]:
+        """The run-defining settings, as stored in config.json."""
+        return {
+            "profile": self.profile.name,
+            "kimg": self.kimg,
+            "precision": self.precision,
+            "channels_last": self.channels_last,
+            "faithful": self.faithful,
+            "overrides": dict(self.overrides),
+        }
+
+
+def make_scorer(plan: RunPlan) -> Scorer:
+    """The scorer every job of ``plan`` is scored with (extractors load lazily)."""
+    return Scorer(
+        plan.eval_settings,
+        plan.data_dir,
+        plan.device,
+        inception_weights=plan.inception_weights,
+        references=[load_reference(Path(p)) for p in plan.reference_stats],
+    )
+
+
+def run_job(
+    plan: RunPlan,
+    variant_name: str,
+    seed: int,
+    job_dir: Path,
+    data: Dataset | None = None,
+    scorer: Scorer | None = None,
+    hooks: list[Hook] | None = None,
+) -> dict[str, Any]:
+    """Train one (variant, seed) into ``job_dir`` and return its result row.
+
+    A finished job is scored by ``scorer`` (G_ema, eval mode) into the same row; ``hooks``
+    are added to the trainer's (a worker's progress reporter).
+    A NaN/inf loss gives status ``diverged``; any other exception inside training gives
+    ``failed`` with the message in the row and the traceback in ``job_dir/error.log``. User
+    errors (missing data, a conflicting checkpoint) and interruptions propagate.
+    """
+    variant = plan.variant(variant_name)
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {
+        "variant": variant_name,
+        "seed": seed,
+        "seed_doc": variant.seed_doc,
+        "profile": plan.profile.name,
+        "precision": plan.precision,
+        "device": plan.device,
+        "kimg_budget": plan.kimg,
+    }
+    if torch.device(plan.device).type == "cpu":
+        row["threads"] = torch.get_num_threads()
+    if plan.overrides:
+        row["overrides"] = dict(plan.overrides)
+    if data is None:
+        data = load_part(variant.data, "train", plan.data_dir)
+    row["train_images"] = len(data)
+    trainer: Trainer | None = None
+    tracker: MetricTracker | None = None
+    if scorer is not None and plan.profile.track_samples > 0:
+        every = min(plan.profile.track_kimg, plan.kimg)
+        tracker = MetricTracker(scorer, variant, every, plan.profile.track_samples)
+    try:
+        extra = [*([tracker] if tracker else []), *(hooks or [])]
+        trainer = Trainer(variant, data, plan.settings(seed), job_dir, hooks=extra)
+        result = trainer.train()
+        row.update(status=result.status, **_result_fields(asdict(result), job_dir))
+        if tracker is not None:
+            row["tracked"] = tracker.description()
+            if (job_dir / tracker.FILE).is_file():
+                row["paths"]["tracked"] = str(
+                    (job_dir / tracker.FILE).relative_to(job_dir.parent.parent)
+                )
+        if scorer is not None:
+            strip = job_dir / "interpolation.png"
+            row.update(scorer.score(variant, trainer.G_ema, strip_path=strip))
+            if "strip" in row.get("interpolation", {}):
+                row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
+    except Diverged as exc:
+        row.update(
+            status="diverged",
+            error=str(exc),
+            step=exc.step,
+            kimg=round(trainer.kimg, 4) if trainer else 0.0,
+            total_steps=trainer.total_steps if trainer else None,
+        )
+    except (BenchError, Interrupted, KeyboardInterrupt):
+        raise  # user errors and Ctrl-C stop the whole run; the job stays resumable
+    except Exception as exc:  # a crash in one variant must not stop the others
+        job_dir.mkdir(parents=True, exist_ok=True)
+        (job_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+        row.update(
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            step=trainer.step if trainer else 0,
+            kimg=round(trainer.kimg, 4) if trainer else 0.0,
+            paths={"error_log": str((job_dir / "error.log").relative_to(job_dir.parent.parent))},
+        )
+    row["wall_seconds"] = round(time.perf_counter() - t0, 3)
+    row["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    return row
+
+
+def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:
+    paths = result.pop("paths")
+    result.pop("status")
+    result["kimg"] = round(result["kimg"], 4)
+    result["train_seconds"] = round(result["train_seconds"], 3)
+    result["img_per_s"] = round(result["img_per_s"], 1)
+    result["paths"] = {k: str(Path(v).relative_to(job_dir.parent.parent)) for k, v in paths.items()}
+    return result
+
+
+def job_finished(row: dict[str, Any], kimg: float) -> bool:
+    """Whether a job's latest row ends it at budget ``kimg``: diverged (deterministic, it
+    would diverge again), or ok at this budget (a row of a smaller budget is continued by
+    ``--extend``)."""
+    if row.get("status") not in FINISHED:
+        return False
+    return row["status"] == "diverged" or float(row.get("kimg_budget", kimg)) >= kimg
+
+
+def record(run: RunFolder, row: dict[str, Any]) -> None:
+    """Stamp ``row`` with the run id and append it to the run's results (safe under
+    concurrent writers)."""
+    row["run_id"] = run.run_id
+    run.append_result(row)
+
+
+def format_row(row: dict[str, Any]) -> str:
+    """One human line per finished job."""
+    head = f"{row['variant']} seed {row['seed']}: {row['status']}"
+    if row["status"] == "ok":
+        resumed = row.get("resumed_from_step")
+        note = f", resumed at step {resumed}" if resumed else ""
+        m = row.get("metrics") or {}
+        scores = ""
+        if "fid_fmnist" in m:
+            scores = f"; FID(fmnist) {m['fid_fmnist']:.2f}, IS(fmnist) {m['is_fmnist']:.2f}"
+        if "fid_inception" in m:
+            scores += f", FID(inception, N={row['protocol']['inception']['num_samples']}) "
+            scores += f"{m['fid_inception']:.1f}"
+        if "is_inception" in m:
+            scores += f", IS(inception) {m['is_inception']:.2f}"
+        elif row.get("metrics_error"):
+            scores = f"; no metrics: {row['metrics_error']}"
+        return (
+            f"{head}  {row['kimg']:.2f} kimg in {row['train_seconds']:.1f} s train "
+            f"({row['img_per_s']:.0f} img/s){note}{scores}"
+        )
+    return f"{head}  at step {row.get('step')}: {row.get('error')}"
