@@ -756,7 +756,7 @@ def score_cmd(
     from bench.checkpoint import load_generator
     from bench.scoring import Scorer
     from metrics.images import load_images
-    from metrics.keys import METRICS
+    from metrics.keys import METRICS, direction
     from metrics.suite import EvalSettings, MetricInputError
 
     class_ids = None
@@ -803,9 +803,7 @@ def score_cmd(
         return
     click.echo("  ".join(f"{k}={v}" for k, v in about.items()))
     for key, value in row["metrics"].items():
-        arrow = ""
-        if key in METRICS:
-            arrow = "higher is better" if METRICS[key].higher_is_better else "lower is better"
+        arrow = direction(key) if key in METRICS else ""
         shown = "n/a" if value is None else f"{value:.6g}"
         click.echo(f"  {key:<22} {shown:>12}  {arrow}")
     missing = row.get("metrics_unavailable") or {}

@@ -8,7 +8,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.fsutil import atomic_path
 from bench.runs import RunFolder
-from metrics.keys import METRICS
+from metrics.keys import direction, headline, secondary
 from reports.frame import (
     compare_runs,
     ranking_agreement,
@@ -17,22 +17,6 @@ from reports.frame import (
     to_markdown,
     wide_table,
 )
-
-# The columns of the headline table, in reading order.
-HEADLINE = [
-    "fid_fmnist",
-    "kid_fmnist",
-    "is_fmnist",
-    "precision_fmnist",
-    "recall_fmnist",
-    "class_coverage",
-    "label_accuracy",
-    "fid_inception",
-    "kid_inception",
-    "is_inception",
-    "ppl",
-    "interp_discontinuity",
-]
 
 
 def run_label(path: Path, taken: set[str]) -> str:
@@ -90,7 +74,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
 
     sections = []
     for run, (_, rows) in runs.items():
-        present = [m for m in HEADLINE if m in set(summary.loc[summary["run"] == run, "metric"])]
+        present = _present(summary, run, headline())
         table = _with_status(wide_table(summary, present, run), latest_rows(rows))
         sec = Section(
             f"Results: {run}",
@@ -100,7 +84,10 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
             ],
             tables=[("", table)],
         )
-        protos = _metric_protocols(summary, run, present)
+        more = _present(summary, run, secondary())
+        if more:
+            sec.tables.append(("More metrics", wide_table(summary, more, run)))
+        protos = _metric_protocols(summary, run, present + more)
         if protos:
             sec.tables.append(("Protocols", pd.DataFrame(protos)))
         bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
@@ -108,7 +95,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
         sections.append(sec)
     names = list(runs)
     for other in names[1:]:
-        agreement = ranking_agreement(summary, names[0], other, HEADLINE)
+        agreement = ranking_agreement(summary, names[0], other, headline())
         if not agreement.empty:
             sections.append(
                 Section(
@@ -118,7 +105,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
                 )
             )
     figs = Section("Metrics per variant", gallery=True)
-    for m in [m for m in HEADLINE if m in set(frame["metric"].dropna())]:
+    for m in [m for m in headline() if m in set(frame["metric"].dropna())]:
         png = figures.metric_bars(frame, m)
         if png:
             figs.figures.append(
@@ -229,13 +216,20 @@ def _with_status(table: Any, rows: list) -> Any:
     return table
 
 
+def _present(summary: Any, run: str, metrics: list[str]) -> list[str]:
+    """The ``metrics`` that ``run`` has values for, in the given order."""
+    have = set(summary.loc[summary["run"] == run, "metric"])
+    return [m for m in metrics if m in have]
+
+
 def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[str, str]]:
     """Per metric of ``run``: its direction and the protocol(s) its values were made under."""
     out = []
     for m in metrics:
         proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
-        arrow = "higher is better" if METRICS[m].higher_is_better else "lower is better"
-        out.append({"metric": m, "direction": arrow, "protocol": "; ".join(sorted(set(proto)))})
+        out.append(
+            {"metric": m, "direction": direction(m), "protocol": "; ".join(sorted(set(proto)))}
+        )
     return out
 
 
@@ -251,7 +245,7 @@ def _agreement_markdown(summary: Any, runs: list[str]) -> str:
     """How far each later run ranks the variants like the first one (Kendall's tau)."""
     parts = []
     for other in runs[1:]:
-        table = ranking_agreement(summary, runs[0], other, HEADLINE)
+        table = ranking_agreement(summary, runs[0], other, headline())
         if table.empty:
             continue
         parts.append(
@@ -271,7 +265,7 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
     summary = summarize(frame)
     parts = []
     for run in runs:
-        present = [m for m in HEADLINE if m in set(summary.loc[summary["run"] == run, "metric"])]
+        present = _present(summary, run, headline())
         table = wide_table(summary, present, run)
         sub = frame[frame["run"] == run]
         seeds = sub.groupby("variant")["seed"].nunique()
@@ -281,11 +275,15 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
             "over seeds; * best in the metric's direction.\n\n"
         )
         parts.append(to_markdown(table))
+        more = _present(summary, run, secondary())
+        if more:
+            parts.append("\nMore metrics:\n\n")
+            parts.append(to_markdown(wide_table(summary, more, run)))
         bad = sub[sub["status"] != "ok"].drop_duplicates(["variant", "seed"])
         for r in bad.itertuples():
             parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")
         parts.append("\nProtocols:\n")
-        for p in _metric_protocols(summary, run, present):
+        for p in _metric_protocols(summary, run, present + more):
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
     if len(runs) > 1:
@@ -294,7 +292,7 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
         for variant in dict.fromkeys(summary["variant"]):
             present = [
                 m
-                for m in HEADLINE
+                for m in headline()
                 if m in set(summary.loc[summary["variant"] == variant, "metric"])
             ]
             parts.append(f"### `{variant}`\n\n")

@@ -22,6 +22,7 @@ from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
 from metrics.inception import InceptionUnavailable, LoadedInception, load_inception
+from metrics.keys import group_keys
 from metrics.suite import (
     EvalSettings,
     MetricInputError,
@@ -254,7 +255,7 @@ class Scorer:
             try:
                 self._score_inception(images, classes, row)
             except (InceptionUnavailable, MetricInputError) as exc:
-                for key in INCEPTION_KEYS:
+                for key in group_keys("inception"):
                     row["metrics_unavailable"][key] = str(exc)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         return row
@@ -289,14 +290,3 @@ def _describe_test_split(
         **extra,
         "images_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
     }
-
-
-INCEPTION_KEYS = (
-    "is_inception",
-    "is_inception_std",
-    "fid_inception",
-    "kid_inception",
-    "kid_inception_std",
-    "precision_inception",
-    "recall_inception",
-)

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
-from metrics.keys import METRICS
+from metrics.keys import METRICS, direction
 
 sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
 
@@ -30,9 +30,7 @@ def _png(fig: plt.Figure) -> bytes:
 
 
 def _direction(metric: str) -> str:
-    if metric not in METRICS:
-        return ""
-    return "higher is better" if METRICS[metric].higher_is_better else "lower is better"
+    return direction(metric) if metric in METRICS else ""
 
 
 def metric_bars(frame: pd.DataFrame, metric: str, run: str | None = None) -> bytes | None:

@@ -28,18 +28,12 @@ JOB_FIELDS = (
     "params_g",
     "params_d",
 )
-_SUFFIX_TO_PROTOCOL = {"_fmnist": "fmnist", "_inception": "inception"}
 
 
 def _protocol_name(metric: str) -> str:
-    for suffix, name in _SUFFIX_TO_PROTOCOL.items():
-        if metric.endswith(suffix) or metric.endswith(suffix + "_std"):
-            return name
-    if metric in ("ppl", "ppl_std", "ppl_lpips"):
-        return "smoothness"
-    if metric == "interp_discontinuity":
-        return "latent_paths"
-    return "fmnist"  # class_coverage, class_entropy, label_accuracy: evaluator-based
+    """The row's protocol section that describes ``metric`` (the evaluator's for a key this
+    version does not know)."""
+    return METRICS[metric].protocol if metric in METRICS else "fmnist"
 
 
 def _protocol_label(row: Mapping[str, Any], name: str) -> str:

@@ -77,7 +77,7 @@ def test_diverged_or_absent_is_a_violation_not_a_crash(tmp_path: Path) -> None:
     "toml, needle",
     [
         ("[nope]\nfid_fmnist = { max = 1 }\n", "unknown variant 'nope'; valid: dcgan"),
-        ("[dcgan]\nfid = { max = 1 }\n", "unknown metric 'fid'; valid: is_inception"),
+        ("[dcgan]\nfid = { max = 1 }\n", "unknown metric 'fid'; valid: fid_fmnist, kid_fmnist"),
         ("[dcgan]\nfid_fmnist = { below = 1 }\n", "unknown rule 'below'"),
         ("[dcgan]\nfid_fmnist = { max = 'x' }\n", "must be a number"),
         ("[dcgan\n", "not valid TOML"),

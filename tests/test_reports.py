@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from scipy import stats
 
 from bench.cli import cli
+from metrics.keys import METRICS, MetricKey, headline, register, secondary
 from reports.frame import compare_runs, ranking_agreement, summarize, tidy, wide_table
 
 
@@ -88,6 +89,40 @@ def test_ranking_agreement_is_kendalls_tau() -> None:
     assert t.loc["fid_fmnist", "kendall_tau"] == pytest.approx(
         stats.kendalltau([1, 2, 3, 4], [-1, -2, -3, -4])[0]
     )
+
+
+def test_every_registered_key_reaches_the_tables(tmp_path: Path) -> None:
+    """A row with every registered key: the headline keys are the results table's columns
+    in registry order, every other key but the spreads a column of "More metrics", and every
+    key a row of summary.csv with its direction."""
+    values = {k: float(i + 1) for i, k in enumerate(METRICS)}
+    rows = [dict(row("a", s, 1.0, 1.0), metrics=values) for s in (0, 1)]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    md = (run / "report" / "tables.md").read_text()
+    headers = [line.split(" | ")[1:] for line in md.splitlines() if line.startswith("| variant |")]
+    assert [c.rstrip(" |") for c in headers[0]] == headline()
+    assert [c.rstrip(" |") for c in headers[1]] == secondary()
+    assert {"class_entropy", "intra_fid_fmnist"} <= set(headline())  # shown since issue 14
+    summary = pd.read_csv(run / "report" / "summary.csv")
+    assert set(summary["metric"]) == set(METRICS)
+    hib = summary.drop_duplicates("metric").set_index("metric")["higher_is_better"]
+    assert all(bool(hib[k]) == METRICS[k].higher_is_better for k in METRICS)
+    html = (run / "report" / "report.html").read_text()
+    assert all(k in html for k in [*headline(), *secondary()])
+
+
+def test_registry_refuses_bad_keys() -> None:
+    with pytest.raises(ValueError, match="already registered"):
+        register(MetricKey("fid_fmnist", False, "again", "fmnist"))
+    with pytest.raises(ValueError, match="group"):
+        MetricKey("new_metric", True, "x", "nowhere")
+    with pytest.raises(ValueError, match="spread of unregistered"):
+        register(MetricKey("nothing_std", False, "x", "fmnist", spread_of="nothing"))
+    assert "nothing_std" not in METRICS
 
 
 def test_report_command_writes_tables(tmp_path: Path) -> None:
