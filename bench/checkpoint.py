@@ -11,7 +11,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from bench.errors import BenchError
+from bench.errors import BenchError, RunFolderError
 from bench.fsutil import atomic_path
 from models.registry import UnknownVariantError, Variant, resolve_variant
 
@@ -59,6 +59,28 @@ def set_rng_state(
     noise.set_state(state["noise"])
     if device.type == "cuda" and "cuda" in state:
         torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def check_compatible(saved: dict, current: dict, path: Path) -> None:
+    """Refuse to resume a checkpoint made with another recipe or with other settings that a
+    bit-exact resume needs (seed, precision, memory format).
+
+    Raises:
+        RunFolderError: naming every field that differs.
+    """
+    drop = ("name", "summary", "seed_doc")
+    sv = {k: val for k, val in saved["variant"].items() if k not in drop}
+    cv = {k: val for k, val in current["variant"].items() if k not in drop}
+    keys = ("seed", "precision", "channels_last")  # settings a bit-exact resume needs
+    ss = {k: saved["settings"].get(k) for k in keys}
+    cs = {k: current["settings"].get(k) for k in keys}
+    diffs = [k for k in sorted(set(sv) | set(cv)) if _plain(sv.get(k)) != _plain(cv.get(k))]
+    diffs += [f"settings.{k}" for k in keys if _plain(ss[k]) != _plain(cs[k])]
+    if diffs:
+        raise RunFolderError(
+            f"{path} was written with a different configuration ({', '.join(diffs)} differ); "
+            "use a new output folder or the original settings"
+        )
 
 
 def load_generator(

@@ -28,9 +28,14 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from bench.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from bench.checkpoint import (
+    check_compatible,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from bench.data import Dataset, EpochSampler, to_model_range
-from bench.errors import RunFolderError
 from bench.hooks import GridSaver, Hook, LossLog, ProgressBar
 from bench.provenance import versions
 from models.augment import DiffAugmentD
@@ -305,7 +310,7 @@ class Trainer:
         if not self.checkpoint_path.is_file():
             return False
         state = load_checkpoint(self.checkpoint_path, self.device)
-        _check_compatible(state["config"], self._config(), self.checkpoint_path)
+        check_compatible(state["config"], self._config(), self.checkpoint_path)
         self.G.load_state_dict(state["G"])
         self.D.load_state_dict(state["D"])
         self.G_ema.load_state_dict(state["G_ema"])
@@ -393,48 +398,34 @@ class Trainer:
 _INDEX = ("step", "kimg")  # the columns of a stats row that are not statistics
 
 
-def _check_compatible(saved: dict, current: dict, path: Path) -> None:
-    drop = ("name", "summary", "seed_doc")
-    sv = {k: val for k, val in saved["variant"].items() if k not in drop}
-    cv = {k: val for k, val in current["variant"].items() if k not in drop}
-    keys = ("seed", "precision", "channels_last")  # settings a bit-exact resume needs
-    ss = {k: saved["settings"].get(k) for k in keys}
-    cs = {k: current["settings"].get(k) for k in keys}
-    diffs = [k for k in sorted(set(sv) | set(cv)) if _norm(sv.get(k)) != _norm(cv.get(k))]
-    diffs += [f"settings.{k}" for k in keys if _norm(ss[k]) != _norm(cs[k])]
-    if diffs:
-        raise RunFolderError(
-            f"{path} was written with a different configuration ({', '.join(diffs)} differ); "
-            "use a new output folder or the original settings"
-        )
-
-
-def _norm(x: Any) -> Any:
-    """Tuples and lists compare equal (checkpoint round trips keep tuples; JSON makes lists)."""
-    if isinstance(x, list | tuple):
-        return [_norm(i) for i in x]
-    if isinstance(x, dict):
-        return {k: _norm(val) for k, val in x.items()}
-    return x
-
-
 @contextlib.contextmanager
 def stop_on_signal() -> Iterator[threading.Event]:
     """First SIGINT/SIGTERM sets the event (finish the step, checkpoint, stop); a second
-    SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk)."""
+    SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk).
+
+    A signal that arrives when nothing is left to stop (during the last step) is not lost:
+    once the block ends normally it is raised again for the caller's own handler, so the
+    run, or pytest, still stops."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
         return
+    received: list[int] = []
 
     def handler(signum: int, frame: Any) -> None:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
+        received.append(signum)
         stop.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield stop
-    finally:
+    except BaseException:
         for s, h in old.items():
             signal.signal(s, h)
+        raise
+    for s, h in old.items():
+        signal.signal(s, h)
+    if received:
+        signal.raise_signal(received[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
@@ -37,10 +38,27 @@ def test_list_shows_variants_and_parameters() -> None:
     assert any(line.startswith("wgan-gp ") and "004" in line for line in lines)
 
 
+def _commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    out = []
+    for name, command in group.commands.items():
+        out.append((*prefix, name))
+        if isinstance(command, click.Group):
+            out += _commands(command, (*prefix, name))
+    return out
+
+
 def test_help_on_every_command() -> None:
-    for cmd in ("list", "train", "run", "perf"):
-        result = invoke(cmd, "--help")
-        assert result.exit_code == 0 and "Usage" in result.output
+    """Every command and subcommand answers --help with its usage and its docstring."""
+    commands = _commands(cli)
+    assert {("run",), ("score",), ("weights", "fetch"), ("reference", "export")} <= set(commands)
+    for path in commands:
+        result = invoke(*path, "--help")
+        assert result.exit_code == 0, (path, result.output)
+        assert f"Usage: cli {' '.join(path)}" in result.output, path
+        command = cli
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        assert command.help and command.help.split("\n")[0][:40] in result.output, path
 
 
 def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None:

@@ -143,6 +143,26 @@ def test_ctrl_c_checkpoints_and_resumes_exactly(train_data, tmp_path: Path) -> N
     assert states_equal(straight.G_ema.state_dict(), resumed.G_ema.state_dict())
 
 
+class SigtermAtEnd(Hook):
+    """Sends this process SIGTERM during the last step, when no step is left to stop."""
+
+    def after_step(self, trainer) -> None:
+        if trainer.step == trainer.total_steps:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_in_the_last_step_reaches_the_caller(train_data, tmp_path: Path) -> None:
+    """The job finishes (nothing is left to stop), then the caller's own SIGTERM handler
+    runs: the signal is not swallowed by the trainer's handler."""
+    got: list[int] = []
+    before = signal.signal(signal.SIGTERM, lambda signum, frame: got.append(signum))
+    try:
+        result = Trainer(DCGAN, train_data, settings(3), tmp_path, hooks=[SigtermAtEnd()]).train()
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert result.step == 3 and got == [signal.SIGTERM]
+
+
 def test_ctrl_c_stops_the_whole_run_and_resumes(
     synthetic_dir: Path, tmp_path: Path, monkeypatch
 ) -> None:
@@ -328,11 +348,19 @@ def test_ema_rampup_shortens_the_average(train_data, tmp_path: Path) -> None:
     assert dist["ramp"] < dist["warmup"]
 
 
-@pytest.mark.parametrize("precision", ["bf16"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_bf16_autocast_trains(train_data, tmp_path: Path, precision: str) -> None:
+    """Under bf16 the convolutions of G and D compute in bfloat16 (autocast is on), while
+    the master weights stay fp32; under fp32 nothing is cast."""
     tr = Trainer(DCGAN, train_data, settings(2, precision=precision), tmp_path)
+    seen: set[torch.dtype] = set()
+    for net in (tr.G, tr.D):
+        for m in net.modules():
+            if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+                m.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
     result = tr.train()
     assert result.status == "ok"
+    assert seen == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
     assert all(p.dtype == torch.float32 for p in tr.G.parameters())  # master weights stay fp32
 
 

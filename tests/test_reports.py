@@ -72,7 +72,11 @@ def test_compare_runs_ranks_across_runs() -> None:
     s = summarize(tidy({"base": ROWS, "new": worse}))
     t = compare_runs(s, "a", ["fid_fmnist", "is_fmnist"])
     assert list(t.index) == ["base", "new"] and t.loc["base", "fid_fmnist"].endswith("*")
-    assert isinstance(t, pd.DataFrame)
+    assert t.loc["new", "fid_fmnist"].startswith("17.0 ± 2.0 [")  # a's FIDs + 5, over 3 seeds
+    assert not t.loc["new", "fid_fmnist"].endswith("*")
+    base_is = t.loc["base", "is_fmnist"]
+    assert base_is.startswith("6.000") and base_is.endswith("*")
+    assert t.loc["new", "is_fmnist"] == "1.000 ± 0.000 [1.000, 1.000]"
 
 
 def test_ranking_agreement_is_kendalls_tau() -> None:

@@ -1,0 +1,102 @@
+"""``bench report`` and ``bench check``: tables, figures and the HTML report; the quality
+gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bench.cli.base import Fail, cli
+from bench.cli.options import (
+    variant_names,
+)
+from bench.runs import RunFolder, new_run_dir
+
+
+@cli.command("report")
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The HTML file (FILE.html; tables are written beside it) or a folder for "
+    "report.html and the tables (default: RUN_DIR/report/ for one run, else "
+    "runs/report-<time>/).",
+)
+def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
+    """Report on one or more run folders: tables and one self-contained HTML page.
+
+    Tables: per variant each metric as mean ± std over seeds with a 95% t-interval, ranked in
+    the metric's direction (best marked *), with each metric's protocol; several runs also
+    side by side per variant. Figures: metric bars with error bars, IS vs FID, FID and IS
+    against kimg during training, loss curves, the dcgan/dcgan-small capacity study, the
+    per-class FID heatmap, training-progress grids, interpolation strips. Writes the HTML
+    and tidy.csv, summary.csv, tables.md beside it; prints the Markdown.
+    """
+    from bench.reports import html_path, write_report
+
+    for d in run_dirs:
+        if not (d / "results.jsonl").is_file():
+            raise Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
+    if out is None:
+        out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
+    is_file = html_path(out) == out
+    if out.exists() and out.is_dir() == is_file:
+        raise Fail(
+            f"--out {out}: exists and is not {'an .html file' if is_file else 'a folder'}", 2
+        )
+    markdown, page = write_report(run_dirs, out)
+    click.echo(markdown)
+    click.echo(
+        f"report: {page} (self-contained HTML); tables in {page.parent}: "
+        "tidy.csv, summary.csv, tables.md"
+    )
+
+
+@cli.command("check")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--thresholds",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="TOML: [variant] metric = { min = x } | { max = x } | { max_regression = 0.1 }.",
+)
+@click.option(
+    "--baseline",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="results.jsonl (or run folder) that max_regression rules compare against.",
+)
+def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
+    """Gate on metric thresholds: exit 0 when every rule holds, 1 with a table of
+    violations, 2 for a bad thresholds file or run folder.
+
+    Values are means over the run's seeds; a diverged or failed job, or a variant without a
+    row, is a violation.
+    """
+    from bench.check import ThresholdsError, evaluate, load_thresholds, read_baseline
+
+    if not (run_dir / "results.jsonl").is_file():
+        raise Fail(f"{run_dir}: no results.jsonl (not a run folder?)", 2)
+    rules = load_thresholds(thresholds, variant_names())
+    needs_base = any("max_regression" in r for m in rules.values() for r in m.values())
+    if needs_base and baseline is None:
+        raise ThresholdsError(f"{thresholds} has max_regression rules: give --baseline")
+    base = read_baseline(baseline) if baseline is not None else None
+    checks = evaluate(rules, RunFolder(run_dir).results(), base)
+    bad = [c for c in checks if not c.ok]
+    click.echo(f"{'variant':<20} {'metric':<18} {'rule':<15} {'limit':>9} {'value':>10}  result")
+    for c in checks:
+        value = "–" if c.value is None else f"{c.value:.4g}"
+        verdict = "ok" if c.ok else "VIOLATION"
+        note = f"  ({c.note})" if c.note else ""
+        click.echo(
+            f"{c.variant:<20} {c.metric:<18} {c.rule:<15} {c.limit:>9.4g} {value:>10}  "
+            f"{verdict}{note}"
+        )
+    click.echo(f"{len(checks) - len(bad)} of {len(checks)} checks hold")
+    if bad:
+        click.get_current_context().exit(1)

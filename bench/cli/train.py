@@ -1,0 +1,221 @@
+"""``bench list``, ``bench train`` and ``bench run``: the registry, and training into run
+folders."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bench.cli.base import cli
+from bench.cli.options import (
+    check_variant,
+    checked_device,
+    parse_variants,
+    train_options,
+    variant_names,
+)
+from bench.profiles import get_profile
+from bench.runs import RunFolder, new_run_dir
+
+
+@cli.command("list")
+def list_cmd() -> None:
+    """List registered variants: seed document, loss, resolution, batch, parameter counts."""
+    import models
+    from models.registry import count_parameters
+
+    header = ("variant", "seed", "loss", "res", "cond", "batch", "G params", "D params")
+    rows = []
+    for name in models.variant_names():
+        v = models.get_variant(name)
+        G, D = v.build(0)
+        rows.append(
+            (
+                name,
+                v.seed_doc,
+                v.loss,
+                str(v.resolution),
+                "yes" if v.conditional else "no",
+                str(v.batch_size),
+                f"{count_parameters(G):,}",
+                f"{count_parameters(D):,}",
+            )
+        )
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    for r in (header, *rows):
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+@cli.command("train")
+@click.argument("variant", callback=lambda c, p, v: check_variant(v))
+@train_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: a new runs/<time>-train-<variant>). An existing one resumes.",
+)
+def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
+    """Train one VARIANT with one seed; writes a run folder like `bench run`.
+
+    The folder holds config.json, results.jsonl and VARIANT/seedS/ with checkpoint.pt,
+    losses.csv and sample grids. Running the same command with --out on an existing folder
+    resumes from the last checkpoint.
+    """
+    _train_and_score(
+        variants=(variant,), seeds=(seed,), out=out, desc=f"train-{variant}", dry_run=False,
+        jobs=1, **kw,
+    )  # fmt: skip
+
+
+@cli.command("run")
+@click.option("--all", "all_", is_flag=True, help="Every registered variant.")
+@click.option(
+    "--variants",
+    callback=parse_variants,
+    default=None,
+    help="Comma-separated variant names, e.g. dcgan,wgan-gp.",
+)
+@train_options
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Train seeds 0..K-1 of each variant.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Run folder (default: a new runs/<time>-<profile>-<variants>). "
+    "An existing folder is resumed: finished jobs are skipped.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run up to N jobs at once, each in its own process: on one GPU shared by all, "
+    "spread over the visible GPUs (plain --device cuda), or on the CPU cores.",
+)
+@click.option("--dry-run", is_flag=True, help="Print the jobs and their state; train nothing.")
+def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **kw: Any) -> None:
+    """Train and score variants x seeds into one run folder.
+
+    Writes config.json first (resolved settings, versions, git commit), then per job a folder
+    VARIANT/seedS/ and one row per job in results.jsonl. Rerun with --out on the same folder
+    to resume after an interruption. With --jobs N, up to N jobs run at once in separate
+    processes; a crash in one does not stop the others.
+    """
+    if all_ and variants:
+        raise click.UsageError("give either --all or --variants, not both")
+    if not all_ and not variants:
+        raise click.UsageError("say which variants: --all or --variants a,b")
+    names = tuple(variant_names()) if all_ else variants
+    assert names is not None
+    desc = "all" if all_ else "-".join(names)
+    _train_and_score(variants=names, seeds=tuple(range(seeds)), out=out, desc=desc, **kw)
+
+
+def _train_and_score(
+    *,
+    variants: tuple[str, ...],
+    seeds: tuple[int, ...],
+    out: Path | None,
+    desc: str,
+    dry_run: bool,
+    jobs: int,
+    profile: str,
+    kimg: float | None,
+    precision: str,
+    channels_last: bool,
+    device: str,
+    data_dir: Path | None,
+    progress: bool | None,
+    faithful: bool,
+    overrides: tuple[tuple[str, str], ...],
+    extend: bool,
+    inception_weights: Path | None,
+    inception_samples: int | None,
+    reference_stats: tuple[Path, ...],
+    threads: int | None,
+) -> None:
+    from bench.executor import execute
+    from bench.jobs import RunPlan
+
+    prof = get_profile(profile)
+    plan = RunPlan(
+        profile=prof,
+        variants=variants,
+        seeds=seeds,
+        kimg=kimg if kimg is not None else prof.kimg,
+        precision=precision,  # type: ignore[arg-type]
+        channels_last=channels_last,
+        device=checked_device(device),
+        data_dir=str(data_dir) if data_dir is not None else None,
+        progress=progress,
+        faithful=faithful,
+        overrides=overrides,
+        extend=extend,
+        inception_weights=str(inception_weights) if inception_weights else None,
+        inception_samples=inception_samples,
+        reference_stats=tuple(str(p) for p in reference_stats),
+        threads=threads,
+    )
+    for name in variants:  # a --set that does not fit a variant fails before any training
+        try:
+            plan.variant(name)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--set") from None
+    run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
+    if not dry_run:
+        from bench.data import locate
+
+        locate(plan.data_dir)  # a data problem must not leave an empty run folder behind
+    if dry_run:
+        _print_plan(plan, run)
+        return
+    click.echo(
+        f"run folder: {run.path}  (profile {prof.name}, {plan.kimg:g} kimg per job, "
+        f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
+        + (f"\n  overrides: {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
+    )
+    t0 = time.perf_counter()
+    rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]], jobs=jobs)
+    bad = [r for r in rows if r["status"] != "ok"]
+    click.echo(
+        f"done in {time.perf_counter() - t0:.1f} s: {len(rows) - len(bad)} ok, "
+        f"{len(bad)} not ok; results in {run.results_path}"
+    )
+
+
+def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
+    return " ".join(f"{k}={v}" for k, v in overrides)
+
+
+def _print_plan(plan: Any, run: RunFolder) -> None:
+    from bench.jobs import job_finished
+
+    latest = run.latest() if run.results_path.is_file() else {}
+    click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
+    faithful = ", seed-faithful data" if plan.faithful else ""
+    click.echo(
+        f"profile {plan.profile.name}: {plan.kimg:g} kimg per job, {plan.precision}{faithful}"
+        + (f", overrides {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
+    )
+    for name, seed in plan.jobs():
+        v = plan.variant(name)
+        per_step = v.batch_size * v.build_loss().n_critic
+        steps = -(-int(plan.kimg * 1000) // per_step)
+        state = "new"
+        if job_finished(latest.get((name, seed), {}), plan.kimg):
+            state = f"finished ({latest[(name, seed)]['status']}), skip"
+        elif (run.job_dir(name, seed) / "checkpoint.pt").is_file():
+            state = "resume from checkpoint"
+        click.echo(f"  {name:<20} seed {seed}  {steps:>6} steps x {per_step} img  {state}")
