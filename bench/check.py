@@ -15,11 +15,10 @@ variant whose job diverged or failed, or that has no row, is a violation, not a 
 from __future__ import annotations
 
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from bench.errors import BenchError
 from bench.runs import read_results

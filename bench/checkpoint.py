@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bench.errors import BenchError, RunFolderError
-from bench.fsutil import atomic_path
+from metrics.common import atomic_path
 from models.registry import UnknownVariantError, Variant, resolve_variant
 
 CHECKPOINT_FORMAT = 1  # bump when the dict layout changes incompatibly

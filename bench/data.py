@@ -31,23 +31,11 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import DataFormatError, DataNotFoundError
-from bench.fsutil import atomic_path
+from metrics.common import CLASS_NAMES, NO_DOWNLOAD_ENV, atomic_path, downloads_disabled
 from models.data_options import NUM_CLASSES, DataOptions
 
 __all__ = ["CLASS_NAMES", "NUM_CLASSES", "DataOptions", "Dataset", "EpochSampler", "load_part"]
 
-CLASS_NAMES: tuple[str, ...] = (
-    "T-shirt/top",
-    "Trouser",
-    "Pullover",
-    "Dress",
-    "Coat",
-    "Sandal",
-    "Shirt",
-    "Sneaker",
-    "Bag",
-    "Ankle boot",
-)
 IMAGE_SIZE = 28
 FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
@@ -57,7 +45,6 @@ EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV_DATA_DIR = "FMGAN_DATA_DIR"
 ENV_CACHE_DIR = "FMGAN_CACHE_DIR"
-ENV_NO_DOWNLOAD = "FMGAN_NO_DOWNLOAD"
 _CACHE_VERSION = 1  # bump when the cached tensor layout changes
 
 Part = Literal["train", "val", "holdout", "test"]
@@ -175,7 +162,7 @@ def _how_to_provide(reason: str) -> str:
         f"  2. install Debian's package as root: apt-get install dataset-fashion-mnist "
         f"(puts the files in {DEBIAN_DIR});\n"
         f"  3. allow torchvision to download it into {_download_folder()} "
-        f"(needs internet; unset {ENV_NO_DOWNLOAD})."
+        f"(needs internet; unset {NO_DOWNLOAD_ENV})."
     )
 
 
@@ -200,7 +187,7 @@ def locate(data_dir: str | os.PathLike[str] | None = None, download: bool = True
     for folder in (DEBIAN_DIR, _download_folder()):
         if _complete(folder):
             return folder
-    if not download or os.environ.get(ENV_NO_DOWNLOAD):
+    if not download or downloads_disabled():
         raise DataNotFoundError(_how_to_provide("no local copy and downloading is disabled"))
     try:
         import torchvision

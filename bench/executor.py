@@ -59,7 +59,7 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     seeds = sorted(set((old or {}).get("seeds", [])) | set(plan.seeds))
     config = {
         "run_id": run.run_id,
-        "created": (old or {}).get("created", dt.datetime.now(dt.timezone.utc).isoformat()),
+        "created": (old or {}).get("created", dt.datetime.now(dt.UTC).isoformat()),
         "run": plan.defining(),
         "profile": plan.profile.to_dict(),
         "seeds": seeds,
@@ -71,7 +71,7 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
         "command": argv if argv is not None else sys.argv,
         "history": [
             *(old or {}).get("history", []),
-            {"at": dt.datetime.now(dt.timezone.utc).isoformat(), "command": argv or sys.argv},
+            {"at": dt.datetime.now(dt.UTC).isoformat(), "command": argv or sys.argv},
         ],
     }
     run.write_config(config)

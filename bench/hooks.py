@@ -17,8 +17,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
-from bench.data import CLASS_NAMES
-from bench.fsutil import atomic_path
+from metrics.common import CLASS_NAMES, atomic_path
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.suite import MetricInputError, generate
 from models.registry import Variant

@@ -191,7 +191,7 @@ def run_job(
             paths={"error_log": str((job_dir / "error.log").relative_to(job_dir.parent.parent))},
         )
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
-    row["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat()
+    row["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     return row
 
 

@@ -374,7 +374,7 @@ def _died(plan: RunPlan, run: RunFolder, job: _Job) -> dict[str, Any]:
         "kimg": 0.0,
         "paths": {"error_log": str(Path(variant) / f"seed{seed}" / "error.log")},
         "wall_seconds": round(time.monotonic() - job.started, 3),
-        "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
     }
     if plan.overrides:
         row["overrides"] = dict(plan.overrides)

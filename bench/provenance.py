@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
+
+from metrics.common import package_versions
 
 _PACKAGES = ("torch", "torchvision", "torch-fidelity", "numpy", "scipy", "pandas", "fmgan-bench")
 
 
 def versions() -> dict[str, str]:
     """Installed versions of the packages that change results, plus Python and platform."""
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for pkg in _PACKAGES:
-        try:
-            out[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **package_versions(_PACKAGES),
+    }
 
 
 def git_commit() -> str | None:

@@ -20,7 +20,7 @@ import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics
 
 from bench.errors import BenchError
-from metrics.evaluator import write_atomic
+from metrics.common import write_atomic
 from metrics.suite import versions
 
 FORMAT = "fmgan-bench-reference/1"

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.fsutil import atomic_path
 from bench.runs import RunFolder
+from metrics.common import atomic_path
 from metrics.keys import direction, headline, secondary
 from reports.frame import (
     compare_runs,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from torch import nn
 
 from bench.data import cache_dir, load_part
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
+from metrics.common import downloads_disabled, no_download_reason
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
 from metrics.inception import InceptionUnavailable, LoadedInception, load_inception
@@ -62,8 +62,8 @@ class Scorer:
         self._inception: LoadedInception | InceptionUnavailable | None = None
         self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
         self._lpips_error: str | None = None
-        if os.environ.get("FMGAN_NO_DOWNLOAD") == "1":  # torch-fidelity would try GitHub
-            self._lpips_error = "LPIPS-VGG16 weights not downloaded (FMGAN_NO_DOWNLOAD=1)"
+        if downloads_disabled():  # torch-fidelity would try GitHub
+            self._lpips_error = f"LPIPS-VGG16 weights not downloaded ({no_download_reason()})"
 
     @property
     def inception(self) -> LoadedInception:

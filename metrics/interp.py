@@ -207,7 +207,7 @@ def save_strip(images: torch.Tensor, rows: int, path: Path) -> None:
 
     from torchvision.utils import save_image
 
-    from metrics.evaluator import write_atomic
+    from metrics.common import write_atomic
 
     buf = io.BytesIO()
     save_image(images.float() / 255.0, buf, nrow=len(images) // rows, padding=1, format="png")

@@ -15,7 +15,6 @@ import hashlib
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,8 @@ from torch_fidelity.metric_isc import isc_features_to_metric
 from torch_fidelity.metric_kid import kid_features_to_metric
 from torch_fidelity.metric_prc import prc_features_to_metric
 
-from metrics.evaluator import FEATURE_DIM, entropy_bits, save_atomic
+from metrics.common import package_versions, save_atomic
+from metrics.evaluator import FEATURE_DIM, entropy_bits
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
 from models.registry import Variant
 
@@ -54,7 +54,7 @@ class EvalSettings:
 
 def versions() -> dict[str, str]:
     """Versions that change metric values."""
-    return {p: metadata.version(p) for p in ("torch", "torch-fidelity")}
+    return package_versions(("torch", "torch-fidelity"))
 
 
 @torch.no_grad()

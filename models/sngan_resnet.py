@@ -12,23 +12,14 @@ grayscale:
 - `sngan-ema-diffaug` adds DiffAugment (Zhao et al. 2020), translation + cutout on every D
   input, the standard cure for a discriminator that memorises a small training set;
   `sngan-ema` is the same recipe without it, and is our strongest variant.
-Why two variants, and why the strongest has no DiffAugment (README "Evidence"; quick
-profile, FID(fmnist), lower is better): at 60 kimg, seeds 0 and 1, with DiffAugment 184.2 +-
-11.1 (176.3, 192.0), without 164.8 +- 2.9 (162.7, 166.9); extended to 120 kimg, seed 0,
-with 135.1 and without 110.0, and the tracked curve has the augment-free run ahead at every
-point from 70 to 120 kimg. Fashion-MNIST's 60k images are not the limited-data regime
-DiffAugment was designed for (100-1,000 images per class in Zhao et al.); at these budgets
-the augmentation only makes D's task harder to learn from. `sngan-ema-diffaug` is kept as the
-ablation that shows this in every report, and for long runs where D overfits.
-32 channels instead of 64 (seed 0, 60 kimg, with DiffAugment): 221.3.
-Why the EMA ramp (README "Evidence", FID(fmnist) with the current evaluator, one training
-run per seed keeping every schedule side by side): TensorFlow's warm-up to 0.999 (half-life
-~690 steps, longer than these runs' 938-1,875 steps) cost 10-24 points against the raw G
-(seed 0 / seed 1 at 60 kimg, seed 0 at 120 kimg: G 198.2 / 191.5 / 107.2, warm-up 0.999
-208.4 / 215.2 / 118.5); ramp r=0.005 198.5 / 195.3 / 106.5, r=0.01 197.1 / 197.6 / 107.6,
-r=0.02 196.7 / 202.1 / 109.1. r=0.005 has the smallest mean and worst case of the ramps and
-ties the raw G within its step-to-step noise (1-3 points); the ramp lengthens the average as
-training goes on, where a fixed short half-life would not.
+Why the strongest has no DiffAugment: Fashion-MNIST's 60k images are not the limited-data
+regime DiffAugment was designed for (100-1,000 images per class in Zhao et al.); at these
+budgets the augmentation only makes D's task harder to learn from, and it lost on both seeds
+and at every tracked point. `sngan-ema-diffaug` is kept as the ablation that shows this in
+every report, and for long runs where D overfits. Why the EMA ramp: a fixed 0.999 average
+(half-life ~690 steps) lags a generator that is still improving fast over runs of 1-2k
+steps; the ramp lengthens the average as training goes on, and r=0.005 tied the raw G. The
+measurements are in the README ("Evidence for `sngan-ema`", "Evidence for the EMA schedule").
 """
 
 from __future__ import annotations

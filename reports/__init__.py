@@ -1,1 +1,1 @@
-"""Reports: results.jsonl -> pandas tables -> seaborn figures -> one HTML page (reports issue)."""
+"""Reports: results.jsonl -> pandas tables -> seaborn figures -> one HTML page."""

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 
+from metrics.common import CLASS_NAMES
 from metrics.keys import METRICS, direction
 
 sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
@@ -153,12 +154,6 @@ def capacity_study(
         ax.set_ylabel("")
     fig.suptitle("seed 000's capacity study: NGF/NDF 64 vs 32", y=1.04)
     return _png(fig)
-
-
-CLASS_NAMES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
 
 
 def per_class_heatmap(per_class: pd.DataFrame) -> bytes | None:

@@ -68,7 +68,7 @@ def render(title: str, sections: list[Section], subtitle: str = "") -> str:
     if subtitle:
         out.append(f'<p class="note">{e(subtitle)}</p>')
     out.append(
-        f'<p class="note">generated {e(dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))}</p>'  # noqa: E501
+        f'<p class="note">generated {e(dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))}</p>'
     )
     for s in sections:
         out.append(f"<h2>{e(s.title)}</h2>")

@@ -113,7 +113,7 @@ def test_failed_download_is_one_clear_error(monkeypatch) -> None:
     def offline(*args, **kwargs):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nno network")
 
-    monkeypatch.delenv(D.ENV_NO_DOWNLOAD)
+    monkeypatch.delenv(D.NO_DOWNLOAD_ENV)
     monkeypatch.setattr(torchvision.datasets, "FashionMNIST", offline)
     with pytest.raises(DataNotFoundError, match="download failed: Error downloading"):
         D.locate()
@@ -225,3 +225,15 @@ def test_real_fashion_mnist_counts(real_dir: Path) -> None:
     assert torch.bincount(train.labels).tolist() == [6000] * 10
     half = D.load_part(DataOptions(fraction=0.5), "train", real_dir)
     assert len(half) == 30_000
+
+
+@pytest.mark.parametrize(
+    ("value", "disabled"),
+    [("", False), ("0", False), ("false", False), ("Off", False), ("1", True), ("yes", True)],
+)
+def test_no_download_switch_is_read_one_way(monkeypatch, value: str, disabled: bool) -> None:
+    """Data, Inception and LPIPS all ask metrics.common; FMGAN_NO_DOWNLOAD=0 allows."""
+    from metrics.common import downloads_disabled
+
+    monkeypatch.setenv("FMGAN_NO_DOWNLOAD", value)
+    assert downloads_disabled() is disabled

@@ -152,13 +152,14 @@ def test_to_uint8_and_image_checks() -> None:
 
 
 def test_weights_file_hash_depends_only_on_the_weights(tmp_path) -> None:
-    from metrics.evaluator import file_sha256, save_evaluator
+    from metrics.common import file_digest
+    from metrics.evaluator import save_evaluator
 
     torch.manual_seed(0)
     model = FMNISTEvaluator()
     a = save_evaluator(model, tmp_path / "a.pt")
     b = save_evaluator(model, tmp_path / "sub" / "other-name.pt")
-    assert a == b == file_sha256(tmp_path / "a.pt")
+    assert a == b == file_digest(tmp_path / "a.pt")
 
 
 def test_shipped_weights_match_their_pinned_hash() -> None:
