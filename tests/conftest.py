@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,22 @@ def make_dataset_dir(folder: Path, n_train_per_class: int = 64, n_test_per_class
         write_idx(folder / f"{split}-images-idx3-ubyte", images)
         write_idx(folder / f"{split}-labels-idx1-ubyte", labels)
     return folder
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bench_process(*args: str) -> subprocess.Popen:
+    """``python -m bench.cli ARGS`` as a child in its own session (a signal sent to it never
+    reaches pytest), stdout and stderr captured together."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.cli", *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,6 @@ import json
 import math
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from models import registry
 from models.data_options import DataOptions
 from models.losses import _LOSSES, NonSaturatingBCE
 from models.registry import get_variant
+from tests.conftest import bench_process
 
 DCGAN = get_variant("dcgan")
 STEP_KIMG = DCGAN.batch_size / 1000  # one dcgan iteration
@@ -364,28 +363,17 @@ def test_bf16_autocast_trains(train_data, tmp_path: Path, precision: str) -> Non
     assert all(p.dtype == torch.float32 for p in tr.G.parameters())  # master weights stay fp32
 
 
-def _bench(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-
-
 def test_sigkill_then_same_command_resumes_to_identical_weights(
     synthetic_dir: Path, tmp_path: Path
 ) -> None:
     """Kill `bench train` with SIGKILL mid-run; the same command finishes the job, and the
     final weights, optimiser states and loss log equal those of an uninterrupted run."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
     common = ["train", "dcgan", "--profile", "smoke", "--kimg", str(24 * STEP_KIMG), "--seed", "0"]
     common += ["--data-dir", str(synthetic_dir), "--device", "cpu", "--no-progress"]
     # smoke checkpoints every 0.5 kimg = 4 steps of dcgan, so 24 steps leave time to kill.
 
     killed_dir = tmp_path / "killed"
-    proc = _bench(*common, "--out", str(killed_dir), env=env)
+    proc = bench_process(*common, "--out", str(killed_dir))
     ckpt = killed_dir / "dcgan" / "seed0" / "checkpoint.pt"
     deadline = time.monotonic() + 120
     while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -400,12 +388,12 @@ def test_sigkill_then_same_command_resumes_to_identical_weights(
     assert 0 < killed_at < 24
     assert not (killed_dir / "results.jsonl").exists()  # no row for an unfinished job
 
-    resumed = _bench(*common, "--out", str(killed_dir), env=env)
+    resumed = bench_process(*common, "--out", str(killed_dir))
     out, _ = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, out
     assert f"resumed at step {killed_at}" in out
 
-    straight = _bench(*common, "--out", str(tmp_path / "straight"), env=env)
+    straight = bench_process(*common, "--out", str(tmp_path / "straight"))
     out2, _ = straight.communicate(timeout=300)
     assert straight.returncode == 0, out2
 

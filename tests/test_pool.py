@@ -21,9 +21,9 @@ from bench.executor import execute
 from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder, read_results
+from tests.conftest import ROOT, bench_process
 
 TIMING = {"eval_seconds", "finished_at", "img_per_s", "run_id", "train_seconds", "wall_seconds"}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _plan(data_dir: Path, **kw) -> RunPlan:
@@ -73,18 +73,6 @@ def test_parallel_rows_equal_sequential_rows(synthetic_dir: Path, tmp_path: Path
     assert len(par.results()) == 3
 
 
-def _bench(*args: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.cli", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # the test's own Ctrl-C handling stays out of it
-    )
-
-
 def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while not all(p.exists() for p in paths):
@@ -106,7 +94,7 @@ def test_a_killed_worker_fails_alone_and_resumes(synthetic_dir: Path, tmp_path: 
     other job finishes ok, and the same command resumes the killed job from its checkpoint."""
     out = tmp_path / "run"
     args = _run_args(synthetic_dir, out, "4")  # dcgan: 32 steps, a checkpoint every 4
-    proc = _bench(*args)
+    proc = bench_process(*args)
     run = RunFolder(out)
     lock = run.job_dir("dcgan", 0) / ".lock"
     _wait_for([run.job_dir("dcgan", 0) / "checkpoint.pt"], proc)
@@ -122,7 +110,7 @@ def test_a_killed_worker_fails_alone_and_resumes(synthetic_dir: Path, tmp_path: 
     assert "1 ok, 1 not ok" in output
     step = load_checkpoint(run.job_dir("dcgan", 0) / "checkpoint.pt")["step"]
 
-    again = _bench(*args)
+    again = bench_process(*args)
     output, _ = again.communicate(timeout=600)
     assert again.returncode == 0, output
     assert "dcgan-small seed 0: finished earlier, skipped" in output
@@ -135,7 +123,7 @@ def test_ctrl_c_checkpoints_every_running_job(synthetic_dir: Path, tmp_path: Pat
     the same command finishes both from where they stopped."""
     out = tmp_path / "run"
     args = _run_args(synthetic_dir, out, "4")
-    proc = _bench(*args)
+    proc = bench_process(*args)
     run = RunFolder(out)
     ckpts = [run.job_dir(v, 0) / "checkpoint.pt" for v in ("dcgan", "dcgan-small")]
     _wait_for(ckpts, proc)
@@ -147,7 +135,7 @@ def test_ctrl_c_checkpoints_every_running_job(synthetic_dir: Path, tmp_path: Pat
     steps = {p.parent.parent.name: load_checkpoint(p)["step"] for p in ckpts}
     assert all(s > 0 for s in steps.values())
 
-    again = _bench(*args)
+    again = bench_process(*args)
     output, _ = again.communicate(timeout=600)
     assert again.returncode == 0, output
     rows = run.latest()
