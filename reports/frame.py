@@ -172,9 +172,14 @@ def wide_table(summary: pd.DataFrame, metrics: list[str], run: str | None = None
 
 def _cell(r: Any) -> str:
     digits = 3 if abs(r.mean) < 10 else 1
-    text = f"{r.mean:.{digits}f}"
+
+    def num(x: float) -> str:
+        text = f"{x:.{digits}f}"
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
+
+    text = num(r.mean)
     if r.n > 1 and not np.isnan(r.std):
-        text += f" ± {r.std:.{digits}f} [{r.ci_low:.{digits}f}, {r.ci_high:.{digits}f}]"
+        text += f" ± {num(r.std)} [{num(r.ci_low)}, {num(r.ci_high)}]"
     return text + (" *" if r.best else "")
 
 

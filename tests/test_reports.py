@@ -66,6 +66,14 @@ def test_summary_statistics_and_direction() -> None:
     assert table.loc["b", "is_fmnist"].endswith("*")
 
 
+def test_cells_never_show_minus_zero() -> None:
+    """A one-class histogram's entropy is -0.0 in floating point; the table shows 0.000."""
+    s = summarize(tidy({"r": [row("a", 0, -0.0, -0.0001), row("b", 0, -1.0, 2.0)]}))
+    table = wide_table(s, ["fid_fmnist", "is_fmnist"], "r")
+    assert table.loc["a", "fid_fmnist"] == "0.000" and table.loc["a", "is_fmnist"] == "0.000"
+    assert table.loc["b", "fid_fmnist"].startswith("-1.000")
+
+
 def test_compare_runs_ranks_across_runs() -> None:
     worse = [dict(r, metrics={"fid_fmnist": r["metrics"]["fid_fmnist"] + 5, "is_fmnist": 1.0})
              for r in ROWS if r["status"] == "ok"]  # fmt: skip
