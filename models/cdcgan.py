@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from models.init import dcgan_init
-from models.layers import ConditionalBatchNorm2d, sn
+from models.layers import ClassIndex, ConditionalBatchNorm2d, sn
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -57,6 +57,7 @@ class CDCGANGenerator(nn.Module):
                 nn.ConvTranspose2d(g * 2, g, 4, 2, 1, bias=False),  # 14x14
             ]
         )
+        self.classes = ClassIndex(k)
         self.norms = nn.ModuleList([ConditionalBatchNorm2d(c, k) for c in (g * 4, g * 2, g)])
         self.out = nn.Sequential(nn.ConvTranspose2d(g, 1, 4, 2, 1, bias=False), nn.Tanh())
         dcgan_init(self)
@@ -66,9 +67,9 @@ class CDCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images of the classes ``labels``."""
-        h = z.reshape(z.shape[0], -1, 1, 1)
+        h, rows = z.reshape(z.shape[0], -1, 1, 1), self.classes(labels)
         for conv, norm in zip(self.convs, self.norms, strict=True):
-            h = torch.relu(norm(conv(h), labels))
+            h = torch.relu(norm(conv(h), rows))
         return self.out(h)
 
 
@@ -95,6 +96,7 @@ class ProjectionDiscriminator(nn.Module):
             nn.LeakyReLU(0.2, inplace=True),
         )
         self.linear = wrap(nn.Linear(d * 4, 1))
+        self.classes = ClassIndex(arch.n_classes)
         self.embed = wrap(nn.Embedding(arch.n_classes, d * 4))
         self.mean_pool = arch.pool == "mean"
         dcgan_init(self)
@@ -103,7 +105,8 @@ class ProjectionDiscriminator(nn.Module):
         """Real/fake logits for images ``x`` claimed to be of classes ``labels``."""
         h = self.trunk(x)
         h = h.mean(dim=(2, 3)) if self.mean_pool else h.sum(dim=(2, 3))
-        return self.linear(h).reshape(-1) + (self.embed(labels) * h).sum(dim=1)
+        rows = self.classes(labels)
+        return self.linear(h).reshape(-1) + (self.embed(rows) * h).sum(dim=1)
 
 
 @register_variant("cdcgan")

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from models.data_options import DataOptions
+from models.layers import ClassIndex
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -51,6 +52,7 @@ class MLPGenerator(nn.Module):
     def __init__(self, arch: CGANMLPArch) -> None:
         super().__init__()
         self.z_dim, self.n_classes = arch.z_dim, arch.n_classes
+        self.classes = ClassIndex(arch.n_classes)
         self.embed = nn.Embedding(arch.n_classes, arch.n_classes)
         widths = (arch.z_dim + arch.n_classes, *arch.g_widths)
         self.net = nn.Sequential(
@@ -59,7 +61,7 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images of the classes ``labels``."""
-        h = torch.cat([z.reshape(z.shape[0], -1), self.embed(labels)], dim=1)
+        h = torch.cat([z.reshape(z.shape[0], -1), self.embed(self.classes(labels))], dim=1)
         return self.net(h).reshape(-1, 1, 28, 28)
 
 
@@ -68,13 +70,14 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, arch: CGANMLPArch) -> None:
         super().__init__()
+        self.classes = ClassIndex(arch.n_classes)
         self.embed = nn.Embedding(arch.n_classes, arch.n_classes)
         widths = (28 * 28 + arch.n_classes, *arch.d_widths)
         self.net = nn.Sequential(*_mlp(widths, arch.leaky_slope), nn.Linear(widths[-1], 1))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Real/fake logits for images ``x`` claimed to be of classes ``labels``."""
-        h = torch.cat([x.reshape(x.shape[0], -1), self.embed(labels)], dim=1)
+        h = torch.cat([x.reshape(x.shape[0], -1), self.embed(self.classes(labels))], dim=1)
         return self.net(h).reshape(-1)
 
 

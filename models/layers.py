@@ -1,10 +1,36 @@
-"""Building blocks shared by several variants: conditional batch norm, spectral norm helpers."""
+"""Building blocks shared by several variants: class indexing and conditional batch norm for
+conditional networks, spectral norm helpers."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
+
+
+class ClassIndex(nn.Module):
+    """Class ids -> rows of a conditional network's class tables (embeddings, per-class
+    batch-norm affines): the position of each id in the variant's class list. A network
+    sized for K classes then serves any K of the ten, e.g. classes 5 and 9, while labels stay
+    class ids everywhere else (data, samples, metrics). :meth:`Variant.build` sets the list;
+    until then ids map to themselves. The table is not part of the state dict."""
+
+    def __init__(self, n_classes: int) -> None:
+        super().__init__()
+        self.n_classes = n_classes
+        self.register_buffer("table", torch.arange(n_classes), persistent=False)
+
+    def set_class_ids(self, class_ids: tuple[int, ...]) -> None:
+        """Use row i for class ``class_ids[i]``; any other id maps to -1 (an index error)."""
+        if len(class_ids) != self.n_classes:
+            raise ValueError(f"{len(class_ids)} class ids for {self.n_classes} class rows")
+        table = torch.full((max(class_ids) + 1,), -1, dtype=torch.long)
+        table[list(class_ids)] = torch.arange(len(class_ids))
+        self.table = table.to(self.table.device)
+
+    def forward(self, labels: torch.Tensor) -> torch.Tensor:
+        """The rows of ``labels``."""
+        return self.table[labels]
 
 
 class ConditionalBatchNorm2d(nn.Module):

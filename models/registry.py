@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from models.data_options import DataOptions
+from models.layers import ClassIndex
 from models.losses import GANLoss, build_loss, loss_names
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -75,7 +76,12 @@ class Variant:
     def build(self, seed: int) -> tuple[nn.Module, nn.Module]:
         """Fresh (G, D) initialised from ``seed`` (seeds the global torch RNG first)."""
         torch.manual_seed(seed)
-        return self.build_generator(self.arch), self.build_discriminator(self.arch)
+        G, D = self.build_generator(self.arch), self.build_discriminator(self.arch)
+        if self.conditional:  # class tables are indexed by position in the class list
+            for m in (*G.modules(), *D.modules()):
+                if isinstance(m, ClassIndex):
+                    m.set_class_ids(self.data.class_ids)
+        return G, D
 
     def sample_latents(
         self, n: int, generator: torch.Generator | None = None, device: str | torch.device = "cpu"
@@ -260,6 +266,14 @@ def _validate(name: str, v: Variant, check_name: bool = True) -> None:
     if any(a not in AUGMENTS for a in v.augment):
         raise ValueError(
             f"variant {name!r}: unknown augment in {v.augment} ({', '.join(AUGMENTS)})"
+        )
+    arch_z, arch_k = getattr(v.arch, "z_dim", v.z_dim), getattr(v.arch, "n_classes", None)
+    if arch_z != v.z_dim:
+        raise ValueError(f"variant {name!r}: z_dim {v.z_dim} but its arch has {arch_z}")
+    if v.conditional and arch_k is not None and arch_k != len(v.data.class_ids):
+        raise ValueError(
+            f"variant {name!r}: arch has {arch_k} class rows for {len(v.data.class_ids)} "
+            f"classes {v.data.class_ids}"
         )
     try:
         dataclasses.replace(v.data, **v.faithful).validate()

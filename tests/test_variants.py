@@ -192,6 +192,36 @@ def test_registry_validation(name: str, change: dict, needle: str) -> None:
         _validate(name, dataclasses.replace(base, **change))
 
 
+def test_registry_checks_z_dim_and_class_rows() -> None:
+    """z_dim has one source (variant and arch must agree), and a conditional network has one
+    class row per class of the variant's data."""
+    dcgan, cgan = get_variant("dcgan"), get_variant("cgan-mlp-2class")
+    with pytest.raises(ValueError, match="z_dim 64 but its arch has 100"):
+        _validate("fresh", dataclasses.replace(dcgan, z_dim=64))
+    three = dataclasses.replace(cgan.data, classes=(0, 1, 2))
+    with pytest.raises(ValueError, match=r"2 class rows for 3 classes"):
+        _validate("fresh", dataclasses.replace(cgan, data=three))
+
+
+@pytest.mark.parametrize("name", ["cgan-mlp-2class", "cdcgan"])
+def test_any_two_classes_train_and_sample(name: str, tmp_path: Path) -> None:
+    """Class tables are indexed by position in the class list: a 2-class variant of classes
+    5 and 9 trains and samples (an embedding of 2 rows indexed by id 9 would fail)."""
+    v = get_variant(name)
+    arch = dataclasses.replace(v.arch, n_classes=2)
+    v = dataclasses.replace(v, arch=arch, data=dataclasses.replace(v.data, classes=(5, 9)))
+    _validate("fresh", v)
+    data = random_dataset(v.batch_size * 2, 28, (5, 9))
+    tr = Trainer(v, data, TrainSettings(kimg=v.batch_size / 1000, progress=False), tmp_path)
+    assert tr.train().step == 1
+    z, y = v.sample_latents(16, torch.Generator().manual_seed(0))
+    assert set(y.tolist()) == {5, 9}  # labels stay class ids outside the network
+    out = tr.G_ema(z, y)
+    assert out.shape == (16, 1, 28, 28) and not torch.equal(out[y == 5][:1], out[y == 9][:1])
+    G, _ = v.build(0)
+    assert G.load_state_dict(tr.G_ema.state_dict()) is not None  # the table is not saved
+
+
 def test_overrides_parse_to_the_replaced_types() -> None:
     v = get_variant("sngan-ema-diffaug")
     w = v.with_overrides(
