@@ -17,15 +17,13 @@ import torch
 
 from bench.data import Dataset, load_part
 from bench.errors import RunFolderError
-from bench.jobs import RunPlan, format_row, job_finished, make_scorer, record, run_job
+from bench.jobs import RUN_DEFINING, RunPlan, format_row, job_finished, make_scorer, record, run_job
 from bench.pool import execute_parallel
 from bench.provenance import git_commit, versions
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from models.data_options import DataOptions
 
-# Settings that define a run's results: an existing folder refuses a rerun that changes them.
-_RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful", "overrides")
 _DEFINING_DEFAULTS: dict[str, Any] = {"overrides": {}}  # folders written before a key existed
 
 
@@ -44,7 +42,7 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
                 f"budget (asked {plan.kimg:g})"
             )
         asked = plan.defining()
-        differ = [k for k in _RUN_DEFINING if had.get(k, _DEFINING_DEFAULTS.get(k)) != asked[k]]
+        differ = [k for k in RUN_DEFINING if had.get(k, _DEFINING_DEFAULTS.get(k)) != asked[k]]
         if plan.extend and "kimg" in differ:
             differ.remove("kimg")  # a larger budget: the jobs continue
         clash = [f"{k}: folder has {had.get(k)!r}, asked {asked[k]!r}" for k in differ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from bench.data import Dataset, load_part
 from bench.errors import BenchError
 from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
 from bench.hooks import Hook, MetricTracker
-from bench.profiles import Profile
+from bench.profiles import Profile, get_profile
 from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
 from bench.scoring import Scorer
@@ -92,15 +92,41 @@ class RunPlan:
         return [(v, s) for s in self.seeds for v in self.variants]
 
     def defining(self) -> dict[str, Any]:
-        """The run-defining settings, as stored in config.json."""
-        return {
-            "profile": self.profile.name,
-            "kimg": self.kimg,
-            "precision": self.precision,
-            "channels_last": self.channels_last,
-            "faithful": self.faithful,
-            "overrides": dict(self.overrides),
-        }
+        """The run-defining settings (:data:`RUN_DEFINING`), as stored in config.json."""
+        out = {k: getattr(self, k) for k in RUN_DEFINING}
+        return {**out, "profile": self.profile.name, "overrides": dict(self.overrides)}
+
+    @classmethod
+    def from_options(
+        cls,
+        profile: str,
+        variants: tuple[str, ...],
+        seeds: tuple[int, ...],
+        kimg: float | None = None,
+        **options: Any,
+    ) -> RunPlan:
+        """A plan from a command's training options, named as the fields: paths become
+        strings, and ``kimg`` None means the profile's budget.
+
+        Raises:
+            TypeError: for an option that is not a field (a CLI option without a home).
+        """
+        prof = get_profile(profile)
+        for key in ("data_dir", "inception_weights"):
+            if options.get(key) is not None:
+                options[key] = str(options[key])
+        options["reference_stats"] = tuple(str(p) for p in options.get("reference_stats", ()))
+        unknown = set(options) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"RunPlan has no field(s) {sorted(unknown)}")
+        return cls(
+            profile=prof, variants=tuple(variants), seeds=tuple(seeds),
+            kimg=prof.kimg if kimg is None else kimg, **options,
+        )  # fmt: skip
+
+
+# Settings that define a run's results: an existing folder refuses a rerun that changes them.
+RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful", "overrides")
 
 
 def make_scorer(plan: RunPlan) -> Scorer:

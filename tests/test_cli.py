@@ -61,6 +61,25 @@ def test_help_on_every_command() -> None:
         assert command.help and command.help.split("\n")[0][:40] in result.output, path
 
 
+def test_training_options_are_run_plan_fields() -> None:
+    """The run-defining options are declared once: each training option of `run` and
+    `train` is a RunPlan field of the same name, built by RunPlan.from_options."""
+    import dataclasses
+
+    from bench.jobs import RunPlan
+
+    plan_fields = {f.name for f in dataclasses.fields(RunPlan)}
+    own = {
+        "run": {"all_", "variants", "seeds", "out", "dry_run", "jobs"},
+        "train": {"variant", "seed", "out"},
+    }
+    for name, skip in own.items():
+        options = {p.name for p in cli.commands[name].params} - skip - {"help"}
+        assert options and options <= plan_fields, options - plan_fields
+    with pytest.raises(TypeError, match="no field"):
+        RunPlan.from_options("smoke", ("dcgan",), (0,), colour="red")
+
+
 def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     args = ["run", "--variants", "dcgan", "--seeds", "2", *TINY, "--data-dir", str(synthetic_dir)]

@@ -18,7 +18,6 @@ from bench.cli.options import (
     train_options,
     variant_names,
 )
-from bench.profiles import get_profile
 from bench.runs import RunFolder, new_run_dir
 
 
@@ -131,43 +130,16 @@ def _train_and_score(
     desc: str,
     dry_run: bool,
     jobs: int,
-    profile: str,
-    kimg: float | None,
-    precision: str,
-    channels_last: bool,
-    device: str,
-    data_dir: Path | None,
-    progress: bool | None,
-    faithful: bool,
-    overrides: tuple[tuple[str, str], ...],
-    extend: bool,
-    inception_weights: Path | None,
-    inception_samples: int | None,
-    reference_stats: tuple[Path, ...],
-    threads: int | None,
+    **options: Any,
 ) -> None:
+    """Build the run plan from the training options (declared once, in ``train_options``,
+    under RunPlan's field names) and run it."""
     from bench.executor import execute
     from bench.jobs import RunPlan
 
-    prof = get_profile(profile)
-    plan = RunPlan(
-        profile=prof,
-        variants=variants,
-        seeds=seeds,
-        kimg=kimg if kimg is not None else prof.kimg,
-        precision=precision,  # type: ignore[arg-type]
-        channels_last=channels_last,
-        device=checked_device(device),
-        data_dir=str(data_dir) if data_dir is not None else None,
-        progress=progress,
-        faithful=faithful,
-        overrides=overrides,
-        extend=extend,
-        inception_weights=str(inception_weights) if inception_weights else None,
-        inception_samples=inception_samples,
-        reference_stats=tuple(str(p) for p in reference_stats),
-        threads=threads,
-    )
+    options["device"] = checked_device(options["device"])
+    plan = RunPlan.from_options(variants=variants, seeds=seeds, **options)
+    prof = plan.profile
     for name in variants:  # a --set that does not fit a variant fails before any training
         try:
             plan.variant(name)
