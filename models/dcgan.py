@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from models.init import dcgan_init
+from models.layers import Unconditional
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -32,7 +33,7 @@ class DCGANArch:
     channels: int = 1  # grayscale
 
 
-class DCGANGenerator(nn.Module):
+class DCGANGenerator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 28, 28) in [-1, 1]."""
 
     def __init__(self, arch: DCGANArch) -> None:
@@ -54,12 +55,12 @@ class DCGANGenerator(nn.Module):
         )
         dcgan_init(self)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         return self.net(z.reshape(z.shape[0], -1, 1, 1))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(Unconditional):
     """image (N, 1, 28, 28) -> logit (N,)."""
 
     def __init__(self, arch: DCGANArch) -> None:
@@ -78,7 +79,7 @@ class DCGANDiscriminator(nn.Module):
         )
         dcgan_init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Real/fake logits of shape (N,)."""
         return self.net(x).reshape(-1)
 

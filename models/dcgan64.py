@@ -22,6 +22,7 @@ from torch import nn
 
 from models.data_options import DataOptions
 from models.init import dcgan_init
+from models.layers import Unconditional
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -34,7 +35,7 @@ class DCGAN64Arch:
     ndf: int = 64  # D widths 64-128-256-512
 
 
-class DCGAN64Generator(nn.Module):
+class DCGAN64Generator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 64, 64) in [-1, 1]."""
 
     def __init__(self, arch: DCGAN64Arch) -> None:
@@ -50,12 +51,12 @@ class DCGAN64Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         return self.net(self.fc(z.reshape(z.shape[0], -1)).reshape(-1, self.c0, 4, 4))
 
 
-class DCGAN64Discriminator(nn.Module):
+class DCGAN64Discriminator(Unconditional):
     """image (N, 1, 64, 64) -> logit (N,)."""
 
     def __init__(self, arch: DCGAN64Arch) -> None:
@@ -69,7 +70,7 @@ class DCGAN64Discriminator(nn.Module):
         self.net = nn.Sequential(*layers)
         dcgan_init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Real/fake logits of shape (N,)."""
         return self.net(x).reshape(-1)
 

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from models.init import keras_init
+from models.layers import Unconditional, keras_batch_norm
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -43,14 +44,14 @@ class KerasDCGANArch:
     dropout: float = 0.25  # Dropout(0.25) after each D block
 
 
-class UpsampleGenerator(nn.Module):
+class UpsampleGenerator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 28, 28) in [-1, 1] via nearest up-sampling + convolutions."""
 
     def __init__(self, arch: KerasDCGANArch) -> None:
         super().__init__()
 
         def bn(c: int) -> nn.BatchNorm2d:
-            return nn.BatchNorm2d(c, eps=arch.bn_eps, momentum=arch.bn_momentum)
+            return keras_batch_norm(c, arch.bn_eps, arch.bn_momentum)
 
         self.fc = nn.Sequential(nn.Linear(arch.z_dim, 128 * 7 * 7), nn.ReLU())
         self.net = nn.Sequential(
@@ -67,12 +68,12 @@ class UpsampleGenerator(nn.Module):
         )
         keras_init(self)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         return self.net(self.fc(z.reshape(z.shape[0], -1)).reshape(-1, 128, 7, 7))
 
 
-class KerasDiscriminator(nn.Module):
+class KerasDiscriminator(Unconditional):
     """image (N, 1, 28, 28) -> logit (N,)."""
 
     def __init__(self, arch: KerasDCGANArch) -> None:
@@ -80,7 +81,7 @@ class KerasDiscriminator(nn.Module):
         s, p = arch.leaky_slope, arch.dropout
 
         def bn(c: int) -> nn.BatchNorm2d:
-            return nn.BatchNorm2d(c, eps=arch.bn_eps, momentum=arch.bn_momentum)
+            return keras_batch_norm(c, arch.bn_eps, arch.bn_momentum)
 
         self.net = nn.Sequential(
             nn.Conv2d(1, 32, 3, 2, 1),  # 14x14
@@ -104,7 +105,7 @@ class KerasDiscriminator(nn.Module):
         )
         keras_init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Real/fake logits of shape (N,)."""
         return self.net(x).reshape(-1)
 

@@ -8,6 +8,25 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 
+class Unconditional(nn.Module):
+    """Base of the unconditional networks. The harness calls every network as
+    ``net(x, labels)``; these accept the labels, ignore them and compute :meth:`run`."""
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """``run(x)``; ``labels`` is ignored."""
+        return self.run(x)
+
+    def run(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on ``x`` (noise for a generator, images for a discriminator)."""
+        raise NotImplementedError
+
+
+def keras_batch_norm(channels: int, eps: float, momentum: float) -> nn.BatchNorm2d:
+    """Batch norm as a Keras-built seed has it: Keras's epsilon, and its moving-average
+    momentum given in PyTorch's convention (Keras 0.99 is PyTorch 0.01)."""
+    return nn.BatchNorm2d(channels, eps=eps, momentum=momentum)
+
+
 class ClassIndex(nn.Module):
     """Class ids -> rows of a conditional network's class tables (embeddings, per-class
     batch-norm affines): the position of each id in the variant's class list. A network

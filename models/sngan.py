@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.layers import sn
+from models.layers import Unconditional, sn
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -29,7 +29,7 @@ class SNGANArch:
     leaky_slope: float = 0.1  # the paper's LeakyReLU slope in D
 
 
-class SNGANGenerator(nn.Module):
+class SNGANGenerator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 28, 28) in [-1, 1]."""
 
     def __init__(self, arch: SNGANArch) -> None:
@@ -50,12 +50,12 @@ class SNGANGenerator(nn.Module):
             nn.Tanh(),
         )
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         return self.net(self.fc(z.reshape(z.shape[0], -1)).reshape(-1, self.c, 7, 7))
 
 
-class SNGANDiscriminator(nn.Module):
+class SNGANDiscriminator(Unconditional):
     """image (N, 1, 28, 28) -> score (N,), every layer spectrally normalised."""
 
     def __init__(self, arch: SNGANArch) -> None:
@@ -75,7 +75,7 @@ class SNGANDiscriminator(nn.Module):
             layers += [sn(nn.Conv2d(cin, cout, k, st, p)), nn.LeakyReLU(s, inplace=True)]
         self.net = nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(8 * d * 3 * 3, 1)))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Unbounded scores of shape (N,)."""
         return self.net(x).reshape(-1)
 

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.layers import sn
+from models.layers import Unconditional, sn
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -89,7 +89,7 @@ class DBlock(nn.Module):
         return h + s
 
 
-class ResNetGenerator(nn.Module):
+class ResNetGenerator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 28, 28) in [-1, 1]."""
 
     def __init__(self, arch: ResNetArch) -> None:
@@ -104,13 +104,13 @@ class ResNetGenerator(nn.Module):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         h = self.fc(z.reshape(z.shape[0], -1)).reshape(-1, self.c, 7, 7)
         return self.out(self.blocks(h))
 
 
-class ResNetDiscriminator(nn.Module):
+class ResNetDiscriminator(Unconditional):
     """image (N, 1, 28, 28) -> score (N,)."""
 
     def __init__(self, arch: ResNetArch) -> None:
@@ -124,7 +124,7 @@ class ResNetDiscriminator(nn.Module):
         )
         self.fc = sn(nn.Linear(c, 1))
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Unbounded scores of shape (N,)."""
         return self.fc(F.relu(self.blocks(x)).sum(dim=(2, 3))).reshape(-1)
 

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from models.init import keras_init
+from models.layers import Unconditional, keras_batch_norm
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -41,7 +42,7 @@ class WGANGPArch:
     bn_eps: float = 1e-3  # Keras BatchNormalization epsilon
 
 
-class WGANGPGenerator(nn.Module):
+class WGANGPGenerator(Unconditional):
     """z (N, z_dim) -> image (N, 1, 28, 28) in [-1, 1]."""
 
     def __init__(self, arch: WGANGPArch) -> None:
@@ -50,7 +51,7 @@ class WGANGPGenerator(nn.Module):
         self.z_dim, self.base = arch.z_dim, b
 
         def bn2(c: int) -> nn.BatchNorm2d:
-            return nn.BatchNorm2d(c, eps=arch.bn_eps, momentum=arch.bn_momentum)
+            return keras_batch_norm(c, arch.bn_eps, arch.bn_momentum)
 
         self.fc = nn.Sequential(
             nn.Linear(arch.z_dim, 7 * 7 * b, bias=False),
@@ -69,12 +70,12 @@ class WGANGPGenerator(nn.Module):
         )
         keras_init(self)
 
-    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        """Generate images; ``labels`` is accepted and ignored (unconditional)."""
+    def run(self, z: torch.Tensor) -> torch.Tensor:
+        """Generate images."""
         return self.net(self.fc(z.reshape(z.shape[0], -1)).reshape(-1, self.base, 7, 7))
 
 
-class WGANGPCritic(nn.Module):
+class WGANGPCritic(Unconditional):
     """image (N, 1, 28, 28) -> unbounded critic score (N,)."""
 
     def __init__(self, arch: WGANGPArch) -> None:
@@ -92,7 +93,7 @@ class WGANGPCritic(nn.Module):
         )
         keras_init(self)
 
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+    def run(self, x: torch.Tensor) -> torch.Tensor:
         """Critic scores of shape (N,)."""
         return self.net(x).reshape(-1)
 
