@@ -259,7 +259,9 @@ def execute_parallel(
                     pending.clear()
                     for job in running.values():
                         _signal(job.proc, signal.SIGTERM)  # checkpoint and stop
-                while pending and free and not errors and not stopping:
+                if errors:
+                    pending.clear()  # a user error: start nothing new, let running jobs end
+                while pending and free and not stopping:
                     key, slot = pending.popleft(), free.pop(0)
                     dev = slots[slot]
                     proc = ctx.Process(

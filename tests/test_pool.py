@@ -4,6 +4,7 @@ running job."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -16,11 +17,14 @@ import torch
 
 from bench import pool
 from bench.checkpoint import load_checkpoint
-from bench.errors import RunFolderError
+from bench.data import random_dataset
+from bench.errors import BenchError, RunFolderError
 from bench.executor import execute
+from bench.harness import Trainer, TrainSettings
 from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder, read_results
+from models.registry import get_variant
 from tests.conftest import ROOT, bench_process
 
 TIMING = {"eval_seconds", "finished_at", "img_per_s", "run_id", "train_seconds", "wall_seconds"}
@@ -71,6 +75,22 @@ def test_parallel_rows_equal_sequential_rows(synthetic_dir: Path, tmp_path: Path
     assert execute(plan, par, echo=again.append, argv=["test"], jobs=2) == []
     assert sum("finished earlier, skipped" in line for line in again) == 3
     assert len(par.results()) == 3
+
+
+def test_a_user_error_in_a_worker_stops_new_jobs(synthetic_dir: Path, tmp_path: Path) -> None:
+    """A job whose folder holds a checkpoint of another recipe is a user error: the command
+    ends with that one message, the job running beside it finishes and keeps its row, and
+    no later job starts."""
+    run = RunFolder(tmp_path / "run")
+    other = dataclasses.replace(get_variant("dcgan-small"), batch_size=64)
+    data = random_dataset(128, 28, tuple(range(10)))
+    settings = TrainSettings(kimg=0.064, progress=False)
+    Trainer(other, data, settings, run.job_dir("dcgan-small", 0)).train()
+    plan = _plan(synthetic_dir, variants=("dcgan-small", "cgan-mlp-2class", "dcgan"), kimg=0.256)
+    with pytest.raises(BenchError, match="different configuration"):
+        execute(plan, run, echo=lambda s: None, argv=["test"], jobs=2)
+    assert [(r["variant"], r["status"]) for r in run.results()] == [("cgan-mlp-2class", "ok")]
+    assert not run.job_dir("dcgan", 0).exists()
 
 
 def _wait_for(paths: list[Path], proc: subprocess.Popen, timeout: float = 180) -> None:
