@@ -289,6 +289,8 @@ def execute_parallel(
                     free.sort()
                     del running[key]
                 board.tick(list(running.values()))
+            if stopping:  # raised inside: the signal was handled, not to be raised again
+                raise Interrupted("every running job saved a checkpoint")
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoints stay
         for job in running.values():
             _signal(job.proc, signal.SIGKILL)
@@ -299,8 +301,6 @@ def execute_parallel(
         messages.close()
     if errors:
         raise BenchError(errors[0])
-    if stopping:
-        raise Interrupted("every running job saved a checkpoint")
     return written
 
 

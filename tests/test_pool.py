@@ -138,16 +138,20 @@ def test_a_killed_worker_fails_alone_and_resumes(synthetic_dir: Path, tmp_path: 
     assert row["status"] == "ok" and row["resumed_from_step"] == step
 
 
-def test_ctrl_c_checkpoints_every_running_job(synthetic_dir: Path, tmp_path: Path) -> None:
-    """SIGINT to `bench run --jobs 2`: exit 130, no rows, both jobs keep a checkpoint, and
-    the same command finishes both from where they stopped."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_checkpoints_every_running_job(
+    synthetic_dir: Path, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """SIGINT (Ctrl-C) or SIGTERM (a scheduler) to `bench run --jobs 2`: exit 130 with the
+    resume message, no rows, both jobs keep a checkpoint, and the same command finishes both
+    from where they stopped."""
     out = tmp_path / "run"
     args = _run_args(synthetic_dir, out, "4")
     proc = bench_process(*args)
     run = RunFolder(out)
     ckpts = [run.job_dir(v, 0) / "checkpoint.pt" for v in ("dcgan", "dcgan-small")]
     _wait_for(ckpts, proc)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     output, _ = proc.communicate(timeout=300)
     assert proc.returncode == 130, output
     assert "run the same command again to resume" in output
