@@ -129,6 +129,23 @@ class RunPlan:
 RUN_DEFINING = ("profile", "kimg", "precision", "channels_last", "faithful", "overrides")
 
 
+def job_row(plan: RunPlan, variant_name: str, seed: int) -> dict[str, Any]:
+    """The fields every row of a job starts with, whatever became of it: which job, under
+    which profile, numerics, device and ``--set`` overrides."""
+    row: dict[str, Any] = {
+        "variant": variant_name,
+        "seed": seed,
+        "seed_doc": plan.variant(variant_name).seed_doc,
+        "profile": plan.profile.name,
+        "precision": plan.precision,
+        "device": plan.device,
+        "kimg_budget": plan.kimg,
+    }
+    if plan.overrides:
+        row["overrides"] = dict(plan.overrides)
+    return row
+
+
 def make_scorer(plan: RunPlan) -> Scorer:
     """The scorer every job of ``plan`` is scored with (extractors load lazily)."""
     return Scorer(
@@ -159,19 +176,9 @@ def run_job(
     """
     variant = plan.variant(variant_name)
     t0 = time.perf_counter()
-    row: dict[str, Any] = {
-        "variant": variant_name,
-        "seed": seed,
-        "seed_doc": variant.seed_doc,
-        "profile": plan.profile.name,
-        "precision": plan.precision,
-        "device": plan.device,
-        "kimg_budget": plan.kimg,
-    }
+    row = job_row(plan, variant_name, seed)
     if torch.device(plan.device).type == "cpu":
         row["threads"] = torch.get_num_threads()
-    if plan.overrides:
-        row["overrides"] = dict(plan.overrides)
     if data is None:
         data = load_part(variant.data, "train", plan.data_dir)
     row["train_images"] = len(data)

@@ -40,7 +40,7 @@ from bench.data import load_part
 from bench.errors import BenchError
 from bench.harness import Interrupted, Trainer, stop_on_signal
 from bench.hooks import Hook
-from bench.jobs import RunPlan, format_row, make_scorer, record, run_job
+from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_job
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from metrics.evaluator import EvaluatorUnavailable
@@ -362,14 +362,8 @@ def _died(plan: RunPlan, run: RunFolder, job: _Job) -> dict[str, Any]:
     job_dir.mkdir(parents=True, exist_ok=True)
     log = job_dir / "error.log"
     log.write_text(job.crash or f"worker process ended by {how} without a result\n", "utf-8")
-    row: dict[str, Any] = {
-        "variant": variant,
-        "seed": seed,
-        "seed_doc": plan.variant(variant).seed_doc,
-        "profile": plan.profile.name,
-        "precision": plan.precision,
-        "device": job.device,
-        "kimg_budget": plan.kimg,
+    row = job_row(replace(plan, device=job.device), variant, seed)
+    row.update({
         "status": "failed",
         "error": f"worker process died ({how})",
         "step": None,
@@ -377,8 +371,6 @@ def _died(plan: RunPlan, run: RunFolder, job: _Job) -> dict[str, Any]:
         "paths": {"error_log": str(Path(variant) / f"seed{seed}" / "error.log")},
         "wall_seconds": round(time.monotonic() - job.started, 3),
         "finished_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    if plan.overrides:
-        row["overrides"] = dict(plan.overrides)
+    })  # fmt: skip
     record(run, row)
     return row

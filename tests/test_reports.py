@@ -103,17 +103,22 @@ def test_ranking_agreement_is_kendalls_tau() -> None:
     )
 
 
+def _report(run: Path, rows: list[dict]) -> Path:
+    """Write ``rows`` as the results of run folder ``run`` and run `bench report` on it."""
+    run.mkdir()
+    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return run
+
+
 def test_every_registered_key_reaches_the_tables(tmp_path: Path) -> None:
     """A row with every registered key: the headline keys are the results table's columns
     in registry order, every other key but the spreads a column of "More metrics", and every
     key a row of summary.csv with its direction."""
     values = {k: float(i + 1) for i, k in enumerate(METRICS)}
     rows = [dict(row("a", s, 1.0, 1.0), metrics=values) for s in (0, 1)]
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    run = _report(tmp_path / "run", rows)
     md = (run / "report" / "tables.md").read_text()
     headers = [line.split(" | ")[1:] for line in md.splitlines() if line.startswith("| variant |")]
     assert [c.rstrip(" |") for c in headers[0]] == headline()
@@ -138,11 +143,7 @@ def test_registry_refuses_bad_keys() -> None:
 
 
 def test_report_command_writes_tables(tmp_path: Path) -> None:
-    run = tmp_path / "run1"
-    run.mkdir()
-    (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS))
-    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
-    assert result.exit_code == 0, result.output
+    run = _report(tmp_path / "run1", ROWS)
     md = (run / "report" / "tables.md").read_text()
     assert "| `a` |" in md and "`c` seed 0: diverged" in md and "lower is better" in md
     summary = pd.read_csv(run / "report" / "summary.csv")
