@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from metrics.common import CLASS_NAMES, atomic_path
 from metrics.evaluator import EvaluatorUnavailable
-from metrics.suite import MetricInputError, generate
+from metrics.family import MetricInputError
+from metrics.suite import generate
 from models.registry import Variant
 
 if TYPE_CHECKING:

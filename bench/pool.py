@@ -44,8 +44,8 @@ from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_jo
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from metrics.evaluator import EvaluatorUnavailable
+from metrics.family import MetricInputError
 from metrics.inception import InceptionUnavailable
-from metrics.suite import MetricInputError
 
 Key = tuple[str, int]
 STATUS_EVERY_S = 60.0  # without progress bars: one line naming every running job this often

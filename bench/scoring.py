@@ -21,17 +21,17 @@ from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.common import downloads_disabled, no_download_reason
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
+from metrics.family import GeneratorContext, MetricInputError
+from metrics.fid import fid
 from metrics.inception import InceptionUnavailable, LoadedInception, load_inception
-from metrics.keys import group_keys
+from metrics.isc import inception_score
+from metrics.keys import families, group_keys
 from metrics.suite import (
     EvalSettings,
-    MetricInputError,
     extract,
-    fid,
     fmnist_metrics,
     generate,
     inception_metrics,
-    inception_score,
     protocol,
     reference_features,
 )
@@ -61,9 +61,10 @@ class Scorer:
         self._refs: dict[tuple[int, ...] | None, tuple[dict, torch.Tensor, dict]] = {}
         self._inception: LoadedInception | InceptionUnavailable | None = None
         self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
-        self._lpips_error: str | None = None
+        self._unavailable: dict[str, str] = {}  # keys known unavailable, and why
         if downloads_disabled():  # torch-fidelity would try GitHub
-            self._lpips_error = f"LPIPS-VGG16 weights not downloaded ({no_download_reason()})"
+            reason = f"LPIPS-VGG16 weights not downloaded ({no_download_reason()})"
+            self._unavailable["ppl_lpips"] = reason
 
     @property
     def inception(self) -> LoadedInception:
@@ -177,48 +178,20 @@ class Scorer:
     def _score_smoothness(
         self, variant: Variant, G: nn.Module, row: dict[str, Any], strip_path: Path | None
     ) -> None:
-        from metrics.interp import (
-            EVALUATOR_SIMILARITY,
-            LPIPS_SIMILARITY,
-            InterpSettings,
-            latent_paths,
-            ppl,
-            save_strip,
-        )
-
-        s = InterpSettings(ppl_samples=self.settings.ppl_samples, seed=self.settings.metric_seed)
-        out = ppl(G, variant, s, EVALUATOR_SIMILARITY, self.device)
-        row["metrics"]["ppl"], row["metrics"]["ppl_std"] = out["mean"], out["std"]
-        paths = latent_paths(G, variant, self.extractor.model, s, self.device)
-        row["metrics"]["interp_discontinuity"] = paths["interp_discontinuity"]
-        row["interpolation"] = {
-            "class_changes": paths["class_changes"],
-            "class_changes_mean": paths["class_changes_mean"],
-        }
-        if strip_path is not None:
-            save_strip(paths["images"], s.paths, strip_path)
-            row["interpolation"]["strip"] = str(strip_path)
-        proto = {
-            "similarity": EVALUATOR_SIMILARITY,
-            "weights_sha256": self.extractor.weights_sha256,
-            "samples": s.ppl_samples,
-            "kept_after_percentile_filter": out["kept"],
-            "epsilon": s.ppl_epsilon,
-            "interpolation": s.ppl_interp,
-            "percentiles": list(s.ppl_percentiles),
-            "latent_paths": {"paths": s.paths, "steps": s.steps, "interpolation": "slerp"},
-            "metric_seed": s.seed,
-        }
-        row["protocol"]["smoothness"] = proto
+        """Every generator family on ``G``: values, protocol section, unavailable reasons
+        (remembered, so that a failed LPIPS download is not retried for every job)."""
         row.setdefault("metrics_unavailable", {})
-        if self._lpips_error is None:
-            try:
-                lp = ppl(G, variant, s, LPIPS_SIMILARITY, self.device)
-                row["metrics"]["ppl_lpips"] = lp["mean"]
-            except Exception as exc:  # LPIPS weights are a download: absent offline
-                self._lpips_error = f"LPIPS-VGG16 unavailable ({type(exc).__name__}: {exc})"[:300]
-        if self._lpips_error is not None:
-            row["metrics_unavailable"]["ppl_lpips"] = self._lpips_error
+        for family in families("generator"):
+            ctx = GeneratorContext(
+                G, variant, self.settings, self.extractor.model, self.extractor.weights_sha256,
+                self.device, self._unavailable, strip_path,
+            )  # fmt: skip
+            result = family.compute(ctx)
+            row["metrics"].update(result.values)
+            row["protocol"][family.name] = result.protocol
+            row["metrics_unavailable"].update(result.unavailable)
+            self._unavailable.update(result.unavailable)
+            row.update(result.row_fields)
 
     def score_images(
         self,

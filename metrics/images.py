@@ -1,4 +1,5 @@
-"""Images a user brings to ``bench score``: a folder of image files or an .npz array.
+"""Images as the metrics take them: uint8 (N, C, H, W), from model outputs or from what a
+user brings to ``bench score`` (a folder of image files or an .npz array).
 
 Everything becomes one uint8 tensor (N, C, H, W) with C in {1, 3}, which every extractor
 takes; anything else is a :class:`MetricInputError` saying what was found and what is expected.
@@ -7,11 +8,13 @@ takes; anything else is a :class:`MetricInputError` saying what was found and wh
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
-from metrics.suite import MetricInputError
+from metrics.family import MetricInputError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -73,3 +76,31 @@ def _from_npz(path: Path) -> torch.Tensor:
             f"(N, C, H, W) with C 1 or 3"
         )
     return torch.from_numpy(np.ascontiguousarray(a))
+
+
+def to_uint8(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """Map model outputs in [lo, hi] to uint8 0..255 (rounded, clipped), as a PNG would."""
+    return ((x - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def check_images(images: torch.Tensor, what: str) -> None:
+    """uint8 (N, C, H, W) with C in {1, 3}; anything else is a clear MetricInputError."""
+    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
+        raise MetricInputError(
+            f"{what}: expected a uint8 tensor of images, got {_describe(images)}"
+        )
+    if images.dim() != 4 or images.shape[1] not in (1, 3):
+        raise MetricInputError(f"{what}: expected shape (N, 1|3, H, W), got {tuple(images.shape)}")
+    if images.shape[0] == 0:
+        raise MetricInputError(f"{what}: no images")
+
+
+def _describe(x: Any) -> str:
+    return f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+
+
+def module_device(module: nn.Module) -> torch.device:
+    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
+    for t in (*module.parameters(), *module.buffers()):
+        return t.device
+    return torch.device("cpu")

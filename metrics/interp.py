@@ -28,6 +28,7 @@ from torch_fidelity.registry import SAMPLE_SIMILARITY_REGISTRY, register_sample_
 from torch_fidelity.sample_similarity_base import SampleSimilarityBase
 
 from metrics.evaluator import load_evaluator
+from metrics.images import module_device, to_uint8
 from models.registry import Variant
 
 EVALUATOR_SIMILARITY = "fmnist-evaluator-l2"
@@ -86,8 +87,6 @@ class _WrappedGenerator(nn.Module):
         self.register_buffer("class_ids", torch.tensor(variant.data.class_ids))
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        from metrics.suite import to_uint8
-
         z = z.float()
         x = self.G(z) if labels is None else self.G(z, self.class_ids[labels.long()])
         lo, hi = self.variant.data.value_range
@@ -168,8 +167,6 @@ def latent_paths(
     over paths of max/mean consecutive feature distance), ``class_changes`` (per path) and
     ``class_changes_mean``.
     """
-    from metrics.suite import module_device, to_uint8
-
     if settings.paths < 1 or settings.steps < 3:
         raise ValueError("latent paths need at least 1 path of at least 3 steps")
     g = torch.Generator().manual_seed(settings.seed)

@@ -1,11 +1,11 @@
-"""The metric suite: sample in memory, extract features once per extractor, compute metrics.
+"""The metric suite: sample in memory, extract features once per extractor, run the metric
+families of the registry (:mod:`metrics.keys`) on that pass.
 
-The math is torch-fidelity's (``fid_features_to_statistics`` / ``fid_statistics_to_metric``,
-``kid_features_to_metric``, ``prc_features_to_metric``, ``isc_features_to_metric``): this
-module decides what goes in (G_ema in eval mode, a fixed metric seed independent of training,
-the reference split), shares one feature pass between all metrics of an extractor, caches the
-reference features under a key of everything that changes them, and stamps every result with
-its protocol.
+The math is in the family modules (torch-fidelity's where it has it); this module decides
+what goes in (G_ema in eval mode, a fixed metric seed independent of training, the reference
+split), shares one feature pass between all families of an extractor, caches the reference
+features under a key of everything that changes them, and stamps every result with its
+protocol.
 """
 
 from __future__ import annotations
@@ -21,19 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
-from torch_fidelity.metric_isc import isc_features_to_metric
-from torch_fidelity.metric_kid import kid_features_to_metric
-from torch_fidelity.metric_prc import prc_features_to_metric
 
 from metrics.common import package_versions, save_atomic
-from metrics.evaluator import FEATURE_DIM, entropy_bits
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
+from metrics.family import FeatureContext
+from metrics.images import check_images, module_device, to_uint8
+from metrics.keys import families
 from models.registry import Variant
-
-
-class MetricInputError(ValueError):
-    """Inputs that cannot give a meaningful metric (too few samples, wrong shape or range)."""
 
 
 @dataclass(frozen=True)
@@ -89,27 +83,6 @@ def generate(
     return torch.cat(images), (torch.cat(labels) if labels else None)
 
 
-def to_uint8(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
-    """Map model outputs in [lo, hi] to uint8 0..255 (rounded, clipped), as a PNG would."""
-    return ((x - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def check_images(images: torch.Tensor, what: str) -> None:
-    """uint8 (N, C, H, W) with C in {1, 3}; anything else is a clear MetricInputError."""
-    if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:
-        raise MetricInputError(
-            f"{what}: expected a uint8 tensor of images, got {_describe(images)}"
-        )
-    if images.dim() != 4 or images.shape[1] not in (1, 3):
-        raise MetricInputError(f"{what}: expected shape (N, 1|3, H, W), got {tuple(images.shape)}")
-    if images.shape[0] == 0:
-        raise MetricInputError(f"{what}: no images")
-
-
-def _describe(x: Any) -> str:
-    return f"{x.dtype} {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
-
-
 @torch.no_grad()
 def extract(
     extractor: nn.Module, images: torch.Tensor, batch_size: int = 500
@@ -147,13 +120,6 @@ def full_fp32() -> Iterator[None]:
         torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = conv, matmul
 
 
-def module_device(module: nn.Module) -> torch.device:
-    """The device of a module's first parameter or buffer (the CPU for an empty one)."""
-    for t in (*module.parameters(), *module.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 def reference_features(
     extractor: nn.Module,
     images: torch.Tensor,
@@ -184,56 +150,21 @@ def reference_features(
     return feats
 
 
-def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    """FID between two feature sets (torch-fidelity's statistics and formula)."""
-    s1, s2 = fid_features_to_statistics(f1), fid_features_to_statistics(f2)
-    return float(fid_statistics_to_metric(s1, s2, False)["frechet_inception_distance"])
-
-
-def distribution_metrics(
-    gen: torch.Tensor, ref: torch.Tensor, settings: EvalSettings, suffix: str
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """FID, KID and precision/recall between generated and reference features."""
-    n1, n2, dim = len(gen), len(ref), gen.shape[1]
-    if min(n1, n2) < 2:
-        raise MetricInputError(f"FID needs at least 2 samples per side, got {n1} and {n2}")
-    kid_size = min(settings.kid_subset_size, n1, n2)
-    out = {
-        f"fid_{suffix}": fid(gen, ref),
-    }
-    kid = kid_features_to_metric(
-        gen,
-        ref,
-        kid_subsets=settings.kid_subsets,
-        kid_subset_size=kid_size,
-        rng_seed=settings.metric_seed,
-        verbose=False,
-    )
-    out[f"kid_{suffix}"] = float(kid["kernel_inception_distance_mean"])
-    out[f"kid_{suffix}_std"] = float(kid["kernel_inception_distance_std"])
-    prc = prc_features_to_metric(
-        gen,
-        ref,
-        prc_neighborhood=settings.prc_neighborhood,
-        prc_batch_size=10000,
-        save_cpu_ram=False,
-        verbose=False,
-    )
-    out[f"precision_{suffix}"] = float(prc["precision"])
-    out[f"recall_{suffix}"] = float(prc["recall"])
-    notes = {"kid_subset_size": kid_size, "fid_rank_deficient": min(n1, n2) <= dim}
-    return out, notes
-
-
-def inception_score(logits: torch.Tensor, settings: EvalSettings) -> tuple[float, float]:
-    """IS mean and std over ``isc_splits`` splits (torch-fidelity's computation)."""
-    if len(logits) < settings.isc_splits:
-        raise MetricInputError(
-            f"Inception Score with {settings.isc_splits} splits needs at least that many "
-            f"samples, got {len(logits)}"
-        )
-    r = isc_features_to_metric(logits, settings.isc_splits, True, settings.metric_seed)
-    return float(r["inception_score_mean"]), float(r["inception_score_std"])
+def feature_metrics(ctx: FeatureContext) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Every registered feature family that applies to ``ctx``'s pass, in registry order:
+    their values and their notes (for the pass's protocol section)."""
+    values: dict[str, float | None] = {}
+    notes: dict[str, Any] = {}
+    for family in families("features"):
+        if not family.runs_on(ctx):
+            continue
+        v, n = family.compute(ctx)
+        stray = set(v) - {k.name for k in family.keys}
+        if stray:
+            raise ValueError(f"metric family {family.name!r} returned unregistered {stray}")
+        values.update(v)
+        notes.update(n)
+    return values, notes
 
 
 def fmnist_metrics(
@@ -247,35 +178,11 @@ def fmnist_metrics(
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
     """Every evaluator metric from one feature pass over ``gen_images``."""
     check_images(gen_images, "generated images")
-    feats = extract(extractor, gen_images, settings.batch_size)
-    logits, gen_f = feats["logits"], feats["features"]
-    out: dict[str, float | None] = {}
-    out["is_fmnist"], out["is_fmnist_std"] = inception_score(logits, settings)
-    dist, notes = distribution_metrics(gen_f, ref_feats["features"], settings, "fmnist")
-    out.update(dist)
-    pred = logits.argmax(1)
-    hist = torch.bincount(pred, minlength=10).double()
-    share = hist / hist.sum()
-    expected = 1.0 / len(class_ids)
-    out["class_coverage"] = sum(float(share[c]) >= 0.5 * expected for c in class_ids) / len(
-        class_ids
+    gen = extract(extractor, gen_images, settings.batch_size)
+    ctx = FeatureContext(
+        "fmnist", gen, ref_feats, settings, gen_labels, ref_labels, tuple(class_ids)
     )
-    out["class_entropy"] = entropy_bits(share)
-    notes["class_histogram"] = [int(h) for h in hist.tolist()]
-    if gen_labels is not None:
-        out["label_accuracy"] = float((pred == gen_labels).double().mean())
-        per_class: dict[int, float] = {}
-        for c in class_ids:
-            g, r = gen_f[gen_labels == c], ref_feats["features"][ref_labels == c]
-            if min(len(g), len(r)) > FEATURE_DIM:  # fewer would leave the covariance singular
-                per_class[c] = fid(g, r)
-        notes["fid_fmnist_per_class"] = {str(c): v for c, v in per_class.items()}
-        out["intra_fid_fmnist"] = (
-            sum(per_class.values()) / len(per_class) if len(per_class) == len(class_ids) else None
-        )
-        if out["intra_fid_fmnist"] is None:
-            notes["intra_fid_fmnist"] = f"needs > {FEATURE_DIM} samples per class"
-    return out, notes
+    return feature_metrics(ctx)
 
 
 def inception_metrics(
@@ -283,20 +190,25 @@ def inception_metrics(
     gen_images: torch.Tensor,
     ref_feats: dict[str, torch.Tensor],
     settings: EvalSettings,
-) -> tuple[dict[str, float], dict[str, Any]]:
-    """FID, KID, precision/recall on pool3 and, when the extractor has logits, the IS.
+) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """Every Inception metric from one pool3 (+ logits, when the network has them) pass.
 
-    One feature pass: torch-fidelity's TF1-compatible bilinear upscaling to 299x299 happens
-    inside the extractor; gray images are replicated to RGB.
+    torch-fidelity's TF1-compatible bilinear upscaling to 299x299 happens inside the
+    extractor; gray images are replicated to RGB.
     """
     check_images(gen_images, "generated images")
     feats = extract(extractor, gen_images, settings.inception_batch_size)
-    out, notes = distribution_metrics(feats["2048"], ref_feats["2048"], settings, "inception")
+    ctx = FeatureContext("inception", _inception_names(feats), _inception_names(ref_feats),
+                         settings)  # fmt: skip
+    return feature_metrics(ctx)
+
+
+def _inception_names(feats: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """torch-fidelity's Inception feature names as the families read them."""
+    out = {"features": feats["2048"]}
     if "logits_unbiased" in feats:
-        out["is_inception"], out["is_inception_std"] = inception_score(
-            feats["logits_unbiased"], settings
-        )
-    return out, notes
+        out["logits"] = feats["logits_unbiased"]
+    return out
 
 
 INCEPTION_RESIZE = "torch-fidelity interpolate_bilinear_2d_like_tensorflow1x to 299x299; gray->RGB"

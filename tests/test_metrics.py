@@ -9,21 +9,25 @@ import scipy.linalg
 import torch
 
 from metrics.evaluator import FMNISTEvaluator
+from metrics.family import FeatureContext, MetricInputError
+from metrics.fid import fid
+from metrics.images import check_images, to_uint8
+from metrics.isc import inception_score
 from metrics.keys import METRICS, higher_is_better
-from metrics.suite import (
-    EvalSettings,
-    MetricInputError,
-    check_images,
-    distribution_metrics,
-    fid,
-    inception_score,
-    to_uint8,
-)
+from metrics.suite import EvalSettings, feature_metrics
 
 
 def gaussian(n: int, dim: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:
     g = np.random.default_rng(seed)
     return torch.from_numpy((g.standard_normal((n, dim)) * scale + shift).astype(np.float32))
+
+
+def distribution_metrics(
+    gen: torch.Tensor, ref: torch.Tensor, settings: EvalSettings
+) -> tuple[dict, dict]:
+    """Every registered feature family that needs only features, on one pair of sets."""
+    ctx = FeatureContext("fmnist", {"features": gen}, {"features": ref}, settings)
+    return feature_metrics(ctx)
 
 
 def numpy_fid(a: np.ndarray, b: np.ndarray) -> float:
@@ -82,16 +86,16 @@ def test_fid_matches_scipy() -> None:
 def test_kid_matches_numpy_on_one_full_subset() -> None:
     a, b = gaussian(300, 8, 3), gaussian(300, 8, 4, shift=0.5)
     settings = EvalSettings(num_samples=300, kid_subsets=1, kid_subset_size=300)
-    out, notes = distribution_metrics(a, b, settings, "x")
+    out, notes = distribution_metrics(a, b, settings)
     assert notes["kid_subset_size"] == 300
-    assert out["kid_x"] == pytest.approx(
+    assert out["kid_fmnist"] == pytest.approx(
         numpy_kid(a.double().numpy(), b.double().numpy()), rel=1e-6
     )
 
 
 def test_kid_subset_size_is_lowered_and_recorded() -> None:
     a, b = gaussian(120, 8, 3), gaussian(90, 8, 4)
-    _, notes = distribution_metrics(a, b, EvalSettings(num_samples=120), "x")
+    _, notes = distribution_metrics(a, b, EvalSettings(num_samples=120))
     assert notes["kid_subset_size"] == 90
 
 
@@ -112,11 +116,12 @@ def test_precision_recall_direction_on_clusters() -> None:
     collapsed = gaussian(400, 4, 7, shift=0.0)  # only one of the two modes
     scattered = gaussian(400, 4, 8, scale=15.0)  # covers everything, mostly off-manifold
     s = EvalSettings(num_samples=400)
-    m_col, _ = distribution_metrics(collapsed, real, s, "x")
-    m_sca, _ = distribution_metrics(scattered, real, s, "x")
-    assert m_col["precision_x"] > 0.9 and m_col["recall_x"] < 0.6  # sharp but mode-dropping
-    assert m_sca["precision_x"] < m_col["precision_x"]
-    assert m_sca["recall_x"] > m_col["recall_x"]
+    m_col, _ = distribution_metrics(collapsed, real, s)
+    m_sca, _ = distribution_metrics(scattered, real, s)
+    # sharp but mode-dropping
+    assert m_col["precision_fmnist"] > 0.9 and m_col["recall_fmnist"] < 0.6
+    assert m_sca["precision_fmnist"] < m_col["precision_fmnist"]
+    assert m_sca["recall_fmnist"] > m_col["recall_fmnist"]
 
 
 def test_evaluator_features_do_not_depend_on_batch_size() -> None:

@@ -12,8 +12,8 @@ from click.testing import CliRunner, Result
 from torchvision.io import write_png
 
 from bench.cli import cli
+from metrics.family import MetricInputError
 from metrics.images import load_images
-from metrics.suite import MetricInputError
 from tests.conftest import synthetic_split
 
 

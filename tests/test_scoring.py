@@ -13,7 +13,9 @@ from click.testing import CliRunner
 from bench.cli import cli
 from metrics.evaluator import WEIGHTS_PATH, accuracy, load_evaluator
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
-from metrics.suite import EvalSettings, distribution_metrics, extract, inception_score
+from metrics.fid import fid
+from metrics.isc import inception_score
+from metrics.suite import EvalSettings, extract
 
 needs_weights = pytest.mark.skipif(
     not WEIGHTS_PATH.is_file(), reason="evaluator weights not built (bench evaluator train)"
@@ -93,16 +95,13 @@ def test_shipped_evaluator_on_real_data(real_dir: Path) -> None:
     model, _ = load_evaluator()
     assert accuracy(model, test.images, test.labels) >= 0.93
     ex = FMNISTEvaluatorExtractor(FMNIST_EXTRACTOR, ["logits", "features"])
-    settings = EvalSettings(num_samples=10_000)
     f_test = _real_test_features(real_dir)
     g = torch.Generator().manual_seed(0)
     f_train = extract(ex, train.images[torch.randperm(60_000, generator=g)[:10_000]])
     noise = torch.randint(0, 256, (2_000, 1, 28, 28), dtype=torch.uint8, generator=g)
-    small, _ = distribution_metrics(f_train["features"], f_test["features"], settings, "x")
-    huge, _ = distribution_metrics(
-        extract(ex, noise)["features"], f_test["features"], settings, "x"
-    )
-    assert small["fid_x"] < 0.05 * huge["fid_x"]
+    small = fid(f_train["features"], f_test["features"])
+    huge = fid(extract(ex, noise)["features"], f_test["features"])
+    assert small < 0.05 * huge
 
 
 @needs_weights
@@ -150,3 +149,38 @@ def test_tracked_metrics_resume_and_leave_training_untouched(
     assert [int(r["step"]) for r in rows("split")] == [0, 2]
     train("split", 5, track=True)  # resumes at 2: later rows rebuilt, equal to straight
     assert rows("split") == got
+
+
+@needs_weights
+def test_a_new_metric_family_reaches_the_row(
+    synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's "one file, one line": a family declared and listed in FAMILIES is
+    computed on its pass by the scorer, its value lands in the row and its notes in the
+    pass's protocol; a family returning a key it did not declare is refused."""
+    from bench.scoring import Scorer
+    from metrics import keys
+    from metrics.family import Family, MetricKey
+
+    def mean_norm(ctx):
+        return {ctx.key("mean_norm"): float(ctx.gen["features"].norm(dim=1).mean())}, {
+            "mean_norm_of": "generated features"
+        }
+
+    family = Family("mean_norm", (MetricKey("mean_norm_fmnist", True, "test", "fmnist"),),
+                    mean_norm, extractors=("fmnist",))  # fmt: skip
+    monkeypatch.setattr(keys, "FAMILIES", (*keys.FAMILIES, family))
+    monkeypatch.setattr(keys, "METRICS", dict(keys.METRICS))
+    keys.register(*family.keys)
+    images = torch.randint(0, 256, (200, 1, 28, 28), dtype=torch.uint8)
+    row = Scorer(EvalSettings(num_samples=200), str(synthetic_dir)).score_images(images)
+    assert row["metrics"]["mean_norm_fmnist"] > 0
+    assert row["protocol"]["fmnist"]["mean_norm_of"] == "generated features"
+    assert "fid_fmnist" in row["metrics"]  # the registered families still run
+
+    def stray(ctx):
+        return {"undeclared": 1.0}, {}
+
+    monkeypatch.setattr(keys, "FAMILIES", (*keys.FAMILIES, Family("stray", (), stray)))
+    with pytest.raises(ValueError, match="unregistered"):
+        Scorer(EvalSettings(num_samples=200), str(synthetic_dir)).score_images(images)

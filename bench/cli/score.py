@@ -158,9 +158,10 @@ def score_cmd(
 
     from bench.checkpoint import load_generator
     from bench.scoring import Scorer
+    from metrics.family import MetricInputError
     from metrics.images import load_images
     from metrics.keys import METRICS, direction
-    from metrics.suite import EvalSettings, MetricInputError
+    from metrics.suite import EvalSettings
 
     class_ids = parse_classes(classes)
     dev = checked_device(device)

@@ -1,0 +1,167 @@
+"""What a metric family is: its keys, the pass it reads, and how it computes them.
+
+A family is one module (``metrics/fid.py``, ``metrics/kid.py``, ...) that declares its
+:class:`MetricKey` s and a ``compute`` function, and is listed once in
+:data:`metrics.keys.FAMILY_MODULES`. Two kinds of pass feed the families:
+
+- ``features``: one feature pass of an extractor (the Fashion-MNIST evaluator or the
+  Inception) over the generated images, shared by every family; ``compute`` gets a
+  :class:`FeatureContext` and returns ``(values, notes)``, the notes going into that
+  extractor's protocol section of the row.
+- ``generator``: families that must call the generator themselves (path lengths, latent
+  paths); ``compute`` gets a :class:`GeneratorContext` and returns a :class:`GeneratorResult`.
+
+This module imports nothing heavy (torch only for type checking), so reports can read the
+registry without torch.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from metrics.suite import EvalSettings
+    from models.registry import Variant
+
+# Metric groups and the protocol section of a row that describes how each group was made.
+GROUPS: dict[str, str] = {
+    "fmnist": "fmnist",  # the shipped Fashion-MNIST evaluator's features
+    "conditional": "fmnist",  # the evaluator on conditional samples and their labels
+    "inception": "inception",  # TF-Inception pool3 and logits
+    "smoothness": "smoothness",  # path lengths and latent paths of the generator
+}
+EXTRACTORS = ("fmnist", "inception")  # feature passes, named as the keys' suffixes
+
+
+class MetricInputError(ValueError):
+    """Inputs that cannot give a meaningful metric (too few samples, wrong shape or range)."""
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    """One reported number.
+
+    Attributes:
+        name: the key in a row's ``metrics``.
+        higher_is_better: the direction tables rank and the gate checks in.
+        description: one line for tables and ``bench score``.
+        group: one of :data:`GROUPS`.
+        headline: a column of the results table (in group, then registration, order).
+        spread_of: for a ``*_std`` key, the key whose spread it is (shown with it, not alone).
+        protocol: the row's protocol section describing it (default: its group's).
+    """
+
+    name: str
+    higher_is_better: bool
+    description: str
+    group: str
+    headline: bool = False
+    spread_of: str | None = None
+    protocol: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
+            raise ValueError(f"metric key {self.name!r}: lower-case letters, digits, '_'")
+        if self.group not in GROUPS:
+            raise ValueError(f"metric key {self.name!r}: group {self.group!r} not in {GROUPS}")
+        if not self.protocol:
+            object.__setattr__(self, "protocol", GROUPS[self.group])
+
+
+@dataclass(frozen=True)
+class FeatureContext:
+    """One extractor's feature pass over generated images, and its reference.
+
+    ``gen`` and ``ref`` map feature names to tensors: ``features`` always (the evaluator's
+    128-d penultimate layer or Inception pool3), ``logits`` when the extractor has them.
+    ``gen_labels`` are the classes conditional samples were generated for (else None);
+    ``ref_labels`` the reference's labels when known; ``class_ids`` the variant's classes.
+    """
+
+    extractor: str
+    gen: Mapping[str, torch.Tensor]
+    ref: Mapping[str, torch.Tensor]
+    settings: EvalSettings
+    gen_labels: torch.Tensor | None = None
+    ref_labels: torch.Tensor | None = None
+    class_ids: tuple[int, ...] = tuple(range(10))
+
+    def key(self, stem: str) -> str:
+        """``stem`` with this pass's suffix: ``key("fid")`` is ``fid_fmnist`` or
+        ``fid_inception``."""
+        return f"{stem}_{self.extractor}"
+
+
+@dataclass(frozen=True)
+class GeneratorContext:
+    """A generator to measure directly, with the evaluator the smoothness metrics use.
+
+    ``unavailable`` carries reasons already known for keys of this family (an LPIPS
+    download that failed once is not retried for every job); ``strip_path``, when given,
+    receives the latent-path image strip.
+    """
+
+    G: nn.Module
+    variant: Variant
+    settings: EvalSettings
+    evaluator: nn.Module
+    evaluator_sha256: str
+    device: str = "cpu"
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    strip_path: Path | None = None
+
+
+@dataclass
+class GeneratorResult:
+    """What a generator family adds to a row: values, its protocol section, the reasons
+    for keys it could not compute, and further row fields (e.g. ``interpolation``)."""
+
+    values: dict[str, float | None]
+    protocol: dict[str, Any]
+    unavailable: dict[str, str] = field(default_factory=dict)
+    row_fields: dict[str, Any] = field(default_factory=dict)
+
+
+FeatureCompute = Callable[[FeatureContext], tuple[dict[str, float | None], dict[str, Any]]]
+GeneratorCompute = Callable[[GeneratorContext], GeneratorResult]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Metrics computed together from one pass.
+
+    Attributes:
+        name: short name (module name).
+        keys: every key the family may report; ``compute`` must return no other.
+        compute: :data:`FeatureCompute` for ``kind == "features"``, else
+            :data:`GeneratorCompute`.
+        kind: ``features`` or ``generator``.
+        needs: feature names the family reads; on a pass without them (Inception without
+            logits) the family is skipped.
+        extractors: the feature passes the family runs on.
+    """
+
+    name: str
+    keys: tuple[MetricKey, ...]
+    compute: Callable[[Any], Any]
+    kind: str = "features"
+    needs: tuple[str, ...] = ("features",)
+    extractors: tuple[str, ...] = EXTRACTORS
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("features", "generator"):
+            raise ValueError(f"family {self.name!r}: kind {self.kind!r}")
+        unknown = set(self.extractors) - set(EXTRACTORS)
+        if unknown:
+            raise ValueError(f"family {self.name!r}: unknown extractors {sorted(unknown)}")
+
+    def runs_on(self, ctx: FeatureContext) -> bool:
+        """Whether this feature family applies to ``ctx``'s pass."""
+        return ctx.extractor in self.extractors and all(n in ctx.gen for n in self.needs)
