@@ -17,10 +17,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import math
-import signal
-import threading
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -38,7 +35,9 @@ from bench.checkpoint import (
 from bench.data import Dataset, EpochSampler, to_model_range
 from bench.hooks import GridSaver, Hook, LossLog, ProgressBar
 from bench.provenance import versions
+from bench.signals import stop_on_signal
 from models.augment import DiffAugmentD
+from models.ema import ema_decay_at, update_ema
 from models.registry import Variant, count_parameters
 
 Precision = Literal["fp32", "bf16"]
@@ -95,29 +94,6 @@ class Diverged(Exception):
 
 class Interrupted(Exception):
     """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed."""
-
-
-@torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
-    """``ema = decay * ema + (1 - decay) * model`` for parameters; buffers are copied."""
-    for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
-        pe.lerp_(p, 1.0 - decay)
-    for be, b in zip(ema.buffers(), model.buffers(), strict=True):
-        be.copy_(b)
-
-
-def ema_decay_at(step: int, decay: float, rampup: float | None = None) -> float:
-    """G_ema's decay for the update after G step ``step`` (1-based).
-
-    Without ``rampup``: TensorFlow's ExponentialMovingAverage warm-up, ``min(decay,
-    (1+t)/(10+t))``, so the first averages track G. With ``rampup`` r: StyleGAN2-ADA's ramp,
-    the half-life is at most r * t steps, i.e. ``min(decay, 0.5 ** (1 / (r * t)))``; the
-    average then spans a fixed fraction of training at any budget instead of lagging a
-    generator that is still improving fast (measured on sngan-ema: README "Evidence").
-    """
-    if rampup is None:
-        return min(decay, (1 + step) / (10 + step))
-    return min(decay, 0.5 ** (1.0 / (rampup * max(step, 1))))
 
 
 def _is_conv(module: nn.Module) -> bool:
@@ -396,36 +372,3 @@ class Trainer:
 
 
 _INDEX = ("step", "kimg")  # the columns of a stats row that are not statistics
-
-
-@contextlib.contextmanager
-def stop_on_signal() -> Iterator[threading.Event]:
-    """First SIGINT/SIGTERM sets the event (finish the step, checkpoint, stop); a second
-    SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk).
-
-    A signal that arrives when nothing is left to stop (during the last step) is not lost:
-    once the block ends normally it is raised again for the caller's own handler, so the
-    run, or pytest, still stops."""
-    stop = threading.Event()
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-    received: list[int] = []
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set() and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        received.append(signum)
-        stop.set()
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield stop
-    except BaseException:
-        for s, h in old.items():
-            signal.signal(s, h)
-        raise
-    for s, h in old.items():
-        signal.signal(s, h)
-    if received:
-        signal.raise_signal(received[0])

@@ -38,11 +38,12 @@ from tqdm.auto import tqdm
 
 from bench.data import load_part
 from bench.errors import BenchError
-from bench.harness import Interrupted, Trainer, stop_on_signal
+from bench.harness import Interrupted, Trainer
 from bench.hooks import Hook
 from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_job
 from bench.runs import RunFolder
 from bench.scoring import Scorer
+from bench.signals import stop_on_signal
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.family import MetricInputError
 from metrics.inception import InceptionUnavailable

@@ -21,20 +21,14 @@ from bench.checkpoint import load_checkpoint
 from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.executor import execute
-from bench.harness import (
-    Diverged,
-    Interrupted,
-    Trainer,
-    TrainSettings,
-    ema_decay_at,
-    update_ema,
-)
+from bench.harness import Diverged, Interrupted, Trainer, TrainSettings
 from bench.hooks import Hook
 from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder
 from models import registry
 from models.data_options import DataOptions
+from models.ema import ema_decay_at, update_ema
 from models.losses import _LOSSES, NonSaturatingBCE
 from models.registry import get_variant
 from tests.conftest import bench_process

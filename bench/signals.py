@@ -1,0 +1,43 @@
+"""Stopping cleanly on Ctrl-C and SIGTERM: the loop finishes its step, checkpoints and ends,
+in one process (the harness) or in every worker of ``--jobs`` (the pool)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+
+@contextlib.contextmanager
+def stop_on_signal() -> Iterator[threading.Event]:
+    """First SIGINT/SIGTERM sets the event (finish the step, checkpoint, stop); a second
+    SIGINT raises KeyboardInterrupt at once (the last checkpoint is still on disk).
+
+    A signal that arrives when nothing is left to stop (during the last step) is not lost:
+    once the block ends normally it is raised again for the caller's own handler, so the
+    run, or pytest, still stops."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    received: list[int] = []
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        received.append(signum)
+        stop.set()
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    except BaseException:
+        for s, h in old.items():
+            signal.signal(s, h)
+        raise
+    for s, h in old.items():
+        signal.signal(s, h)
+    if received:
+        signal.raise_signal(received[0])
