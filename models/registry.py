@@ -293,11 +293,6 @@ def register_variant(name: str) -> Callable[[Callable[[], Variant]], Callable[[]
     return deco
 
 
-def unregister_variant(name: str) -> None:
-    """Remove a registration (for tests that register temporary variants)."""
-    _VARIANTS.pop(name, None)
-
-
 def variant_names() -> list[str]:
     """Registered names ordered by seed document ("000".."004", then "beyond"), then by
     registration: the order of `bench list` and of `bench run --all`."""
