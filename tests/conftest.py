@@ -90,9 +90,20 @@ def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache folder for the session's real-data tests. Parsed data and reference
+    features are cached under keys of their content (files, options, extractor weights,
+    versions), so sharing them changes no result; it saves parsing the real files and
+    extracting the 10k test-split features again in every test."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture
-def real_dir() -> Path:
-    """The real Fashion-MNIST (Debian's package); integration tests skip without it."""
+def real_dir(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The real Fashion-MNIST (Debian's package), with the session's shared cache;
+    integration tests skip without it."""
     if not (REAL_DIR / "train-images-idx3-ubyte.gz").is_file():
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    monkeypatch.setenv("FMGAN_CACHE_DIR", str(shared_cache))
     return REAL_DIR

@@ -113,7 +113,7 @@ def test_a_killed_worker_fails_alone_and_resumes(synthetic_dir: Path, tmp_path: 
     """SIGKILL one worker mid-training: its job gets a `failed` row naming the signal, the
     other job finishes ok, and the same command resumes the killed job from its checkpoint."""
     out = tmp_path / "run"
-    args = _run_args(synthetic_dir, out, "4")  # dcgan: 32 steps, a checkpoint every 4
+    args = _run_args(synthetic_dir, out, "2")  # dcgan: 16 steps, a checkpoint every 4
     proc = bench_process(*args)
     run = RunFolder(out)
     lock = run.job_dir("dcgan", 0) / ".lock"
@@ -138,26 +138,50 @@ def test_a_killed_worker_fails_alone_and_resumes(synthetic_dir: Path, tmp_path: 
     assert row["status"] == "ok" and row["resumed_from_step"] == step
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_ctrl_c_checkpoints_every_running_job(
-    synthetic_dir: Path, tmp_path: Path, sig: signal.Signals
+def _steps(ckpts: list[Path]) -> dict[str, int]:
+    return {p.parent.parent.name: load_checkpoint(p)["step"] for p in ckpts}
+
+
+def _wait_for_steps_past(
+    ckpts: list[Path], before: dict[str, int], proc: subprocess.Popen, timeout: float = 180
 ) -> None:
-    """SIGINT (Ctrl-C) or SIGTERM (a scheduler) to `bench run --jobs 2`: exit 130 with the
-    resume message, no rows, both jobs keep a checkpoint, and the same command finishes both
-    from where they stopped."""
+    """Until every checkpoint exists and holds a later step than ``before``."""
+    deadline = time.monotonic() + timeout
+    seen: dict[Path, int] = {}
+    while True:
+        assert proc.poll() is None, proc.communicate()[0]
+        assert time.monotonic() < deadline, "jobs did not write a later checkpoint"
+        mtimes = {p: p.stat().st_mtime_ns for p in ckpts if p.exists()}
+        if len(mtimes) == len(ckpts) and mtimes != seen:
+            seen = mtimes
+            if all(s > before.get(v, 0) for v, s in _steps(ckpts).items()):
+                return
+        time.sleep(0.05)
+
+
+def test_sigterm_and_ctrl_c_checkpoint_every_running_job(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """SIGTERM (a scheduler) to `bench run --jobs 2`, then SIGINT (Ctrl-C) to the same
+    command run again: each time exit 130 with the resume message, no rows, and every job
+    keeps a checkpoint at a later step than before; a third run finishes both from where
+    the second stopped."""
     out = tmp_path / "run"
-    args = _run_args(synthetic_dir, out, "4")
-    proc = bench_process(*args)
+    args = _run_args(synthetic_dir, out, "6")  # both jobs still training when the signals come
     run = RunFolder(out)
     ckpts = [run.job_dir(v, 0) / "checkpoint.pt" for v in ("dcgan", "dcgan-small")]
-    _wait_for(ckpts, proc)
-    proc.send_signal(sig)
-    output, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 130, output
-    assert "run the same command again to resume" in output
-    assert not run.results_path.exists()
-    steps = {p.parent.parent.name: load_checkpoint(p)["step"] for p in ckpts}
-    assert all(s > 0 for s in steps.values())
+    steps: dict[str, int] = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        proc = bench_process(*args)
+        _wait_for_steps_past(ckpts, steps, proc)
+        proc.send_signal(sig)
+        output, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 130, (sig, output)
+        assert "run the same command again to resume" in output
+        assert not run.results_path.exists()
+        new = _steps(ckpts)
+        assert all(new[v] > steps.get(v, 0) for v in new), (sig, steps, new)
+        steps = new
 
     again = bench_process(*args)
     output, _ = again.communicate(timeout=600)
