@@ -38,6 +38,7 @@ from bench.provenance import versions
 from bench.signals import stop_on_signal
 from models.augment import DiffAugmentD
 from models.ema import ema_decay_at, update_ema
+from models.layers import has_conv
 from models.registry import Variant, count_parameters
 
 Precision = Literal["fp32", "bf16"]
@@ -96,10 +97,6 @@ class Interrupted(Exception):
     """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed."""
 
 
-def _is_conv(module: nn.Module) -> bool:
-    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in module.modules())
-
-
 class Trainer:
     """Trains one variant with one seed into ``out_dir``; resumes from its checkpoint.
 
@@ -128,10 +125,10 @@ class Trainer:
             DiffAugmentD(self.D, variant.augment) if variant.augment else self.D
         )
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
-        self._fmt = torch.channels_last if settings.channels_last and _is_conv(self.G) else None
+        self._fmt = torch.channels_last if settings.channels_last and has_conv(self.G) else None
         for m in (self.G, self.D, self.G_ema):
             m.to(self.device)
-            if settings.channels_last and _is_conv(m):
+            if settings.channels_last and has_conv(m):
                 m.to(memory_format=torch.channels_last)
         o = variant.optim
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=o.lr_g, betas=o.betas, eps=o.eps)

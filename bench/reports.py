@@ -8,7 +8,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.runs import RunFolder
 from metrics.common import atomic_path
-from metrics.keys import direction, headline, secondary
+from metrics.keys import headline, ranking, secondary
 from reports.frame import (
     compare_runs,
     ranking_agreement,
@@ -228,7 +228,7 @@ def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[s
     for m in metrics:
         proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
         out.append(
-            {"metric": m, "direction": direction(m), "protocol": "; ".join(sorted(set(proto)))}
+            {"metric": m, "direction": ranking(m), "protocol": "; ".join(sorted(set(proto)))}
         )
     return out
 

@@ -56,6 +56,8 @@ class MetricKey:
         headline: a column of the results table (in group, then registration, order).
         spread_of: for a ``*_std`` key, the key whose spread it is (shown with it, not alone).
         protocol: the row's protocol section describing it (default: its group's).
+        unranked: why tables must not rank it (a direction the sanity ladder contradicts);
+            empty for a ranked metric. An unranked key is shown, never a headline column.
     """
 
     name: str
@@ -65,14 +67,22 @@ class MetricKey:
     headline: bool = False
     spread_of: str | None = None
     protocol: str = field(default="")
+    unranked: str = ""
 
     def __post_init__(self) -> None:
+        if self.headline and self.unranked:
+            raise ValueError(f"metric key {self.name!r}: a headline column must be ranked")
         if not re.fullmatch(r"[a-z][a-z0-9_]*", self.name):
             raise ValueError(f"metric key {self.name!r}: lower-case letters, digits, '_'")
         if self.group not in GROUPS:
             raise ValueError(f"metric key {self.name!r}: group {self.group!r} not in {GROUPS}")
         if not self.protocol:
             object.__setattr__(self, "protocol", GROUPS[self.group])
+
+    @property
+    def ranked(self) -> bool:
+        """Whether tables rank and star it in its direction."""
+        return not self.unranked
 
 
 @dataclass(frozen=True)

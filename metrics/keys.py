@@ -13,11 +13,11 @@ ranks, ``bench check`` and ``bench score`` follow.
 
 from __future__ import annotations
 
-from metrics import classes, conditional, fid, isc, kid, prc, smoothness
+from metrics import classes, conditional, dnc, fid, isc, kid, prc, smoothness
 from metrics.family import GROUPS, Family, MetricKey
 
 # The families in the order they compute (and, within a group, the order of their columns).
-FAMILY_MODULES = (fid, kid, isc, prc, classes, conditional, smoothness)
+FAMILY_MODULES = (fid, kid, isc, prc, dnc, classes, conditional, smoothness)
 FAMILIES: tuple[Family, ...] = tuple(m.FAMILY for m in FAMILY_MODULES)
 
 METRICS: dict[str, MetricKey] = {}
@@ -62,6 +62,12 @@ def higher_is_better(name: str) -> bool:
 def direction(name: str) -> str:
     """'higher is better' or 'lower is better' (KeyError for an unknown key)."""
     return "higher is better" if METRICS[name].higher_is_better else "lower is better"
+
+
+def ranking(name: str) -> str:
+    """The direction tables rank ``name`` in, or why they do not rank it."""
+    key = METRICS[name]
+    return direction(name) if key.ranked else f"not ranked: {key.unranked}"
 
 
 def families(kind: str) -> tuple[Family, ...]:

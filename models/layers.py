@@ -74,3 +74,9 @@ class ConditionalBatchNorm2d(nn.Module):
 def sn(module: nn.Module) -> nn.Module:
     """Spectral normalisation (Miyato et al. 2018): one power iteration per training forward."""
     return spectral_norm(module)
+
+
+def has_conv(module: nn.Module) -> bool:
+    """Whether ``module`` holds a (transposed) convolution: the networks the harness keeps
+    in channels-last memory format when asked, and that a rebuilt G must match."""
+    return any(isinstance(m, nn.Conv2d | nn.ConvTranspose2d) for m in module.modules())

@@ -8,6 +8,7 @@ import pytest
 import scipy.linalg
 import torch
 
+from metrics.dnc import density_coverage
 from metrics.evaluator import FMNISTEvaluator
 from metrics.family import FeatureContext, MetricInputError
 from metrics.fid import fid
@@ -74,29 +75,43 @@ def test_every_key_declares_direction() -> None:
 
 def test_fid_of_identical_sets_is_zero() -> None:
     x = gaussian(500, 16, 0)
-    assert abs(fid(x, x)) < 1e-6
+    assert abs(fid(x, x)) < 1e-9
+    few = gaussian(40, 128, 1)  # N below the dimension: singular covariances
+    scale = float(few.double().var(0).sum())
+    assert abs(fid(few, few)) < 1e-9 * scale
 
 
-def test_fid_matches_scipy() -> None:
-    a, b = gaussian(800, 12, 1), gaussian(700, 12, 2, shift=0.3, scale=1.2)
-    ref = numpy_fid(a.double().numpy(), b.double().numpy())
-    assert fid(a, b) == pytest.approx(ref, rel=1e-6)
+def test_fid_matches_a_float64_reference() -> None:
+    """On float32 features (as extractors give them), FID equals SciPy's float64 sqrtm
+    formula to 1e-9 relative, also at the 128-d evaluator width."""
+    for a, b in [
+        (gaussian(800, 12, 1), gaussian(700, 12, 2, shift=0.3, scale=1.2)),
+        (gaussian(3000, 128, 5), gaussian(2500, 128, 6, shift=0.05, scale=1.1)),
+    ]:
+        ref = numpy_fid(a.double().numpy(), b.double().numpy())
+        assert fid(a, b) == pytest.approx(ref, rel=1e-9)
 
 
-def test_kid_matches_numpy_on_one_full_subset() -> None:
+def test_kid_matches_a_float64_reference_on_one_full_subset() -> None:
     a, b = gaussian(300, 8, 3), gaussian(300, 8, 4, shift=0.5)
     settings = EvalSettings(num_samples=300, kid_subsets=1, kid_subset_size=300)
     out, notes = distribution_metrics(a, b, settings)
     assert notes["kid_subset_size"] == 300
     assert out["kid_fmnist"] == pytest.approx(
-        numpy_kid(a.double().numpy(), b.double().numpy()), rel=1e-6
+        numpy_kid(a.double().numpy(), b.double().numpy()), rel=1e-9
     )
+    assert out["kid_fmnist_std"] is None  # every subset is both whole sets: no spread
+    assert "whole side" in notes["kid_std"]
 
 
 def test_kid_subset_size_is_lowered_and_recorded() -> None:
     a, b = gaussian(120, 8, 3), gaussian(90, 8, 4)
     _, notes = distribution_metrics(a, b, EvalSettings(num_samples=120))
     assert notes["kid_subset_size"] == 90
+    out, notes = distribution_metrics(
+        gaussian(400, 8, 3), gaussian(400, 8, 4), EvalSettings(400, kid_subset_size=100)
+    )
+    assert out["kid_fmnist_std"] > 0 and "kid_std" not in notes  # subsets resample
 
 
 def test_inception_score_matches_numpy() -> None:
@@ -186,3 +201,37 @@ def test_substituted_weights_are_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(ev, "WEIGHTS_PATH", tmp_path / "missing.pt")
     with pytest.raises(ev.EvaluatorUnavailable, match="bench evaluator train"):
         ev.load_evaluator()
+
+
+def numpy_density_coverage(gen: np.ndarray, ref: np.ndarray, k: int) -> tuple[float, float]:
+    """Naeem et al.'s definitions written out with full distance matrices (prdc's way)."""
+    rr = np.sqrt(((ref[:, None] - ref[None]) ** 2).sum(-1))
+    radii = np.partition(rr, k, axis=1)[:, k]  # index 0 is the sample itself
+    rg = np.sqrt(((ref[:, None] - gen[None]) ** 2).sum(-1))  # (M, N)
+    density = (rg < radii[:, None]).sum(0).mean() / k
+    coverage = (rg.min(1) < radii).mean()
+    return float(density), float(coverage)
+
+
+def test_density_coverage_match_numpy_and_their_expected_values() -> None:
+    a, b = gaussian(400, 6, 11), gaussian(300, 6, 12, shift=0.4)
+    for k in (1, 5):
+        ours = density_coverage(a, b, k)
+        ref = numpy_density_coverage(a.double().numpy(), b.double().numpy(), k)
+        assert ours == pytest.approx(ref, rel=1e-12)
+    # Same distribution: density ~1; coverage ~ 1 - 2^-k (Naeem et al., section 4).
+    d, c = density_coverage(gaussian(4000, 8, 13), gaussian(4000, 8, 14), 5)
+    assert d == pytest.approx(1.0, abs=0.08) and c == pytest.approx(1 - 0.5**5, abs=0.03)
+
+
+def test_density_is_not_fooled_by_an_outlier_where_precision_is() -> None:
+    """The paper's failure case: one far reference outlier gets a huge k-NN ball, so samples
+    scattered around it look precise; density counts balls (1 of k there) and stays low."""
+    outlier = torch.full((1, 4), 20.0)
+    real = torch.cat([gaussian(999, 4, 15), outlier])
+    near_outlier = outlier + gaussian(1000, 4, 17, scale=4.0)
+    s = EvalSettings(num_samples=1000)
+    good, _ = distribution_metrics(gaussian(1000, 4, 18), real, s)
+    bad, _ = distribution_metrics(near_outlier, real, s)
+    assert bad["precision_fmnist"] > 0.9 * good["precision_fmnist"]  # fooled
+    assert bad["density_fmnist"] < 0.25 * good["density_fmnist"]  # not fooled

@@ -105,27 +105,33 @@ def test_score_npz_real_vs_noise(
 
 
 def test_score_checkpoint_equals_the_run_row(synthetic_dir: Path, tmp_path: Path) -> None:
-    """Scoring a checkpoint reproduces the metrics its run wrote (same G_ema, same seed)."""
-    out = tmp_path / "r"
-    run = invoke(
-        "run", "--variants", "cgan-mlp", "--profile", "smoke", "--kimg", "0.256",
-        "--data-dir", str(synthetic_dir), "--no-progress", "--out", str(out),
-        "--set", "arch.g_widths=32,64,128,256",  # rebuilt from config.json when scored
-    )  # fmt: skip
-    assert run.exit_code == 0, run.output
-    (row,) = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
-    result = score(out / "cgan-mlp" / "seed0", synthetic_dir, "--samples", "500", "--json")
-    assert result.exit_code == 0, result.output
-    got = json.loads(result.output)
-    assert got["target"]["variant"] == "cgan-mlp"
-    for key in ("fid_fmnist", "is_fmnist", "label_accuracy", "kid_fmnist"):
-        assert got["metrics"][key] == pytest.approx(row["metrics"][key], rel=1e-9), key
-    assert got["target"]["network"] == "G_ema"
-    raw = score(out / "cgan-mlp" / "seed0", synthetic_dir, "--samples", "500", "--json",
-                "--network", "G")  # fmt: skip
+    """Scoring a checkpoint reproduces every metric its run wrote, bit for bit (same G_ema
+    in the same memory layout, same seed), for an MLP and a convolutional variant."""
+    same = ("--samples", "500", "--ppl-samples", "100", "--json")  # the smoke profile's
+    rows = {}
+    for variant, extra in [
+        ("cgan-mlp", ["--set", "arch.g_widths=32,64,128,256"]),  # rebuilt from config.json
+        ("dcgan-small", []),
+    ]:
+        out = tmp_path / variant
+        run = invoke(
+            "run", "--variants", variant, "--profile", "smoke", "--kimg", "0.256",
+            "--data-dir", str(synthetic_dir), "--no-progress", "--out", str(out), *extra,
+        )  # fmt: skip
+        assert run.exit_code == 0, run.output
+        (rows[variant],) = map(json.loads, (out / "results.jsonl").open())
+        result = score(out / variant / "seed0", synthetic_dir, *same)
+        assert result.exit_code == 0, result.output
+        got = json.loads(result.output)
+        assert got["target"]["variant"] == variant and got["target"]["network"] == "G_ema"
+        assert got["metrics"] == rows[variant]["metrics"], variant
+    out = tmp_path / "cgan-mlp"
+    raw = score(out / "cgan-mlp" / "seed0", synthetic_dir, *same, "--network", "G")
     raw_got = json.loads(raw.output)
     assert raw_got["target"]["network"] == "G"  # the raw generator: not the run's numbers
-    assert raw_got["metrics"]["fid_fmnist"] != pytest.approx(row["metrics"]["fid_fmnist"])
+    assert raw_got["metrics"]["fid_fmnist"] != pytest.approx(
+        rows["cgan-mlp"]["metrics"]["fid_fmnist"]
+    )
     human = score(out / "cgan-mlp" / "seed0" / "checkpoint.pt", synthetic_dir)
     assert human.exit_code == 0 and "label_accuracy" in human.output
     assert "lower is better" in human.output and "protocol fmnist" in human.output

@@ -160,7 +160,7 @@ def score_cmd(
     from bench.scoring import Scorer
     from metrics.family import MetricInputError
     from metrics.images import load_images
-    from metrics.keys import METRICS, direction
+    from metrics.keys import METRICS, ranking
     from metrics.suite import EvalSettings
 
     class_ids = parse_classes(classes)
@@ -198,7 +198,7 @@ def score_cmd(
         return
     click.echo("  ".join(f"{k}={v}" for k, v in about.items()))
     for key, value in row["metrics"].items():
-        arrow = direction(key) if key in METRICS else ""
+        arrow = ranking(key) if key in METRICS else ""
         shown = "n/a" if value is None else f"{value:.6g}"
         click.echo(f"  {key:<22} {shown:>12}  {arrow}")
     missing = row.get("metrics_unavailable") or {}

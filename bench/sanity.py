@@ -1,0 +1,93 @@
+"""The sanity ladder: image sets of known, decreasing quality, scored like generated samples.
+
+Rungs, all scored against the test split as a generator's samples would be: real training
+images (a draw of ``n`` by ``randperm(draw)``: the floor a perfect generator reaches), the
+same images with Gaussian pixel noise of sigma 0.1, 0.2 and 0.4 (of the 0..1 range), uniform
+noise, and one training image repeated (a generator collapsed to a point). A metric that
+orders these against its declared direction cannot tell good generators from bad ones and
+must not be ranked (:attr:`metrics.family.MetricKey.unranked`). Conditional rungs carry
+labels: the images' own for real and noisy images, uniform draws for the noise and the
+constant image (whose content ignores the label, as a collapsed conditional G would).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bench.data import load_part
+from bench.scoring import Scorer
+from metrics.keys import METRICS
+from models.data_options import DataOptions
+
+SIGMAS = (0.1, 0.2, 0.4)
+NOISE_RUNGS = tuple(f"sigma {s}" for s in SIGMAS)
+RUNGS = ("real", *NOISE_RUNGS, "uniform", "constant")
+
+
+def rungs(data_dir: str | None, n: int, draw: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The ladder's image sets (uint8, N x 1 x 28 x 28) and their labels, by rung name."""
+    train = load_part(DataOptions(), "train", data_dir)
+    if not 1 <= n <= len(train):
+        raise ValueError(f"the ladder draws 1..{len(train)} training images, not {n}")
+    g = torch.Generator().manual_seed(draw)
+    pick = torch.randperm(len(train), generator=g)[:n]
+    real, labels = train.images[pick], train.labels[pick]
+    random_labels = torch.randint(0, 10, (n,), generator=g)
+    out = {"real": (real, labels)}
+    for name, sigma in zip(NOISE_RUNGS, SIGMAS, strict=True):
+        noise = torch.randn(real.shape, generator=g) * (sigma * 255.0)
+        noisy = (real.float() + noise).round().clamp(0, 255).to(torch.uint8)
+        out[name] = (noisy, labels)
+    uniform = torch.randint(0, 256, real.shape, generator=g, dtype=torch.uint8)
+    out["uniform"] = (uniform, random_labels)
+    out["constant"] = (real[:1].expand_as(real).clone(), random_labels)
+    return out
+
+
+@dataclass(frozen=True)
+class LadderCheck:
+    """One metric's values along the ladder and whether they order as declared."""
+
+    metric: str
+    values: dict[str, float | None]
+    ok: bool
+    why: str
+
+
+def check_order(metric: str, values: dict[str, float | None]) -> LadderCheck:
+    """The ladder's rule, in the metric's declared direction: no rung of the noise ladder
+    (real, sigma 0.1, 0.2, 0.4) better than the one before, sigma 0.4 worse than real, and
+    uniform noise and the constant image both worse than real and than sigma 0.1."""
+    sign = 1.0 if METRICS[metric].higher_is_better else -1.0
+    if any(values.get(r) is None for r in RUNGS):
+        missing = [r for r in RUNGS if values.get(r) is None]
+        return LadderCheck(metric, values, False, f"no value for {', '.join(missing)}")
+    score = {r: sign * float(values[r]) for r in RUNGS}  # higher is better from here on
+    ladder = ("real", *NOISE_RUNGS)
+    for better, worse in itertools.pairwise(ladder):
+        if score[worse] > score[better]:
+            return LadderCheck(metric, values, False, f"{worse} scores better than {better}")
+    if not score["sigma 0.4"] < score["real"]:
+        return LadderCheck(metric, values, False, "sigma 0.4 scores as well as real images")
+    for bad in ("uniform", "constant"):
+        for good in ("real", "sigma 0.1"):
+            if not score[bad] < score[good]:
+                return LadderCheck(metric, values, False, f"{bad} scores as well as {good}")
+    return LadderCheck(metric, values, True, "ordered as declared")
+
+
+def run_ladder(scorer: Scorer, n: int, draw: int) -> tuple[list[LadderCheck], dict[str, Any]]:
+    """Score every rung with ``scorer`` (its settings decide the samples per extractor) and
+    check every metric that all rungs report. Returns the checks and the protocols."""
+    sets = rungs(scorer.data_dir, n, draw)
+    rows = {name: scorer.score_images(images, labels) for name, (images, labels) in sets.items()}
+    for name, row in rows.items():
+        if row.get("metrics_error"):
+            raise RuntimeError(f"ladder rung {name!r}: {row['metrics_error']}")
+    keys = [k for k in METRICS if METRICS[k].spread_of is None and k in rows["real"]["metrics"]]
+    checks = [check_order(k, {r: rows[r]["metrics"].get(k) for r in RUNGS}) for k in keys]
+    return checks, rows["real"]["protocol"]
