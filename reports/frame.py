@@ -99,14 +99,15 @@ def tidy(runs: Mapping[str, Iterable[Mapping[str, Any]]]) -> pd.DataFrame:
                         "higher_is_better": METRICS[key].higher_is_better
                         if key in METRICS
                         else None,
+                        "ranked": key in METRICS and METRICS[key].ranked,
                         "protocol": _protocol_label(r, name),
                     }
                 )
     cols = ["run", "variant", "seed", "overrides", *JOB_FIELDS, "metric", "value"]
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
-        return pd.DataFrame(columns=[*cols, "higher_is_better", "protocol"])
-    for c in ("higher_is_better", "protocol"):
+        return pd.DataFrame(columns=[*cols, "higher_is_better", "ranked", "protocol"])
+    for c in ("higher_is_better", "ranked", "protocol"):
         if c not in frame:
             frame[c] = None
     return frame
@@ -142,22 +143,25 @@ def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     out["ci_low"], out["ci_high"] = out["mean"] - half, out["mean"] + half
     direction = data.groupby("metric")["higher_is_better"].first()
     out["higher_is_better"] = out["metric"].map(direction)
+    out["ranked"] = out["metric"].map(data.groupby("metric")["ranked"].first())
     protocols = data.groupby(["run", "metric"])["protocol"].agg(lambda s: "; ".join(sorted(set(s))))
     out["protocol"] = [
         protocols.get((r, m), "") for r, m in zip(out["run"], out["metric"], strict=True)
     ]
 
-    def _rank(group: pd.DataFrame) -> pd.Series:
-        hib = group["higher_is_better"].iloc[0]
-        if hib is None or pd.isna(hib):
-            return pd.Series(np.nan, index=group.index)
-        return group["mean"].rank(ascending=not bool(hib), method="min")
-
     out["rank"] = out.groupby(["run", "metric"], group_keys=False)[
-        ["mean", "higher_is_better"]
+        ["mean", "higher_is_better", "ranked"]
     ].apply(_rank)
     out["best"] = out["rank"] == 1
     return out
+
+
+def _rank(group: pd.DataFrame) -> pd.Series:
+    """Ranks of ``mean`` in the group's direction; NaN for an unranked or unknown metric."""
+    hib, ranked = group["higher_is_better"].iloc[0], group["ranked"].iloc[0]
+    if hib is None or pd.isna(hib) or not bool(ranked):
+        return pd.Series(np.nan, index=group.index)
+    return group["mean"].rank(ascending=not bool(hib), method="min")
 
 
 def wide_table(summary: pd.DataFrame, metrics: list[str], run: str | None = None) -> pd.DataFrame:
@@ -197,9 +201,9 @@ def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.
     """Runs x metrics for one variant ("mean ± std", best run marked ``*``): a sweep's or a
     regression view's table, ranked across runs in each metric's direction."""
     s = summary[(summary["variant"] == variant) & summary["metric"].isin(metrics)].copy()
-    s["rank"] = s.groupby("metric", group_keys=False)[["mean", "higher_is_better"]].apply(
-        lambda g: g["mean"].rank(ascending=not bool(g["higher_is_better"].iloc[0]), method="min")
-    )
+    s["rank"] = s.groupby("metric", group_keys=False)[
+        ["mean", "higher_is_better", "ranked"]
+    ].apply(_rank)
     s["best"] = s["rank"] == 1
     cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
     table = cells.pivot_table(index="run", columns="metric", values="cell", aggfunc="first")
