@@ -15,6 +15,7 @@ per variant (seed 000's latent interpolation figure) come from the same pass.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,72 @@ def ppl(
     return {"mean": float(kept.mean()), "std": float(kept.std()), "kept": int(kept.size)}
 
 
+def slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation of each row of ``a`` towards the same row of ``b`` at its own
+    fraction ``t`` (N,): the angle from the normalised rows, the magnitudes interpolated
+    along (these generators take z ~ N(0, I) as is; StyleGAN normalises z first)."""
+    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
+    omega = torch.acos((an * bn).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None]  # (N, 1)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+
+
+@torch.no_grad()
+def karras_ppl(
+    G: nn.Module,
+    variant: Variant,
+    settings: InterpSettings,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    device: str = "cpu",
+) -> dict[str, float | int | None]:
+    """Karras et al.'s Z-space path length and the same relative to the path's endpoints.
+
+    For each of ``ppl_samples`` pairs: z0, z1 ~ N(0, I) (labels as the variant samples them),
+    t ~ U[0, 1], d_t = |f(G(slerp(z0, z1, t))) - f(G(slerp(z0, z1, t + eps)))|^2 / eps^2
+    and the endpoint distance e = |f(G(z0)) - f(G(z1))|^2, with ``f`` the evaluator's
+    features of images scaled to [-1, 1] (not rounded). Pairs outside the 1st/99th
+    percentiles of d_t are dropped, as Karras et al. do. ``ppl_karras`` is the mean d_t;
+    ``ppl_relative`` is mean d_t / mean e over the kept pairs: both scale quadratically with
+    the image distances, so the ratio does not reward a generator for moving little, and by
+    Cauchy-Schwarz it is 1 for a generator whose path runs through feature space at constant
+    speed, more for uneven ones. A generator whose endpoints coincide (a constant one) has no
+    relative path length: ``None``, with ``degenerate`` set.
+    """
+    was_training = G.training
+    G.eval()
+    g = torch.Generator().manual_seed(settings.seed)
+    lo, hi = variant.data.value_range
+    d_t, ends = [], []
+    try:
+        for start in range(0, settings.ppl_samples, settings.batch_size):
+            b = min(settings.batch_size, settings.ppl_samples - start)
+            z0, y = variant.sample_latents(b, g)
+            z1, _ = variant.sample_latents(b, g)
+            t = torch.rand(b, generator=g) * (1 - settings.ppl_epsilon)
+            z = torch.cat([slerp_rows(z0, z1, t), slerp_rows(z0, z1, t + settings.ppl_epsilon),
+                           z0, z1]).to(device)  # fmt: skip
+            x = G(z) if y is None else G(z, y.repeat(4).to(device))
+            f = features((x.float() - lo) * (2.0 / (hi - lo)) - 1.0).double().cpu()
+            fa, fb, f0, f1 = f.chunk(4)
+            d_t.append((fa - fb).pow(2).sum(1) / settings.ppl_epsilon**2)
+            ends.append((f0 - f1).pow(2).sum(1))
+    finally:
+        G.train(was_training)
+    d, e = torch.cat(d_t).numpy(), torch.cat(ends).numpy()
+    lo_p, hi_p = settings.ppl_percentiles
+    keep = (np.percentile(d, lo_p, method="lower") <= d) & (
+        d <= np.percentile(d, hi_p, method="higher")
+    )
+    mean_d, mean_e = float(d[keep].mean()), float(e[keep].mean())
+    degenerate = not mean_e > 0.0
+    return {
+        "ppl_karras": mean_d,
+        "ppl_relative": None if degenerate else mean_d / mean_e,
+        "kept": int(keep.sum()),
+        "degenerate": degenerate,
+    }
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (T,)."""
     an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
@@ -164,7 +231,9 @@ def latent_paths(
     """Images, discontinuity and class changes along ``paths`` slerp paths of ``steps``.
 
     Returns ``images`` (K*T, 1, R, R) uint8 in path order, ``interp_discontinuity`` (mean
-    over paths of max/mean consecutive feature distance), ``class_changes`` (per path) and
+    over paths of max/mean consecutive feature distance; paths whose images do not change at
+    all are left out, and counted in ``still_paths``: None when every path is still, so a
+    constant generator is not the smoothest), ``class_changes`` (per path) and
     ``class_changes_mean``.
     """
     if settings.paths < 1 or settings.steps < 3:
@@ -187,12 +256,14 @@ def latent_paths(
     logits, feats = logits.cpu(), feats.cpu()
     feats = feats.float().reshape(k, t, -1)
     steps = (feats[:, 1:] - feats[:, :-1]).norm(dim=-1)  # (K, T-1)
-    ratio = steps.max(dim=1).values / steps.mean(dim=1).clamp_min(1e-12)
+    moving = steps.mean(dim=1) > 0  # a path whose images never change has no ratio
+    ratio = steps.max(dim=1).values[moving] / steps.mean(dim=1)[moving]
     cls = logits.argmax(dim=1).reshape(k, t)
     changes = (cls[:, 1:] != cls[:, :-1]).sum(dim=1)
     return {
         "images": images,
-        "interp_discontinuity": float(ratio.mean()),
+        "interp_discontinuity": float(ratio.mean()) if len(ratio) else None,
+        "still_paths": int((~moving).sum()),
         "class_changes": [int(c) for c in changes],
         "class_changes_mean": float(changes.float().mean()),
     }

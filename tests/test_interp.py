@@ -14,7 +14,8 @@ from torch import nn
 import models
 from bench.cli import cli
 from metrics.evaluator import load_evaluator
-from metrics.interp import InterpSettings, latent_paths, ppl, slerp
+from metrics.interp import InterpSettings, karras_ppl, latent_paths, ppl, slerp, slerp_rows
+from metrics.keys import METRICS
 
 S = InterpSettings(ppl_samples=200, paths=4, steps=9)
 
@@ -59,6 +60,41 @@ class _Const(nn.Module):
         return torch.zeros(len(z), 1, 28, 28)
 
 
+def test_a_constant_generator_is_never_the_smoothest() -> None:
+    """torch-fidelity's PPL gives a constant G the best value, 0, so it is not ranked; the
+    ranked smoothness keys have no value for it instead of the best one."""
+    v = models.get_variant("dcgan")
+    ev, _ = load_evaluator(None)
+    features = lambda x: ev(x)[1]  # noqa: E731
+    const = karras_ppl(_Const(), v, S, features)
+    assert const["ppl_karras"] == 0.0 and const["ppl_relative"] is None and const["degenerate"]
+    paths = latent_paths(_Const(), v, ev, S)
+    assert paths["interp_discontinuity"] is None and paths["still_paths"] == S.paths
+    assert not METRICS["ppl"].ranked and not METRICS["ppl_karras"].ranked
+    assert METRICS["ppl_relative"].ranked and METRICS["interp_discontinuity"].ranked
+    # A moving generator: the relative length is at least ~1 (Cauchy-Schwarz along each
+    # path; the percentile filter may trim a little) and does not grow with speed the way
+    # the raw length does.
+    slow, fast = (
+        karras_ppl(Linear(v.z_dim), v, S, features),
+        karras_ppl(Linear(v.z_dim, 3.0), v, S, features),
+    )
+    assert slow["ppl_relative"] >= 0.95 and fast["ppl_relative"] >= 0.95
+    raw_growth = fast["ppl_karras"] / slow["ppl_karras"]
+    assert raw_growth > 3.0
+    assert fast["ppl_relative"] / slow["ppl_relative"] < 0.5 * raw_growth
+
+
+def test_slerp_rows_follow_each_rows_fraction() -> None:
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4, 16, generator=g), torch.randn(4, 16, generator=g)
+    t = torch.tensor([0.0, 1.0, 0.5, 0.25])
+    p = slerp_rows(a, b, t)
+    assert torch.allclose(p[0], a[0], atol=1e-5) and torch.allclose(p[1], b[1], atol=1e-5)
+    for i in range(4):  # the path slerp draws for row i, at row i's own fraction
+        assert torch.allclose(p[i], slerp(a[i : i + 1], b[i : i + 1], t[i : i + 1])[0, 0])
+
+
 def test_ppl_converges_in_epsilon() -> None:
     """Float images (no uint8 rounding) make distance / eps^2 independent of eps."""
     v = models.get_variant("dcgan")
@@ -84,8 +120,9 @@ def test_discontinuity_flags_a_jump() -> None:
     assert smooth["images"].shape == (4 * 9, 1, 28, 28)
     assert 1.0 <= smooth["interp_discontinuity"] < 2.0
     # A path that crosses z[0] = 0 has one step of all its change: max/mean = T - 1 = 8;
-    # paths that do not cross have no change at all and count 0.
-    assert jumpy["interp_discontinuity"] > 2.0
+    # paths that do not cross never change and are left out (and counted).
+    assert jumpy["interp_discontinuity"] == pytest.approx(8.0)
+    assert 0 < jumpy["still_paths"] < 16
     assert all(c in (0, 1) for c in jumpy["class_changes"])
 
 

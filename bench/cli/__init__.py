@@ -1,7 +1,7 @@
 """The ``bench`` command line, one small module per family of commands.
 
 ``bench list | train | run`` (:mod:`bench.cli.train`), ``perf | perf-metrics``
-(:mod:`bench.cli.perf`), ``score | reference | weights`` (:mod:`bench.cli.score`),
+(:mod:`bench.cli.perf`), ``score | reference | sanity | weights`` (:mod:`bench.cli.score`),
 ``evaluator`` (:mod:`bench.cli.evaluator`), ``report | check`` (:mod:`bench.cli.report`);
 the group and its error handling in :mod:`bench.cli.base`, shared options in
 :mod:`bench.cli.options`.

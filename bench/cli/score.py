@@ -1,5 +1,6 @@
-"""``bench score``, ``bench reference`` and ``bench weights``: scoring anything, reference
-features as files, and the feature extractors' weights."""
+"""``bench score``, ``bench reference``, ``bench sanity`` and ``bench weights``: scoring
+anything, reference features as files, the metrics' sanity ladder, and the feature
+extractors' weights."""
 
 from __future__ import annotations
 
@@ -226,6 +227,72 @@ def score_cmd(
         if "strip" in it:
             click.echo(f"interpolation strip: {it['strip']}")
     click.echo(f"scored in {row['eval_seconds']:.1f} s")
+
+
+@cli.command("sanity")
+@click.option("--samples", type=click.IntRange(min=10), default=10_000, show_default=True,
+              help="Images per rung for the evaluator metrics.")  # fmt: skip
+@click.option("--inception-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Images per rung for the Inception metrics (0: evaluator only).")  # fmt: skip
+@click.option("--draws", default="0", show_default=True,
+              help="Comma-separated seeds of the training-image draws, e.g. 0,1,2.")  # fmt: skip
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@inception_weights_option
+@data_dir_option
+@click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
+def sanity_cmd(
+    samples: int,
+    inception_samples: int,
+    draws: str,
+    device: str,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+    as_json: bool,
+) -> None:
+    """Score image sets of known quality (real training images, the same with Gaussian
+    noise of sigma 0.1/0.2/0.4, uniform noise, one image repeated) and say for every metric
+    whether it orders them in its declared direction. Exit 1 if a ranked metric fails."""
+    import json
+
+    from bench.data import locate
+    from bench.sanity import RUNGS, run_ladder
+    from bench.scoring import Scorer
+    from metrics.keys import METRICS
+    from metrics.suite import EvalSettings
+
+    try:
+        seeds = [int(d) for d in draws.split(",") if d.strip()]
+    except ValueError:
+        raise click.BadParameter("give integer seeds, e.g. 0,1,2", param_hint="--draws") from None
+    dd = str(data_dir) if data_dir is not None else None
+    locate(dd)
+    settings = EvalSettings(num_samples=samples, inception_samples=inception_samples)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, checked_device(device), weights)
+    failed: set[str] = set()
+    report = []
+    for draw in seeds:
+        checks, _ = run_ladder(scorer, max(samples, inception_samples), draw)
+        report.append({"draw": draw, "checks": [c.__dict__ for c in checks]})
+        failed |= {c.metric for c in checks if not c.ok and METRICS[c.metric].ranked}
+        if as_json:
+            continue
+        click.echo(f"draw {draw} (randperm seed of the training images):")
+        click.echo(f"  {'metric':<20}" + "".join(f"{r:>11}" for r in RUNGS) + "  verdict")
+        for c in checks:
+            cells = "".join(f"{_fmt(c.values[r]):>11}" for r in RUNGS)
+            state = "ok" if c.ok else ("FAILS" if METRICS[c.metric].ranked else "fails")
+            click.echo(f"  {c.metric:<20}{cells}  {state}: {c.why}")
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    if failed:
+        raise Fail(f"ranked metrics out of order: {', '.join(sorted(failed))}", 1)
+    if not as_json:
+        click.echo("every ranked metric orders the ladder as declared (unranked: lower case)")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value + 0.0:.4g}"  # + 0.0: no "-0"
 
 
 @cli.group("weights", invoke_without_command=True)
