@@ -41,6 +41,8 @@ def compute(ctx: GeneratorContext) -> GeneratorResult:
         save_strip(paths["images"], s.paths, ctx.strip_path)
         interpolation["strip"] = str(ctx.strip_path)
     protocol = {
+        "definition": "ppl: torch-fidelity calculate_ppl (lerp, t = 0, 1st/99th percentile "
+        "filter); ppl_karras/ppl_relative: see karras",
         "similarity": EVALUATOR_SIMILARITY,
         "weights_sha256": ctx.evaluator_sha256,
         "samples": s.ppl_samples,

@@ -106,26 +106,31 @@ def test_score_npz_real_vs_noise(
 
 def test_score_checkpoint_equals_the_run_row(synthetic_dir: Path, tmp_path: Path) -> None:
     """Scoring a checkpoint reproduces every metric its run wrote, bit for bit (same G_ema
-    in the same memory layout, same seed), for an MLP and a convolutional variant."""
+    in the same memory layout, same seed), for a variant of every architecture module."""
     same = ("--samples", "500", "--ppl-samples", "100", "--json")  # the smoke profile's
     rows = {}
-    for variant, extra in [
-        ("cgan-mlp", ["--set", "arch.g_widths=32,64,128,256"]),  # rebuilt from config.json
-        ("dcgan-small", []),
+    for name, variants, extra in [
+        ("mlp", "cgan-mlp", ["--set", "arch.g_widths=32,64,128,256"]),  # from config.json
+        # One variant of every other architecture module: DCGAN (channels-last in the
+        # harness), 64x64, upsampling, conditional conv, WGAN-GP, SN-GAN, ResNet with G_ema.
+        ("conv", "dcgan-small,dcgan-64,dcgan-upsample,cdcgan,wgan-gp,sngan,sngan-ema", []),
     ]:
-        out = tmp_path / variant
+        out = tmp_path / name
         run = invoke(
-            "run", "--variants", variant, "--profile", "smoke", "--kimg", "0.256",
+            "run", "--variants", variants, "--profile", "smoke", "--kimg", "0.256",
             "--data-dir", str(synthetic_dir), "--no-progress", "--out", str(out), *extra,
         )  # fmt: skip
         assert run.exit_code == 0, run.output
-        (rows[variant],) = map(json.loads, (out / "results.jsonl").open())
-        result = score(out / variant / "seed0", synthetic_dir, *same)
-        assert result.exit_code == 0, result.output
-        got = json.loads(result.output)
-        assert got["target"]["variant"] == variant and got["target"]["network"] == "G_ema"
-        assert got["metrics"] == rows[variant]["metrics"], variant
-    out = tmp_path / "cgan-mlp"
+        for row in map(json.loads, (out / "results.jsonl").open()):
+            variant = row["variant"]
+            rows[variant] = row
+            result = score(out / variant / "seed0", synthetic_dir, *same)
+            assert result.exit_code == 0, result.output
+            got = json.loads(result.output)
+            assert got["target"]["variant"] == variant and got["target"]["network"] == "G_ema"
+            assert got["metrics"] == row["metrics"], variant
+    assert len(rows) == 8
+    out = tmp_path / "mlp"
     raw = score(out / "cgan-mlp" / "seed0", synthetic_dir, *same, "--network", "G")
     raw_got = json.loads(raw.output)
     assert raw_got["target"]["network"] == "G"  # the raw generator: not the run's numbers

@@ -210,9 +210,10 @@ def score_cmd(
     for name, proto in row["protocol"].items():
         if name == "smoothness":
             click.echo(
-                f"protocol smoothness: torch-fidelity PPL, {proto['similarity']}, "
-                f"{proto['samples']} pairs, epsilon {proto['epsilon']:g}, {proto['interpolation']}"
-                f"; {proto['latent_paths']['paths']} slerp paths x "
+                f"protocol smoothness: {proto['similarity']}, {proto['samples']} pairs, "
+                f"epsilon {proto['epsilon']:g}; ppl torch-fidelity's ({proto['interpolation']}, "
+                "t = 0), ppl_karras Karras et al.'s (slerp, t ~ U[0, 1)); "
+                f"{proto['latent_paths']['paths']} slerp paths x "
                 f"{proto['latent_paths']['steps']} steps"
             )
             continue
