@@ -2,7 +2,7 @@
 
 ``bench list | train | run`` (:mod:`bench.cli.train`), ``perf | perf-metrics``
 (:mod:`bench.cli.perf`), ``score | reference | sanity | weights`` (:mod:`bench.cli.score`),
-``evaluator`` (:mod:`bench.cli.evaluator`), ``report | check`` (:mod:`bench.cli.report`);
+``evaluator`` (:mod:`bench.cli.evaluator`), ``report | check | status`` (:mod:`bench.cli.report`);
 the group and its error handling in :mod:`bench.cli.base`, shared options in
 :mod:`bench.cli.options`.
 """

@@ -1,5 +1,5 @@
-"""``bench report`` and ``bench check``: tables, figures and the HTML report; the quality
-gate."""
+"""``bench report``, ``bench check`` and ``bench status``: tables, figures and the HTML
+report; the quality gate; where each job of a run stands."""
 
 from __future__ import annotations
 
@@ -100,3 +100,22 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} checks hold")
     if bad:
         click.get_current_context().exit(1)
+
+
+@cli.command("status")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+def status_cmd(run_dir: Path) -> None:
+    """One line per job of RUN_DIR: pending, running (with its pid), done, failed or
+    diverged, and its kimg so far of the budget. Reads the folder only (no lock taken), so
+    it may run beside the jobs, from any machine that sees the folder."""
+    from collections import Counter
+
+    from bench.status import run_status
+
+    jobs = run_status(run_dir)
+    for job in jobs:
+        click.echo(job.line())
+    counts = Counter(j.state for j in jobs)
+    order = ["done", "running", "pending", "failed", "diverged"]
+    order += sorted(set(counts) - set(order))
+    click.echo(", ".join(f"{counts[s]} {s}" for s in order if counts[s]) or "no jobs")

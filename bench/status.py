@@ -1,0 +1,138 @@
+"""``bench status``: where every job of a run folder stands, read from the folder alone.
+
+A job is ``done`` (its newest row is ok), ``failed`` or ``diverged`` (its newest row says
+so), ``running`` (a process holds its job lock now), or ``pending`` (not started, or stopped
+with a checkpoint to resume from). Progress comes from the job's loss log, which the loop
+appends every step, so reading it costs nothing and never touches a lock: ``bench status``
+may run beside the jobs it describes without disturbing them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import RunFolderError
+from bench.runs import LOCK, RunFolder
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job's state."""
+
+    variant: str
+    seed: int
+    state: str  # pending | running | done | failed | diverged | <another row status>
+    kimg: float | None  # images shown so far (thousands), when known
+    budget: float | None  # the run's budget in kimg
+    detail: str = ""
+
+    def line(self) -> str:
+        """One line: variant, seed, state, progress, detail."""
+        done = "-" if self.kimg is None else f"{self.kimg:g}"
+        budget = "?" if self.budget is None else f"{self.budget:g}"
+        text = f"{self.variant:<20} seed {self.seed:<3} {self.state:<9} {done}/{budget} kimg"
+        return f"{text}  {self.detail}" if self.detail else text
+
+
+def run_status(path: Path) -> list[JobStatus]:
+    """Every (variant, seed) job the run's config.json names, in its order.
+
+    Raises:
+        RunFolderError: not a run folder (no config.json) or an unreadable one.
+    """
+    run = RunFolder(path)
+    config = run.read_config()
+    if config is None:
+        raise RunFolderError(f"{path}: not a run folder (no config.json)")
+    run_settings = config.get("run") or {}
+    budget = run_settings.get("kimg") or (config.get("profile") or {}).get("kimg")
+    latest = run.latest() if run.results_path.is_file() else {}
+    held = _held_locks()
+    out = []
+    for variant in config.get("variants") or {}:
+        for seed in config.get("seeds") or []:
+            row = latest.get((variant, int(seed)))
+            out.append(_job(run, variant, int(seed), row, held, budget))
+    return out
+
+
+def _job(
+    run: RunFolder,
+    variant: str,
+    seed: int,
+    row: dict | None,
+    held: set[tuple[int, int]] | None,
+    budget: float | None,
+) -> JobStatus:
+    folder = run.job_dir(variant, seed)
+    logged = _logged_kimg(folder / "losses.csv")
+    lock = folder / LOCK
+    holder = _holder(lock, held)
+    if holder is not None:
+        return JobStatus(variant, seed, "running", logged, budget, f"pid {holder}")
+    if row is not None:
+        state = "done" if row.get("status") == "ok" else str(row.get("status"))
+        detail = "" if state == "done" else str(row.get("error") or "")[:120]
+        return JobStatus(variant, seed, state, row.get("kimg", logged), budget, detail)
+    if (folder / "checkpoint.pt").is_file():
+        return JobStatus(variant, seed, "pending", logged, budget, "resumes from its checkpoint")
+    return JobStatus(variant, seed, "pending", None, budget)
+
+
+def _logged_kimg(losses: Path) -> float | None:
+    """kimg of the loss log's last complete line (the loop appends one per step)."""
+    try:
+        with open(losses, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return None
+    for line in reversed(lines[1:] if len(lines) > 1 else []):
+        parts = line.split(",")
+        try:
+            return float(parts[1])
+        except (IndexError, ValueError):
+            continue
+    return None
+
+
+def _held_locks() -> set[tuple[int, int]] | None:
+    """(device, inode) of every file with an flock held now, from /proc/locks (Linux); None
+    where the kernel does not say."""
+    try:
+        text = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    held = set()
+    for line in text.splitlines():
+        fields = line.split()
+        if "FLOCK" not in fields or len(fields) < 6:
+            continue
+        try:
+            major, minor, inode = fields[5].split(":")
+            held.add((os.makedev(int(major, 16), int(minor, 16)), int(inode)))
+        except ValueError:
+            continue
+    return held
+
+
+def _holder(lock: Path, held: set[tuple[int, int]] | None) -> str | None:
+    """The pid written in a job lock that a process holds now, else None. Without
+    /proc/locks, a live process with the recorded pid counts as the holder."""
+    try:
+        st = lock.stat()
+        pid = lock.read_text().strip()
+    except OSError:
+        return None
+    if held is not None:
+        return (pid or "unknown") if (st.st_dev, st.st_ino) in held else None
+    try:
+        os.kill(int(pid), 0)
+    except PermissionError:
+        return pid  # alive, another user's
+    except (ValueError, ProcessLookupError):
+        return None
+    return pid
