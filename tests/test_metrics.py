@@ -8,7 +8,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from metrics.dnc import density_coverage
+from metrics.dnc import density_coverage, reference_radii
 from metrics.evaluator import FMNISTEvaluator
 from metrics.family import FeatureContext, MetricInputError
 from metrics.fid import fid
@@ -235,3 +235,15 @@ def test_density_is_not_fooled_by_an_outlier_where_precision_is() -> None:
     bad, _ = distribution_metrics(near_outlier, real, s)
     assert bad["precision_fmnist"] > 0.9 * good["precision_fmnist"]  # fooled
     assert bad["density_fmnist"] < 0.25 * good["density_fmnist"]  # not fooled
+
+
+def test_reference_radii_are_reused_only_for_the_same_reference() -> None:
+    ref = gaussian(300, 6, 21)
+    first = reference_radii(ref, 5)
+    assert reference_radii(ref.clone(), 5) is first  # same content: computed once
+    perm = ref[torch.randperm(300, generator=torch.Generator().manual_seed(0))]
+    assert reference_radii(perm, 5) is not first  # rows reordered: radii reordered
+    changed = ref.clone()
+    changed[7, 2] += 1e-3
+    assert not torch.equal(reference_radii(changed, 5), first)
+    assert not torch.equal(reference_radii(ref, 3), first)
