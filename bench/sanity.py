@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 
@@ -80,9 +79,9 @@ def check_order(metric: str, values: dict[str, float | None]) -> LadderCheck:
     return LadderCheck(metric, values, True, "ordered as declared")
 
 
-def run_ladder(scorer: Scorer, n: int, draw: int) -> tuple[list[LadderCheck], dict[str, Any]]:
+def run_ladder(scorer: Scorer, n: int, draw: int) -> list[LadderCheck]:
     """Score every rung with ``scorer`` (its settings decide the samples per extractor) and
-    check every metric that all rungs report. Returns the checks and the protocols."""
+    check every metric the real rung reports."""
     sets = rungs(scorer.data_dir, n, draw)
     rows = {name: scorer.score_images(images, labels) for name, (images, labels) in sets.items()}
     for name, row in rows.items():
@@ -90,4 +89,4 @@ def run_ladder(scorer: Scorer, n: int, draw: int) -> tuple[list[LadderCheck], di
             raise RuntimeError(f"ladder rung {name!r}: {row['metrics_error']}")
     keys = [k for k in METRICS if METRICS[k].spread_of is None and k in rows["real"]["metrics"]]
     checks = [check_order(k, {r: rows[r]["metrics"].get(k) for r in RUNGS}) for k in keys]
-    return checks, rows["real"]["protocol"]
+    return checks

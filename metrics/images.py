@@ -83,6 +83,12 @@ def to_uint8(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor
     return ((x - lo) * (255.0 / (hi - lo))).round_().clamp_(0, 255).to(torch.uint8)
 
 
+def to_signed_unit(x: torch.Tensor, lo: float = -1.0, hi: float = 1.0) -> torch.Tensor:
+    """Map model outputs in [lo, hi] to float [-1, 1] without rounding (for distances
+    between images too close for uint8 levels, as in path lengths)."""
+    return (x.float() - lo) * (2.0 / (hi - lo)) - 1.0
+
+
 def check_images(images: torch.Tensor, what: str) -> None:
     """uint8 (N, C, H, W) with C in {1, 3}; anything else is a clear MetricInputError."""
     if not isinstance(images, torch.Tensor) or images.dtype != torch.uint8:

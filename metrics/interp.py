@@ -29,7 +29,7 @@ from torch_fidelity.registry import SAMPLE_SIMILARITY_REGISTRY, register_sample_
 from torch_fidelity.sample_similarity_base import SampleSimilarityBase
 
 from metrics.evaluator import load_evaluator
-from metrics.images import module_device, to_uint8
+from metrics.images import module_device, to_signed_unit, to_uint8
 from models.registry import Variant
 
 EVALUATOR_SIMILARITY = "fmnist-evaluator-l2"
@@ -93,7 +93,7 @@ class _WrappedGenerator(nn.Module):
         lo, hi = self.variant.data.value_range
         if self.uint8:
             return to_uint8(x.float(), lo, hi)
-        return (x.float() - lo) * (2.0 / (hi - lo)) - 1.0
+        return to_signed_unit(x, lo, hi)
 
 
 def ppl(
@@ -145,12 +145,8 @@ def ppl(
 
 def slerp_rows(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation of each row of ``a`` towards the same row of ``b`` at its own
-    fraction ``t`` (N,): the angle from the normalised rows, the magnitudes interpolated
-    along (these generators take z ~ N(0, I) as is; StyleGAN normalises z first)."""
-    an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
-    omega = torch.acos((an * bn).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None]  # (N, 1)
-    t = t[:, None]
-    return (torch.sin((1 - t) * omega) * a + torch.sin(t * omega) * b) / torch.sin(omega)
+    fraction ``t`` (N,)."""
+    return _slerp(a, b, t[:, None])
 
 
 @torch.no_grad()
@@ -188,7 +184,7 @@ def karras_ppl(
             z = torch.cat([slerp_rows(z0, z1, t), slerp_rows(z0, z1, t + settings.ppl_epsilon),
                            z0, z1]).to(device)  # fmt: skip
             x = G(z) if y is None else G(z, y.repeat(4).to(device))
-            f = features((x.float() - lo) * (2.0 / (hi - lo)) - 1.0).double().cpu()
+            f = features(to_signed_unit(x, lo, hi)).double().cpu()
             fa, fb, f0, f1 = f.chunk(4)
             d_t.append((fa - fb).pow(2).sum(1) / settings.ppl_epsilon**2)
             ends.append((f0 - f1).pow(2).sum(1))
@@ -210,14 +206,19 @@ def karras_ppl(
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (T,)."""
+    """Spherical interpolation between rows of ``a`` and ``b`` at fractions ``t`` (T,):
+    (K, T, D)."""
+    return _slerp(a[:, None], b[:, None], t[None, :, None])
+
+
+def _slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Slerp of ``a`` towards ``b`` (..., D) at ``t`` broadcast against (..., 1): the angle
+    from the normalised vectors, the magnitudes interpolated along (these generators take
+    z ~ N(0, I) as it is; StyleGAN normalises z first)."""
     an, bn = a / a.norm(dim=-1, keepdim=True), b / b.norm(dim=-1, keepdim=True)
-    omega = torch.acos((an * bn).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None]  # (K, 1)
+    omega = torch.acos((an * bn).sum(-1, keepdim=True).clamp(-1 + 1e-7, 1 - 1e-7))
     so = torch.sin(omega)
-    t = t[None, :, None]  # (1, T, 1)
-    w0 = torch.sin((1 - t) * omega[:, :, None]) / so[:, :, None]
-    w1 = torch.sin(t * omega[:, :, None]) / so[:, :, None]
-    return w0 * a[:, None] + w1 * b[:, None]  # (K, T, D)
+    return torch.sin((1 - t) * omega) / so * a + torch.sin(t * omega) / so * b
 
 
 @torch.no_grad()

@@ -77,4 +77,6 @@ def families(kind: str) -> tuple[Family, ...]:
 
 for _family in FAMILIES:
     register(*_family.keys)
-METRICS.update({k.name: k for k in [METRICS.pop(k.name) for k in _ordered()]})  # group order
+_grouped = _ordered()  # METRICS itself in group order, as tables list the keys
+METRICS.clear()
+METRICS.update((k.name, k) for k in _grouped)

@@ -201,9 +201,9 @@ def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.
     """Runs x metrics for one variant ("mean ± std", best run marked ``*``): a sweep's or a
     regression view's table, ranked across runs in each metric's direction."""
     s = summary[(summary["variant"] == variant) & summary["metric"].isin(metrics)].copy()
-    s["rank"] = s.groupby("metric", group_keys=False)[
-        ["mean", "higher_is_better", "ranked"]
-    ].apply(_rank)
+    s["rank"] = s.groupby("metric", group_keys=False)[["mean", "higher_is_better", "ranked"]].apply(
+        _rank
+    )
     s["best"] = s["rank"] == 1
     cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
     table = cells.pivot_table(index="run", columns="metric", values="cell", aggfunc="first")

@@ -273,7 +273,7 @@ def sanity_cmd(
     failed: set[str] = set()
     report = []
     for draw in seeds:
-        checks, _ = run_ladder(scorer, max(samples, inception_samples), draw)
+        checks = run_ladder(scorer, max(samples, inception_samples), draw)
         report.append({"draw": draw, "checks": [c.__dict__ for c in checks]})
         failed |= {c.metric for c in checks if not c.ok and METRICS[c.metric].ranked}
         if as_json:
