@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from metrics.family import Family, FeatureContext, MetricInputError, MetricKey
+from metrics.refmemo import per_reference
 
 if TYPE_CHECKING:
     import torch
@@ -22,30 +23,19 @@ if TYPE_CHECKING:
 CHUNK = 1024  # rows of a distance block: 1024 x 10k float64 is 80 MB
 
 
-_RADII: dict[tuple, torch.Tensor] = {}  # a few references' radii, by content fingerprint
-
-
 def reference_radii(ref: torch.Tensor, k: int) -> torch.Tensor:
-    """Distance from each reference sample to its k-th nearest other reference sample.
-
-    Every job of a run (and every rung of the sanity ladder) is scored against the same
-    reference, and these 10k x 10k distances cost about as much as the generated side's, so
-    the radii of the last few references are kept, keyed by shape, k and sums that change
-    with any value or row order.
-    """
+    """Distance from each reference sample to its k-th nearest other reference sample, in
+    float64, computed once per reference (``metrics.refmemo``)."""
     import torch
 
-    r = ref.double()
-    rows = torch.arange(len(r), dtype=torch.float64)
-    key = (tuple(r.shape), k, float(r.sum()), float(r.square().sum()), float(rows @ r.sum(1)))
-    if key not in _RADII:
-        if len(_RADII) >= 4:
-            _RADII.pop(next(iter(_RADII)))
-        _RADII[key] = torch.cat([
+    def radii() -> torch.Tensor:
+        r = ref.double()
+        return torch.cat([
             torch.cdist(r[i : i + CHUNK], r).kthvalue(k + 1, dim=1).values  # +1: itself
             for i in range(0, len(r), CHUNK)
         ])  # fmt: skip
-    return _RADII[key]
+
+    return per_reference(ref, ("dnc-radii", k), radii)
 
 
 def density_coverage(gen: torch.Tensor, ref: torch.Tensor, k: int) -> tuple[float, float]:

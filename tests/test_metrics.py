@@ -15,6 +15,7 @@ from metrics.fid import fid
 from metrics.images import check_images, to_uint8
 from metrics.isc import inception_score
 from metrics.keys import METRICS, higher_is_better
+from metrics.prc import precision_recall
 from metrics.suite import EvalSettings, feature_metrics
 
 
@@ -247,3 +248,32 @@ def test_reference_radii_are_reused_only_for_the_same_reference() -> None:
     changed[7, 2] += 1e-3
     assert not torch.equal(reference_radii(changed, 5), first)
     assert not torch.equal(reference_radii(ref, 3), first)
+
+
+def numpy_precision_recall(gen: np.ndarray, ref: np.ndarray, k: int) -> tuple[float, float]:
+    d = lambda a, b: np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1))  # noqa: E731
+    gen_r = np.sort(d(gen, gen), axis=1)[:, k]  # column 0 is the sample itself
+    ref_r = np.sort(d(ref, ref), axis=1)[:, k]
+    gen_to_ref = d(gen, ref)
+    precision = (gen_to_ref <= ref_r[None]).any(1).mean()
+    ref_to_gen = gen_to_ref.T
+    recall = (ref_to_gen <= gen_r[None]).any(1).mean()
+    return float(precision), float(recall)
+
+
+def test_precision_recall_equal_torch_fidelity_and_numpy_with_the_reference_memo() -> None:
+    """Bitwise torch-fidelity's own result, first call and memo hit alike; NumPy agrees."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    gen, ref = gaussian(400, 8, 31, shift=0.3), gaussian(600, 8, 32)
+    tf = prc_features_to_metric(gen, ref, prc_neighborhood=3, prc_batch_size=10000,
+                                save_cpu_ram=False, verbose=False)  # fmt: skip
+    first = precision_recall(gen, ref, 3)
+    assert first == (tf["precision"], tf["recall"])
+    assert precision_recall(gen, ref.clone(), 3) == first  # memo hit: same numbers
+    assert first == pytest.approx(
+        numpy_precision_recall(gen.numpy(), ref.numpy(), 3), abs=1e-6
+    )  # float32 means
+    assert precision_recall(gen, ref, 5) != first  # k is part of the key
+    with pytest.raises(MetricInputError, match="k=3"):
+        precision_recall(gen[:3], ref, 3)
