@@ -34,6 +34,15 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
     echo "setup: chromium not installed; the browser test of the report will be skipped"
 fi
 
+# A one-node Slurm (slurmctld, slurmd, munge) for the cluster tests (optional: they skip without
+# it); nothing else uses it, and no daemon is started here.
+if ! command -v slurmctld >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing Debian's slurm-wlm and munge (cluster tests)"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null 2>&1 ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; } ||
+    echo "setup: slurm-wlm not installed; the Slurm test will be skipped"
+fi
+
 PY=${PYTHON:-python3}
 if ! command -v uv >/dev/null 2>&1; then
   echo "setup: installing uv"

@@ -1,6 +1,7 @@
 """Executors own a run folder: ``execute`` writes config.json first, skips finished jobs,
 and runs the rest, resuming unfinished ones from their checkpoints, either one after another
-in this process or, with ``jobs > 1``, in a pool of worker processes (:mod:`bench.pool`).
+in this process, with ``jobs > 1`` in a pool of worker processes (:mod:`bench.pool`), or as a
+submitit job array on Slurm or local processes (:mod:`bench.cluster`).
 Every engine runs :func:`bench.jobs.run_job` and appends one row per job with
 :meth:`RunFolder.append_result`, which is safe under concurrent writers.
 """
@@ -11,7 +12,7 @@ import contextlib
 import datetime as dt
 import sys
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -23,6 +24,9 @@ from bench.provenance import git_commit, versions
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from models.data_options import DataOptions
+
+if TYPE_CHECKING:
+    from bench.cluster import ClusterSettings
 
 _DEFINING_DEFAULTS: dict[str, Any] = {"overrides": {}}  # folders written before a key existed
 
@@ -82,11 +86,14 @@ def execute(
     echo: Callable[[str], None] = print,
     argv: list[str] | None = None,
     jobs: int = 1,
+    cluster: ClusterSettings | None = None,
+    detach: bool = False,
 ) -> list[dict[str, Any]]:
     """Run every unfinished job of ``plan`` in ``run``; return the rows written now.
 
     ``jobs`` > 1 runs up to that many jobs at once in worker processes (:mod:`bench.pool`);
-    the rows equal a one-at-a-time run's at the same threads per job.
+    ``cluster`` submits them as a job array (:mod:`bench.cluster`), and ``detach`` returns
+    once they are submitted. Rows equal a one-at-a-time run's at the same threads per job.
     """
     scorer = make_scorer(plan)
     scorer.check_references()  # a reference made with other weights fails before any writing
@@ -99,6 +106,10 @@ def execute(
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
             else:
                 todo.append((variant_name, seed))
+        if cluster is not None:
+            from bench.cluster import execute_cluster
+
+            return execute_cluster(plan, run, todo, cluster, echo, detach, scorer) if todo else []
         if jobs > 1 and len(todo) > 1:
             return execute_parallel(plan, run, todo, jobs, scorer, echo)
         with _threads(plan.threads):

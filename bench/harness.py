@@ -94,7 +94,15 @@ class Diverged(Exception):
 
 
 class Interrupted(Exception):
-    """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed."""
+    """Ctrl-C / SIGTERM: a checkpoint was written and the job can be resumed.
+
+    Attributes:
+        step: the step the loop stopped (and checkpointed) at, when one loop stopped.
+    """
+
+    def __init__(self, message: str = "", step: int | None = None) -> None:
+        super().__init__(message)
+        self.step = step
 
 
 class Trainer:
@@ -324,7 +332,8 @@ class Trainer:
                             self.publish_stats(self.read_stats())
                             self.save_checkpoint()
                         raise Interrupted(
-                            f"stopped at step {self.step}/{self.total_steps}; checkpoint saved"
+                            f"stopped at step {self.step}/{self.total_steps}; checkpoint saved",
+                            step=self.step,
                         )
         finally:
             self._call_hooks("on_end")

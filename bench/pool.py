@@ -230,7 +230,7 @@ class Board:
         self._bars.clear()
 
 
-def _warm_caches(plan: RunPlan, scorer: Scorer, todo: list[Key]) -> None:
+def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[Key]) -> None:
     """Parse the data and extract the reference features once, here, so that N workers
     read them from the caches instead of computing the same thing N times at once. A
     failure is left for the jobs to report in their rows, as a one-at-a-time run does."""
@@ -265,7 +265,7 @@ def execute_parallel(
     slots = job_devices(plan.device, jobs)
     threads = threads_per_job(plan, jobs)
     worker_plan = replace(plan, progress=False)
-    _warm_caches(plan, scorer, todo)
+    warm_caches(plan, scorer, todo)
     bars = plan.progress if plan.progress is not None else sys.stderr.isatty()
     board = Board(echo, bars, status_every)
     pending: deque[Key] = deque(todo)

@@ -1,5 +1,6 @@
 """Stopping cleanly on Ctrl-C and SIGTERM: the loop finishes its step, checkpoints and ends,
-in one process (the harness) or in every worker of ``--jobs`` (the pool)."""
+in one process (the harness) or in every worker of ``--jobs`` (the pool). A cluster job adds
+its scheduler's timeout signal (:func:`also_stop_on`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,21 @@ import signal
 import threading
 from collections.abc import Iterator
 from typing import Any
+
+_EXTRA: list[tuple[tuple[int, ...], list[int]]] = []  # (signals, where to record them)
+
+
+@contextlib.contextmanager
+def also_stop_on(*signums: int) -> Iterator[list[int]]:
+    """Within the block, :func:`stop_on_signal` also stops on ``signums`` (Slurm's timeout
+    signal for a submitit job), and the yielded list collects every signal it received, so
+    the caller knows why the loop stopped."""
+    entry: tuple[tuple[int, ...], list[int]] = (tuple(signums), [])
+    _EXTRA.append(entry)
+    try:
+        yield entry[1]
+    finally:
+        _EXTRA.remove(entry)
 
 
 @contextlib.contextmanager
@@ -28,9 +44,12 @@ def stop_on_signal() -> Iterator[threading.Event]:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         received.append(signum)
+        for _, seen in _EXTRA:
+            seen.append(signum)
         stop.set()
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    catch = {signal.SIGINT, signal.SIGTERM}.union(*(sigs for sigs, _ in _EXTRA))
+    old = {s: signal.signal(s, handler) for s in catch}
     try:
         yield stop
     except BaseException:

@@ -1,8 +1,11 @@
 """``bench status``: where every job of a run folder stands, read from the folder alone.
 
 A job is ``done`` (its newest row is ok), ``failed`` or ``diverged`` (its newest row says
-so), ``running`` (a process holds its job lock now), or ``pending`` (not started, or stopped
-with a checkpoint to resume from). Progress comes from the job's loss log, which the loop
+so), ``running`` (a process holds its job lock now, or the scheduler runs its task), or
+``pending`` (not started, queued, or stopped with a checkpoint to resume from). A job
+submitted to Slurm or submitit-local names its job id and the scheduler's state
+(:mod:`bench.scheduler`); a lock held on another node is invisible here, the scheduler's
+state is not. Progress comes from the job's loss log, which the loop
 appends every step, so reading it costs nothing and never touches a lock: ``bench status``
 may run beside the jobs it describes without disturbing them.
 """
@@ -15,6 +18,7 @@ from pathlib import Path
 
 from bench.errors import RunFolderError
 from bench.runs import LOCK, RunFolder
+from bench.scheduler import ACTIVE, job_ids_for_status
 
 
 @dataclass(frozen=True)
@@ -50,12 +54,31 @@ def run_status(path: Path) -> list[JobStatus]:
     budget = run_settings.get("kimg") or (config.get("profile") or {}).get("kimg")
     latest = run.latest() if run.results_path.is_file() else {}
     held = _held_locks()
+    queued = job_ids_for_status(run)
     out = []
     for variant in config.get("variants") or {}:
         for seed in config.get("seeds") or []:
             row = latest.get((variant, int(seed)))
-            out.append(_job(run, variant, int(seed), row, held, budget))
+            job = _job(run, variant, int(seed), row, held, budget)
+            out.append(_with_scheduler(job, queued.get((variant, int(seed))), row))
     return out
+
+
+def _with_scheduler(
+    job: JobStatus, queued: tuple[str, str, str] | None, row: dict | None
+) -> JobStatus:
+    """Add the job's cluster task (engine, id, state) to its line; an active task decides
+    the state of a job whose newest row is older than the task."""
+    if queued is None:
+        return job
+    engine, job_id, state = queued
+    where = f"{engine} job {job_id}" + (f" {state.lower()}" if state else "")
+    row_is_older = row is None or (row.get("cluster") or {}).get("job_id") != job_id
+    if state in ACTIVE and row_is_older and job.state != "running":
+        new_state = "running" if state == "RUNNING" else "pending"
+        return JobStatus(job.variant, job.seed, new_state, job.kimg, job.budget, where)
+    detail = f"{job.detail}; {where}" if job.detail else where
+    return JobStatus(job.variant, job.seed, job.state, job.kimg, job.budget, detail)
 
 
 def _job(

@@ -191,3 +191,105 @@ def parse_classes(classes: str | None) -> tuple[int, ...] | None:
     if not ids or not all(0 <= c <= 9 for c in ids):
         raise click.BadParameter("class ids must be in 0..9", param_hint="--classes")
     return ids
+
+
+def cluster_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``bench run``'s engine options: where the jobs run (see bench.cluster)."""
+    opts = [
+        click.option(
+            "--executor",
+            type=click.Choice(["local", "slurm", "submitit-local"]),
+            default="local",
+            show_default=True,
+            help="local: in this process (or --jobs N worker processes); slurm: one Slurm job "
+            "array task per job through submitit, requeued on timeout or preemption; "
+            "submitit-local: the same submitit path as local processes.",
+        ),
+        click.option(
+            "--cluster-config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="TOML file with a [slurm] table: partition, time_min, gpus, cpus, mem_gb, "
+            "parallel, signal_delay_s, max_requeues, params (sbatch options), setup (shell "
+            "lines). The --slurm-* options override it.",
+        ),
+        click.option("--slurm-partition", default=None, help="Slurm partition."),
+        click.option(
+            "--slurm-time",
+            type=click.IntRange(min=1),
+            default=None,
+            help="Time limit per job in minutes (default 240); a job that reaches it "
+            "checkpoints and is requeued.",
+        ),
+        click.option(
+            "--slurm-gpus",
+            type=click.IntRange(min=0),
+            default=None,
+            help="GPUs per job (default 0).",
+        ),
+        click.option(
+            "--slurm-cpus",
+            type=click.IntRange(min=1),
+            default=None,
+            help="CPUs per job (default 2); also its torch threads unless --threads.",
+        ),
+        click.option(
+            "--slurm-mem",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            help="Memory per job in GB.",
+        ),
+        click.option(
+            "--slurm-parallel",
+            type=click.IntRange(min=1),
+            default=None,
+            help="At most this many jobs of the array at once.",
+        ),
+        click.option(
+            "--slurm-param",
+            "slurm_params",
+            multiple=True,
+            callback=parse_overrides,
+            metavar="KEY=VALUE",
+            help="Any further sbatch option, e.g. --slurm-param account=abc --slurm-param qos=low.",
+        ),
+        click.option(
+            "--detach",
+            is_flag=True,
+            help="With slurm or submitit-local: return once the jobs are submitted; follow "
+            "them with `bench status RUN_DIR`.",
+        ),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def cluster_settings(
+    executor: str,
+    cluster_config: Path | None,
+    slurm_partition: str | None,
+    slurm_time: int | None,
+    slurm_gpus: int | None,
+    slurm_cpus: int | None,
+    slurm_mem: float | None,
+    slurm_parallel: int | None,
+    slurm_params: tuple[tuple[str, str], ...],
+) -> Any:
+    """The ClusterSettings the options ask for, or None for the local executor."""
+    if executor == "local":
+        given = [slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_mem, slurm_parallel]
+        if cluster_config is not None or slurm_params or any(v is not None for v in given):
+            raise click.UsageError("--cluster-config and --slurm-* need --executor slurm or "
+                                   "submitit-local")  # fmt: skip
+        return None
+    from bench.cluster import ClusterSettings
+
+    given_values = dict(
+        engine=executor, partition=slurm_partition, time_min=slurm_time, gpus=slurm_gpus,
+        cpus=slurm_cpus, mem_gb=slurm_mem, parallel=slurm_parallel,
+        params=slurm_params or None,
+    )  # fmt: skip
+    if cluster_config is not None:
+        return ClusterSettings.from_toml(cluster_config, **given_values)
+    return ClusterSettings.checked(**{k: v for k, v in given_values.items() if v is not None})

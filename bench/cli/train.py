@@ -14,6 +14,8 @@ from bench.cli.base import cli
 from bench.cli.options import (
     check_variant,
     checked_device,
+    cluster_options,
+    cluster_settings,
     parse_variants,
     train_options,
     variant_names,
@@ -103,6 +105,7 @@ def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
     help="Run up to N jobs at once, each in its own process: on one GPU shared by all, "
     "spread over the visible GPUs (plain --device cuda), or on the CPU cores.",
 )
+@cluster_options
 @click.option("--dry-run", is_flag=True, help="Print the jobs and their state; train nothing.")
 def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **kw: Any) -> None:
     """Train and score variants x seeds into one run folder.
@@ -110,7 +113,9 @@ def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **
     Writes config.json first (resolved settings, versions, git commit), then per job a folder
     VARIANT/seedS/ and one row per job in results.jsonl. Rerun with --out on the same folder
     to resume after an interruption. With --jobs N, up to N jobs run at once in separate
-    processes; a crash in one does not stop the others.
+    processes; a crash in one does not stop the others. With --executor slurm every job is
+    one task of a Slurm job array (submitit), requeued and resumed after a timeout or a
+    preemption; `bench status RUN_DIR` follows them.
     """
     if all_ and variants:
         raise click.UsageError("give either --all or --variants, not both")
@@ -119,7 +124,20 @@ def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **
     names = tuple(variant_names()) if all_ else variants
     assert names is not None
     desc = "all" if all_ else "-".join(names)
-    _train_and_score(variants=names, seeds=tuple(range(seeds)), out=out, desc=desc, **kw)
+    engine = {
+        k: kw.pop(k) for k in list(kw) if k == "executor" or k.startswith(("slurm_", "cluster_"))
+    }
+    detach = kw.pop("detach")
+    cluster = cluster_settings(**engine)
+    if cluster is None and detach:
+        raise click.UsageError("--detach needs --executor slurm or submitit-local")
+    if cluster is not None and kw["jobs"] > 1:
+        raise click.UsageError(
+            "--jobs is for the local executor; with slurm or submitit-local "
+            "every job is its own task (--slurm-parallel bounds them)"
+        )
+    _train_and_score(variants=names, seeds=tuple(range(seeds)), out=out, desc=desc,
+                     cluster=cluster, detach=detach, **kw)  # fmt: skip
 
 
 def _train_and_score(
@@ -130,6 +148,8 @@ def _train_and_score(
     desc: str,
     dry_run: bool,
     jobs: int,
+    cluster: Any = None,
+    detach: bool = False,
     **options: Any,
 ) -> None:
     """Build the run plan from the training options (declared once, in ``train_options``,
@@ -159,7 +179,10 @@ def _train_and_score(
         + (f"\n  overrides: {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
     )
     t0 = time.perf_counter()
-    rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]], jobs=jobs)
+    rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]], jobs=jobs,
+                   cluster=cluster, detach=detach)  # fmt: skip
+    if detach:
+        return
     bad = [r for r in rows if r["status"] != "ok"]
     click.echo(
         f"done in {time.perf_counter() - t0:.1f} s: {len(rows) - len(bad)} ok, "

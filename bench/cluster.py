@@ -1,0 +1,381 @@
+"""``bench run --executor slurm | submitit-local``: the run's jobs as one submitit job array.
+
+Every unfinished (variant, seed) job becomes one task of a job array (submitit's
+``map_array``): on a Slurm cluster (``slurm``), or as local processes under submitit's own
+controller (``submitit-local``, the same code path without a cluster). Each task runs
+:func:`bench.jobs.run_job` under the job's lock and appends its row to the shared run folder,
+exactly as a ``--jobs`` worker does, so rows, layout and resume are the same.
+
+Time limits and preemption: Slurm sends the timeout signal (USR2, ``signal_delay_s`` before
+the limit); the loop finishes its step, checkpoints, and submitit requeues the task, which
+resumes from that checkpoint bit-exactly. A requeue or preemption by the scheduler (SIGTERM,
+then a kill after Slurm's KillWait) is the same stop, and Slurm itself restarts the task. A
+task that ends without a row (killed, out of memory) gets a ``failed`` row naming its log,
+written by the waiting submitter, so a rerun resumes it.
+
+``RUN/cluster/`` holds submitit's pickles and logs (one folder per task) and ``jobs.jsonl``,
+one line per submitted task (variant, seed, engine, job id), which ``bench status`` reads and
+a rerun consults so that a task still queued or running is not submitted twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import signal
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.errors import BenchError
+from bench.fsutil import append_line
+from bench.harness import Interrupted
+from bench.jobs import (
+    RunPlan,
+    format_row,
+    job_finished,
+    job_row,
+    make_scorer,
+    record,
+    run_job,
+)
+from bench.pool import warm_caches
+from bench.runs import RunFolder
+from bench.scheduler import (
+    ACTIVE,
+    EVENTS_FILE,
+    FOLDER,
+    GONE,
+    JOBS_FILE,
+    Key,
+    states_of,
+    submitted,
+)
+from bench.scoring import Scorer
+from bench.signals import also_stop_on
+
+ENGINES = ("slurm", "submitit-local")
+
+
+class ClusterError(BenchError):
+    """The cluster engine cannot be used here (no submitit, no sbatch) or was misconfigured."""
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where and how the tasks run; Slurm's names in parentheses."""
+
+    engine: str = "slurm"
+    partition: str | None = None  # (--partition)
+    time_min: int = 240  # wall-clock limit per task (--time); requeued when reached
+    gpus: int = 0  # GPUs per task (--gpus-per-node)
+    cpus: int = 2  # CPUs per task (--cpus-per-task); also the task's torch threads
+    mem_gb: float | None = None  # memory per task (--mem)
+    parallel: int | None = None  # tasks running at once (--array=...%N)
+    signal_delay_s: int = 120  # the timeout signal comes this long before the limit
+    max_requeues: int = 10  # timeouts a task may be requeued after
+    params: tuple[tuple[str, str], ...] = ()  # any further sbatch option, e.g. account=abc
+    setup: tuple[str, ...] = ()  # shell lines before the task, e.g. "module load cuda"
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> ClusterSettings:
+        """The ``[slurm]`` table of a TOML file, then ``overrides`` (None: not given).
+
+        Raises:
+            ClusterError: unreadable file, unknown key or a value of the wrong type.
+        """
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8")).get("slurm", {})
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ClusterError(f"{path}: cannot read a [slurm] table ({exc})") from None
+        names = {f.name: f for f in fields(cls)} if table else {}
+        unknown = sorted(set(table) - set(names) - {"engine"})
+        if unknown:
+            raise ClusterError(f"{path}: unknown [slurm] key(s) {unknown}; known: "
+                               f"{sorted(set(names) - {'engine'})}")  # fmt: skip
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key == "params":
+                if not isinstance(value, dict):
+                    raise ClusterError(f"{path}: [slurm] params must be a table of sbatch options")
+                value = tuple((str(k), str(v)) for k, v in value.items())
+            elif key == "setup":
+                if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                    raise ClusterError(f"{path}: [slurm] setup must be a list of shell lines")
+                value = tuple(value)
+            values[key] = value
+        return cls.checked(**{**values, **{k: v for k, v in overrides.items() if v is not None}})
+
+    @classmethod
+    def checked(cls, **values: Any) -> ClusterSettings:
+        """Settings from keyword values, with types and ranges checked.
+
+        Raises:
+            ClusterError: an unknown engine, a wrong type or a value out of range.
+        """
+        s = cls(**values)
+        if s.engine not in ENGINES:
+            raise ClusterError(f"unknown cluster engine {s.engine!r}; one of {ENGINES}")
+        ints = {"time_min": 1, "gpus": 0, "cpus": 1, "signal_delay_s": 0, "max_requeues": 0}
+        for name, low in ints.items():
+            v = getattr(s, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ClusterError(f"cluster setting {name} must be an integer >= {low}, got {v!r}")
+        if s.parallel is not None and (not isinstance(s.parallel, int) or s.parallel < 1):
+            raise ClusterError(f"cluster setting parallel must be >= 1, got {s.parallel!r}")
+        if s.mem_gb is not None and (not isinstance(s.mem_gb, int | float) or s.mem_gb <= 0):
+            raise ClusterError(f"cluster setting mem_gb must be > 0, got {s.mem_gb!r}")
+        if s.partition is not None and not isinstance(s.partition, str):
+            raise ClusterError(f"cluster setting partition must be a string, got {s.partition!r}")
+        if s.signal_delay_s >= s.time_min * 60:
+            raise ClusterError(f"signal_delay_s ({s.signal_delay_s}) must be shorter than the "
+                               f"time limit ({s.time_min} min)")  # fmt: skip
+        return s
+
+    def executor(self, folder: Path, name: str) -> Any:
+        """A configured submitit executor writing its pickles and logs under ``folder``."""
+        import submitit
+
+        if self.engine == "submitit-local":
+            ex = submitit.LocalExecutor(folder=folder, max_num_timeout=self.max_requeues)
+            ex.update_parameters(timeout_min=self.time_min, signal_delay_s=self.signal_delay_s)
+            if self.gpus:
+                ex.update_parameters(gpus_per_node=self.gpus)
+            return ex
+        ex = submitit.SlurmExecutor(folder=folder, max_num_timeout=self.max_requeues)
+        params: dict[str, Any] = dict(
+            job_name=name, time=self.time_min, cpus_per_task=self.cpus, nodes=1,
+            ntasks_per_node=1, signal_delay_s=self.signal_delay_s,
+        )  # fmt: skip
+        optional = {
+            "partition": self.partition,
+            "gpus_per_node": self.gpus or None,
+            "mem": f"{self.mem_gb:g}GB" if self.mem_gb else None,
+            "array_parallelism": self.parallel,
+            "setup": list(self.setup) or None,
+            "additional_parameters": dict(self.params) or None,
+        }
+        ex.update_parameters(**params, **{k: v for k, v in optional.items() if v is not None})
+        return ex
+
+
+class ClusterJob:
+    """One task of the array: picklable, called as ``job(variant, seed)`` on the node.
+
+    ``checkpoint`` is submitit's requeue hook: the resubmitted call is the same call, and
+    :func:`run_job` resumes from the checkpoint the stopped loop left.
+    """
+
+    def __init__(self, plan: RunPlan, run_path: str, threads: int, engine: str) -> None:
+        self.plan, self.run_path, self.threads, self.engine = plan, run_path, threads, engine
+
+    def __call__(self, variant: str, seed: int) -> dict[str, Any]:
+        """Train, score and record one job; on the timeout signal, checkpoint and requeue."""
+        import submitit
+
+        torch.set_num_threads(self.threads)
+        timeout_signal = submitit.JobEnvironment._usr_sig()
+        requeue = signal.getsignal(timeout_signal)  # submitit's: checkpoint(), requeue, exit
+        run = RunFolder(self.run_path)
+        try:
+            with also_stop_on(timeout_signal) as received, run.job_locked(variant, seed):
+                done = run.latest().get((variant, seed)) if run.results_path.is_file() else None
+                if done is not None and job_finished(done, self.plan.kimg):
+                    # A task requeued after writing its row (a signal during scoring).
+                    self._event(run, variant, seed, "skipped", reason="already finished")
+                    return done
+                row = run_job(self.plan, variant, seed, run.job_dir(variant, seed), None,
+                              make_scorer(self.plan))  # fmt: skip
+                row["cluster"] = {"engine": self.engine,
+                                  "job_id": submitit.JobEnvironment().job_id}  # fmt: skip
+                record(run, row)
+            return row
+        except Interrupted as exc:
+            by = "timeout" if timeout_signal in received else "scheduler"
+            self._event(run, variant, seed, "stopped", by=by, step=exc.step)
+            if by == "timeout" and callable(requeue):
+                requeue(timeout_signal, None)  # does not return: the task is requeued
+            raise  # SIGTERM: the scheduler requeues (preemption, scontrol requeue) or cancels
+
+    def _event(self, run: RunFolder, variant: str, seed: int, event: str, **info: Any) -> None:
+        """One line in RUN/cluster/events.jsonl: what became of a task, and when."""
+        import submitit
+
+        line = {"variant": variant, "seed": seed, "event": event, "engine": self.engine,
+                "job_id": submitit.JobEnvironment().job_id,
+                "at": dt.datetime.now(dt.UTC).isoformat(), **info}  # fmt: skip
+        append_line(run.path / FOLDER / EVENTS_FILE, json.dumps(line, sort_keys=True))
+
+    def checkpoint(self, variant: str, seed: int) -> Any:
+        """The call to run again after a timeout: the same job, resumed from its files."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, variant, seed)
+
+
+def check_engine(engine: str) -> None:
+    """Fail with one clear message when ``engine`` cannot submit from this machine."""
+    try:
+        import submitit  # noqa: F401
+    except ImportError:
+        raise ClusterError("the cluster engines need submitit: pip install submitit") from None
+    if engine == "slurm":
+        from shutil import which
+
+        if which("sbatch") is None:
+            raise ClusterError("--executor slurm needs Slurm's sbatch on PATH (submit from a "
+                               "login node of the cluster); --executor submitit-local runs "
+                               "the same path on this machine")  # fmt: skip
+
+
+def execute_cluster(
+    plan: RunPlan,
+    run: RunFolder,
+    todo: list[Key],
+    settings: ClusterSettings,
+    echo: Callable[[str], None],
+    detach: bool = False,
+    scorer: Scorer | None = None,
+    poll_s: float = 5.0,
+) -> list[dict[str, Any]]:
+    """Submit ``todo`` as one job array and, unless ``detach``, wait for every task's row;
+    return the rows written meanwhile (none when detached).
+
+    A job whose previous task is still queued or running is not submitted again.
+    """
+    check_engine(settings.engine)
+    before = submitted(run)
+    live = states_of([before[k] for k in todo if k in before])
+    queued = [k for k in todo if k in before and live.get(before[k]["job_id"]) in ACTIVE]
+    for k in queued:
+        echo(f"{k[0]} seed {k[1]}: already {live[before[k]['job_id']].lower()} as "
+             f"{before[k]['engine']} job {before[k]['job_id']}, not submitted again")  # fmt: skip
+    todo = [k for k in todo if k not in queued]
+    if not todo:
+        return [] if detach else _wait(plan, run, {k: before[k] for k in queued}, echo, poll_s)
+    warm_caches(plan, scorer or make_scorer(plan), todo)  # here once, not in every task
+    threads = plan.threads if plan.threads is not None else settings.cpus
+    task_plan = replace(plan, progress=False, threads=threads)
+    folder = run.path / FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    executor = settings.executor(folder / "%j", f"bench-{run.run_id}")
+    fn = ClusterJob(task_plan, str(run.path.resolve()), threads, settings.engine)
+    try:
+        handles = executor.map_array(fn, [k[0] for k in todo], [k[1] for k in todo])
+    except Exception as exc:  # sbatch refused (bad partition, account, limits)
+        raise ClusterError(f"{settings.engine} refused the job array: {exc}") from None
+    at = dt.datetime.now(dt.UTC).isoformat()
+    records = {}
+    for key, handle in zip(todo, handles, strict=True):
+        rec = {"variant": key[0], "seed": key[1], "engine": settings.engine,
+               "job_id": str(handle.job_id), "submitted_at": at,
+               "log": str(Path(handle.paths.stderr).relative_to(run.path.resolve()))}  # fmt: skip
+        append_line(folder / JOBS_FILE, json.dumps(rec, sort_keys=True))
+        records[key] = rec
+    first = records[todo[0]]["job_id"].split("_")[0]
+    echo(f"submitted {len(todo)} job(s) to {settings.engine} as job {first} "
+         f"({threads} CPU thread(s) per job); logs in {folder}")  # fmt: skip
+    if detach:
+        echo(f"detached: watch with `bench status {run.path}`; rows land in {run.results_path}")
+        return []
+    for k in queued:
+        records[k] = before[k]
+    return _wait(plan, run, records, echo, poll_s)
+
+
+def _wait(
+    plan: RunPlan,
+    run: RunFolder,
+    records: dict[Key, dict[str, Any]],
+    echo: Callable[[str], None],
+    poll_s: float,
+) -> list[dict[str, Any]]:
+    """Poll the run's rows and the scheduler until every task has a new row or is gone; a
+    task gone without one gets a ``failed`` row naming its log."""
+    counts: dict[Key, int] = {}
+    for row in run.results() if run.results_path.is_file() else []:
+        key = (row["variant"], int(row["seed"]))
+        counts[key] = counts.get(key, 0) + 1
+    waiting = dict(records)
+    written: list[dict[str, Any]] = []
+    shown = ""
+    try:
+        while waiting:
+            states = states_of(list(waiting.values()))
+            new = _new_rows(run, counts)
+            ended = [
+                k
+                for k, r in waiting.items()
+                if k not in new and states.get(r["job_id"], "RUNNING") not in ACTIVE
+            ]
+            if ended:  # its row may have landed between the two reads
+                new = _new_rows(run, counts)
+            for key in list(waiting):
+                if key in new:
+                    row = new[key]
+                elif key in ended:
+                    latest = run.latest().get(key)
+                    if latest is not None and job_finished(latest, plan.kimg):
+                        row = latest  # requeued after its row landed: nothing new to write
+                    else:
+                        row = _lost(plan, run, waiting[key], states[waiting[key]["job_id"]])
+                else:
+                    continue
+                del waiting[key]
+                written.append(row)
+                echo(format_row(row))
+            line = _summary(waiting, states)
+            if line and line != shown:
+                echo(line)
+                shown = line
+            if waiting:
+                time.sleep(poll_s)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            "stopped waiting; the submitted jobs go on: `bench status "
+            f"{run.path}` follows them and rerunning the command waits for them again"
+        ) from None
+    return written
+
+
+def _new_rows(run: RunFolder, counts: dict[Key, int]) -> dict[Key, dict[str, Any]]:
+    """The newest row of each job that has more rows now than ``counts`` (at submission)."""
+    seen: dict[Key, int] = {}
+    out: dict[Key, dict[str, Any]] = {}
+    for row in run.results() if run.results_path.is_file() else []:
+        key = (row["variant"], int(row["seed"]))
+        seen[key] = seen.get(key, 0) + 1
+        if seen[key] > counts.get(key, 0):
+            out[key] = row
+    return out
+
+
+def _summary(waiting: dict[Key, dict[str, Any]], states: dict[str, str]) -> str:
+    by_state: dict[str, list[str]] = {}
+    for (variant, seed), rec in waiting.items():
+        state = states.get(rec["job_id"], "UNKNOWN").lower()
+        by_state.setdefault(state, []).append(f"{variant}/s{seed}")
+    return "waiting: " + "; ".join(f"{s} {', '.join(v)}" for s, v in sorted(by_state.items()))
+
+
+def _lost(plan: RunPlan, run: RunFolder, rec: dict[str, Any], state: str) -> dict[str, Any]:
+    """The ``failed`` row of a task that ended without writing one; a rerun resumes it."""
+    variant, seed = rec["variant"], int(rec["seed"])
+    row = job_row(plan, variant, seed)
+    how = "ended" if state == GONE else f"ended {state}"
+    row.update({
+        "status": "failed",
+        "error": f"{rec['engine']} job {rec['job_id']} {how} without a result; see its log",
+        "step": None,
+        "kimg": 0.0,
+        "paths": {"error_log": rec.get("log", "")},
+        "cluster": {"engine": rec["engine"], "job_id": rec["job_id"]},
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+    })  # fmt: skip
+    record(run, row)
+    return row

@@ -1,0 +1,93 @@
+"""What the schedulers say about a run's submitted jobs, without importing torch, so that
+``bench status`` stays instant: the submission records in ``RUN/cluster/jobs.jsonl`` and the
+live state of each job (Slurm's ``squeue``, or a submitit-local controller's process)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from bench.runs import RunFolder
+
+Key = tuple[str, int]
+FOLDER = "cluster"  # RUN/cluster: submitit's pickles and logs, and JOBS_FILE
+JOBS_FILE = "jobs.jsonl"  # one line per submitted job: variant, seed, engine, job_id, log
+EVENTS_FILE = "events.jsonl"  # one line per task stopped by a signal: by, step, job_id, at
+# Scheduler states of a task that may still write its row (squeue's long names).
+ACTIVE = frozenset({
+    "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
+    "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED",
+})  # fmt: skip
+GONE = "GONE"  # no longer known to the scheduler: ended (its final state aged out)
+
+
+def submitted(run: RunFolder) -> dict[Key, dict[str, Any]]:
+    """The newest submission record of each job of the run (empty without any)."""
+    path = run.path / FOLDER / JOBS_FILE
+    out: dict[Key, dict[str, Any]] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        try:
+            rec = json.loads(line)
+            out[(rec["variant"], int(rec["seed"]))] = rec
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            continue  # a torn last line of a killed submitter
+    return out
+
+
+def scheduler_states(engine: str, job_ids: list[str]) -> dict[str, str]:
+    """State of each job id as the scheduler sees it now: a Slurm state name, ``RUNNING``
+    for a live submitit-local controller, or :data:`GONE`. Empty when the scheduler cannot
+    be asked (no squeue on this machine, or it failed)."""
+    if not job_ids:
+        return {}
+    if engine == "submitit-local":
+        return {j: "RUNNING" if _alive(j) else GONE for j in job_ids}
+    arrays = sorted({j.split("_")[0] for j in job_ids})
+    try:
+        out = subprocess.run(
+            ["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(arrays)],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    states = dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+    return {j: states.get(j, GONE) for j in job_ids}
+
+
+def states_of(records: list[dict[str, Any]]) -> dict[str, str]:
+    """:func:`scheduler_states` of submission records, each asked of its own engine."""
+    out: dict[str, str] = {}
+    for engine in {r["engine"] for r in records}:
+        out.update(
+            scheduler_states(engine, [r["job_id"] for r in records if r["engine"] == engine])
+        )
+    return out
+
+
+def _alive(pid: str) -> bool:
+    """Whether a submitit-local controller still runs. One this process started is polled
+    through submitit's handle (which reaps it); another is looked up in /proc, where a
+    zombie counts as ended."""
+    try:
+        from submitit.local.local import _PROCESSES
+
+        proc = _PROCESSES.get(pid)
+        if proc is not None:
+            return proc.poll() is None
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (ImportError, ValueError, OSError):
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def job_ids_for_status(run: RunFolder) -> dict[Key, tuple[str, str, str]]:
+    """(engine, job id, scheduler state or "") of each submitted job, for ``bench status``."""
+    recs = submitted(run)
+    states = states_of(list(recs.values()))
+    return {k: (r["engine"], r["job_id"], states.get(r["job_id"], "")) for k, r in recs.items()}
