@@ -379,3 +379,15 @@ def _lost(plan: RunPlan, run: RunFolder, rec: dict[str, Any], state: str) -> dic
     })  # fmt: skip
     record(run, row)
     return row
+
+
+def wait_for(
+    plan: RunPlan, run: RunFolder, echo: Callable[[str], None], poll_s: float = 5.0
+) -> list[dict[str, Any]]:
+    """Wait for every submitted, unfinished job of ``plan`` in ``run`` (as
+    :func:`execute_cluster` does after submitting); return their rows."""
+    latest = run.latest() if run.results_path.is_file() else {}
+    wanted = set(plan.jobs())
+    records = {k: r for k, r in submitted(run).items()
+               if k in wanted and not job_finished(latest.get(k, {}), plan.kimg)}  # fmt: skip
+    return _wait(plan, run, records, echo, poll_s) if records else []

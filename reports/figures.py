@@ -169,3 +169,31 @@ def per_class_heatmap(per_class: pd.DataFrame) -> bytes | None:
     ax.set_xlabel("")
     ax.set_ylabel("")
     return _png(fig)
+
+
+def sweep_params(
+    frame: pd.DataFrame, metric: str, params: list[str], log_params: set[str]
+) -> bytes | None:
+    """The sweep metric against each searched hyper-parameter (one panel each), every
+    (setting, seed) a point coloured by variant; numeric values on a (log) axis, others as
+    categories. ``frame`` has columns variant, value and one per parameter (strings)."""
+    data = frame.dropna(subset=["value"])
+    if data.empty or not params:
+        return None
+    fig, axes = plt.subplots(1, len(params), figsize=(4.2 * len(params), 3.4), squeeze=False)
+    for ax, param in zip(axes[0], params, strict=True):
+        numeric = pd.to_numeric(data[param], errors="coerce")
+        if numeric.notna().all():
+            sns.scatterplot(x=numeric, y=data["value"], hue=data["variant"], ax=ax, s=45)
+            if param in log_params or (numeric.min() > 0 and numeric.max() / numeric.min() >= 20):
+                ax.set_xscale("log")
+        else:
+            sns.stripplot(x=data[param].astype(str), y=data["value"], hue=data["variant"],
+                          ax=ax, size=6, jitter=0.15)  # fmt: skip
+        ax.set_xlabel(param)
+        ax.set_ylabel(metric)
+        if ax.get_legend() is not None and (len(params) > 1 and ax is not axes[0][-1]):
+            ax.get_legend().remove()
+    fig.suptitle(f"{metric} ({_direction(metric)}) against each searched hyper-parameter")
+    fig.tight_layout()
+    return _png(fig)

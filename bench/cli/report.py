@@ -35,9 +35,21 @@ def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     against kimg during training, loss curves, the dcgan/dcgan-small capacity study, the
     per-class FID heatmap, training-progress grids, interpolation strips. Writes the HTML
     and tidy.csv, summary.csv, tables.md beside it; prints the Markdown.
+
+    A sweep folder (`bench sweep`) gets its own page: phase-1 settings ranked, the metric
+    against every searched hyper-parameter, phase 2 over seeds with intervals.
     """
     from bench.reports import html_path, write_report
+    from bench.sweep import read_sweep
 
+    if len(run_dirs) == 1 and read_sweep(run_dirs[0]) is not None:
+        from bench.sweep_report import write_sweep_report
+
+        markdown, page = write_sweep_report(run_dirs[0], out or run_dirs[0] / "report")
+        click.echo(markdown)
+        click.echo(f"report: {page} (self-contained HTML); tables beside it: phase1.csv, "
+                   "phase2.csv, tables.md")  # fmt: skip
+        return
     for d in run_dirs:
         if not (d / "results.jsonl").is_file():
             raise Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
