@@ -20,6 +20,10 @@ ACTIVE = frozenset({
     "PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "REQUEUED", "REQUEUE_HOLD",
     "REQUEUE_FED", "RESIZING", "SUSPENDED", "SIGNALING", "STAGE_OUT", "STOPPED", "PREEMPTED",
 })  # fmt: skip
+# States of a task that ended without success; its job has no row unless the task wrote one.
+ENDED_BADLY = frozenset({
+    "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "BOOT_FAIL", "DEADLINE",
+})  # fmt: skip
 GONE = "GONE"  # no longer known to the scheduler: ended (its final state aged out)
 
 

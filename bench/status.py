@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bench.errors import RunFolderError
 from bench.runs import LOCK, RunFolder
-from bench.scheduler import ACTIVE, job_ids_for_status
+from bench.scheduler import ACTIVE, ENDED_BADLY, job_ids_for_status
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,10 @@ def _with_scheduler(
     if state in ACTIVE and row_is_older and job.state != "running":
         new_state = "running" if state == "RUNNING" else "pending"
         return JobStatus(job.variant, job.seed, new_state, job.kimg, job.budget, where)
+    if state in ENDED_BADLY and row_is_older and job.state == "pending":
+        # killed or cancelled without a row (a waiting `bench run` writes one); resumable
+        return JobStatus(job.variant, job.seed, "failed", job.kimg, job.budget,
+                         f"{where} without a result; see RUN/cluster/{job_id}/")  # fmt: skip
     detail = f"{job.detail}; {where}" if job.detail else where
     return JobStatus(job.variant, job.seed, job.state, job.kimg, job.budget, detail)
 

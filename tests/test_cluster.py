@@ -241,3 +241,54 @@ def test_slurm_array_survives_a_requeue_and_equals_a_local_run(
     ref = tmp_path / "ref"
     assert invoke("run", *jobs, "--out", ref, "--threads", "1").exit_code == 0
     assert comparable(run) == comparable(ref)
+
+
+# ------------------------------------------------------------------ rows and states
+
+
+def test_a_task_gone_without_a_row_gets_a_failed_row(synthetic_dir: Path, tmp_path: Path) -> None:
+    """The waiting submitter's view: a submitted task whose process ended without writing a
+    row (killed, out of memory) becomes a `failed` row naming its log; a rerun resumes it."""
+    from bench.cluster import wait_for
+    from bench.executor import prepare_run
+    from bench.fsutil import append_line
+    from bench.jobs import RunPlan
+    from bench.profiles import get_profile
+    from bench.scheduler import JOBS_FILE
+
+    plan = RunPlan(get_profile("smoke"), ("dcgan-small",), (0,), 0.256,
+                   data_dir=str(synthetic_dir), progress=False)  # fmt: skip
+    run = RunFolder(tmp_path / "r")
+    prepare_run(plan, run, ["test"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a real process id that has ended
+    rec = {"variant": "dcgan-small", "seed": 0, "engine": "submitit-local",
+           "job_id": str(dead.pid), "log": "cluster/x/x_0_log.err"}  # fmt: skip
+    (run.path / FOLDER).mkdir()
+    append_line(run.path / FOLDER / JOBS_FILE, json.dumps(rec))
+    lines: list[str] = []
+    rows = wait_for(plan, run, lines.append, poll_s=0.1)
+    assert [r["status"] for r in rows] == ["failed"]
+    assert rows[0]["paths"]["error_log"] == "cluster/x/x_0_log.err"
+    assert f"submitit-local job {dead.pid} ended without a result" in rows[0]["error"]
+    assert RunFolder(run.path).latest()[("dcgan-small", 0)]["status"] == "failed"
+
+
+def test_status_follows_the_scheduler_where_rows_are_older() -> None:
+    from bench.status import _with_scheduler
+
+    base = JobStatus("dcgan", 0, "pending", 1.5, 4.0, "resumes from its checkpoint")
+    queued = _with_scheduler(base, ("slurm", "7_1", "PENDING"), None)
+    assert (queued.state, queued.detail) == ("pending", "slurm job 7_1 pending")
+    running = _with_scheduler(base, ("slurm", "7_1", "RUNNING"), None)
+    assert running.state == "running"
+    lost = _with_scheduler(base, ("slurm", "7_1", "OUT_OF_MEMORY"), None)
+    assert lost.state == "failed" and "out_of_memory without a result" in lost.detail
+    old_row = {"status": "ok", "cluster": {"job_id": "3_0"}}
+    requeued = _with_scheduler(JobStatus("dcgan", 0, "done", 4, 4), ("slurm", "7_1", "PENDING"),
+                               old_row)  # fmt: skip
+    assert requeued.state == "pending"  # a newer submission than the row
+    own_row = {"status": "ok", "cluster": {"job_id": "7_1"}}
+    done = _with_scheduler(JobStatus("dcgan", 0, "done", 4, 4), ("slurm", "7_1", "COMPLETED"),
+                           own_row)  # fmt: skip
+    assert (done.state, done.detail) == ("done", "slurm job 7_1 completed")
