@@ -66,11 +66,17 @@ def test_training_options_are_run_plan_fields() -> None:
     `train` is a RunPlan field of the same name, built by RunPlan.from_options."""
     import dataclasses
 
+    from bench.cli.options import cluster_options
     from bench.jobs import RunPlan
 
+    @cluster_options
+    def engine_options() -> None: ...
+
+    engine = {p.name for p in engine_options.__click_params__}  # type: ignore[attr-defined]
+    assert {"executor", "detach", "slurm_time"} <= engine  # where the jobs run: not the plan
     plan_fields = {f.name for f in dataclasses.fields(RunPlan)}
     own = {
-        "run": {"all_", "variants", "seeds", "out", "dry_run", "jobs"},
+        "run": {"all_", "variants", "seeds", "out", "dry_run", "jobs", *engine},
         "train": {"variant", "seed", "out"},
     }
     for name, skip in own.items():

@@ -136,3 +136,22 @@ def test_sweep_runs_both_phases_resumes_and_reports(synthetic_dir: Path, tmp_pat
     assert len(phase2) == 3 and all(",2," in line for line in phase2[1:])  # n = 2 seeds
     html = (out / "report" / "sweep.html").read_text()
     assert "data:image/png;base64," in html and best[0] in html
+
+
+def test_sweep_on_submitit_local(synthetic_dir: Path, tmp_path: Path) -> None:
+    """The cluster path of a sweep: each phase's settings submitted at once through
+    submitit's local engine, then waited for; phase 2 adds seed 1 to the best setting."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('variants = ["cgan-mlp-2class"]\nprofile = "smoke"\nkimg = 0.256\ntop = 1\n'
+                    'seeds = 2\n[space]\n"optim.lr_g" = [1e-4, 5e-4]\n')  # fmt: skip
+    out = tmp_path / "sweep"
+    engine = ("--executor", "submitit-local", "--slurm-cpus", "1", "--no-progress")
+    result = invoke("sweep", spec, "--out", out, "--data-dir", synthetic_dir, *engine)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("submitted 1 job(s) to submitit-local") == 3
+    record = json.loads((out / "sweep.json").read_text())
+    (best,) = record["phase2"]["cgan-mlp-2class"]
+    rows = RunFolder(out / best).latest()
+    assert sorted(rows) == [("cgan-mlp-2class", 0), ("cgan-mlp-2class", 1)]
+    assert all(r["status"] == "ok" and r["cluster"]["engine"] == "submitit-local"
+               for r in rows.values())  # fmt: skip
