@@ -44,7 +44,7 @@ from bench.jobs import (
     record,
     run_job,
 )
-from bench.pool import warm_caches
+from bench.pool import STATUS_EVERY_S, warm_caches
 from bench.runs import RunFolder
 from bench.scheduler import (
     ACTIVE,
@@ -303,7 +303,7 @@ def _wait(
         counts[key] = counts.get(key, 0) + 1
     waiting = dict(records)
     written: list[dict[str, Any]] = []
-    shown = ""
+    shown, said = "", time.monotonic()
     try:
         while waiting:
             states = states_of(list(waiting.values()))
@@ -329,10 +329,10 @@ def _wait(
                 del waiting[key]
                 written.append(row)
                 echo(format_row(row))
-            line = _summary(waiting, states)
-            if line and line != shown:
-                echo(line)
-                shown = line
+            changed, line = _summary(run, waiting, states, plan.kimg)
+            if waiting and (changed != shown or time.monotonic() - said >= STATUS_EVERY_S):
+                echo(line)  # when a state changes, and every minute with the kimg so far
+                shown, said = changed, time.monotonic()
             if waiting:
                 time.sleep(poll_s)
     except KeyboardInterrupt:
@@ -355,12 +355,29 @@ def _new_rows(run: RunFolder, counts: dict[Key, int]) -> dict[Key, dict[str, Any
     return out
 
 
-def _summary(waiting: dict[Key, dict[str, Any]], states: dict[str, str]) -> str:
+def _summary(
+    run: RunFolder, waiting: dict[Key, dict[str, Any]], states: dict[str, str], budget: float
+) -> tuple[str, str]:
+    """(the states of the waiting jobs, the same with each running job's kimg so far)."""
+    from bench.status import logged_kimg
+
     by_state: dict[str, list[str]] = {}
+    progress: dict[str, list[str]] = {}
     for (variant, seed), rec in waiting.items():
         state = states.get(rec["job_id"], "UNKNOWN").lower()
-        by_state.setdefault(state, []).append(f"{variant}/s{seed}")
-    return "waiting: " + "; ".join(f"{s} {', '.join(v)}" for s, v in sorted(by_state.items()))
+        name = f"{variant}/s{seed}"
+        by_state.setdefault(state, []).append(name)
+        kimg = (
+            logged_kimg(run.job_dir(variant, seed) / "losses.csv") if state == "running" else None
+        )
+        progress.setdefault(state, []).append(
+            name if kimg is None else f"{name} {kimg:g}/{budget:g} kimg"
+        )
+
+    def line(groups: dict[str, list[str]]) -> str:
+        return "waiting: " + "; ".join(f"{s} {', '.join(v)}" for s, v in sorted(groups.items()))
+
+    return line(by_state), line(progress)
 
 
 def _lost(plan: RunPlan, run: RunFolder, rec: dict[str, Any], state: str) -> dict[str, Any]:

@@ -94,7 +94,7 @@ def _job(
     budget: float | None,
 ) -> JobStatus:
     folder = run.job_dir(variant, seed)
-    logged = _logged_kimg(folder / "losses.csv")
+    logged = logged_kimg(folder / "losses.csv")
     lock = folder / LOCK
     holder = _holder(lock, held)
     if holder is not None:
@@ -108,7 +108,7 @@ def _job(
     return JobStatus(variant, seed, "pending", None, budget)
 
 
-def _logged_kimg(losses: Path) -> float | None:
+def logged_kimg(losses: Path) -> float | None:
     """kimg of the loss log's last complete line (the loop appends one per step)."""
     try:
         with open(losses, "rb") as fh:

@@ -83,15 +83,24 @@ def write_sweep_report(sweep: Path, out: Path) -> tuple[str, Path]:
         if png is not None:
             caption = f"{metric} of every (setting, seed) against each searched hyper-parameter"
             figures.append(Figure(png, caption, name="sweep-params"))
+
+    def shown(frame: pd.DataFrame) -> pd.DataFrame:
+        """Floats to four significant digits for the page (the CSVs keep every digit)."""
+        out = frame.copy()
+        for c in out.columns:
+            if out[c].dtype.kind == "f":
+                out[c] = [v if pd.isna(v) else float(f"{v:.4g}") for v in out[c]]
+        return out.set_index("variant")
+
     sections = [
         Section(f"Phase 1: every setting, seed 0, ranked by {metric} ({better} is better)",
-                tables=[("phase 1", phase1.set_index("variant"))] if not phase1.empty else [],
+                tables=[("phase 1", shown(phase1))] if not phase1.empty else [],
                 figures=figures),
         Section("Phase 2: the best settings over seeds",
                 paragraphs=["Mean, standard deviation and 95% Student-t interval over seeds; "
                             "each setting is a run folder (SWEEP/sNN) that `bench report` "
                             "also reads on its own."],
-                tables=[("phase 2", phase2.set_index("variant"))] if not phase2.empty else []),
+                tables=[("phase 2", shown(phase2))] if not phase2.empty else []),
     ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     page = out / "sweep.html"

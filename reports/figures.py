@@ -185,7 +185,7 @@ def sweep_params(
         numeric = pd.to_numeric(data[param], errors="coerce")
         if numeric.notna().all():
             sns.scatterplot(x=numeric, y=data["value"], hue=data["variant"], ax=ax, s=45)
-            if param in log_params or (numeric.min() > 0 and numeric.max() / numeric.min() >= 20):
+            if param in log_params or (numeric.min() > 0 and numeric.max() / numeric.min() >= 8):
                 ax.set_xscale("log")
         else:
             sns.stripplot(x=data[param].astype(str), y=data["value"], hue=data["variant"],
