@@ -15,12 +15,12 @@ variant whose job diverged or failed, or that has no row, is a violation, not a 
 from __future__ import annotations
 
 import math
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.fsutil import read_toml
 from bench.runs import read_results
 from metrics.keys import METRICS
 from reports.frame import latest_rows
@@ -51,12 +51,7 @@ def load_thresholds(path: Path, variants: list[str]) -> dict[str, dict[str, dict
     Raises:
         ThresholdsError: unreadable TOML, an unknown variant, metric or rule, a bad number.
     """
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ThresholdsError(f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ThresholdsError(f"{path}: not valid TOML ({exc})") from None
+    data = read_toml(path, ThresholdsError)
     if not data:
         raise ThresholdsError(f"{path}: no thresholds")
     out: dict[str, dict[str, dict[str, float]]] = {}

@@ -24,7 +24,6 @@ import datetime as dt
 import json
 import signal
 import time
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 
 from bench.errors import BenchError
-from bench.fsutil import append_line
+from bench.fsutil import append_line, read_toml
 from bench.harness import Interrupted
 from bench.jobs import (
     RunPlan,
@@ -89,10 +88,9 @@ class ClusterSettings:
         Raises:
             ClusterError: unreadable file, unknown key or a value of the wrong type.
         """
-        try:
-            table = tomllib.loads(path.read_text(encoding="utf-8")).get("slurm", {})
-        except (OSError, tomllib.TOMLDecodeError) as exc:
-            raise ClusterError(f"{path}: cannot read a [slurm] table ({exc})") from None
+        table = read_toml(path, ClusterError).get("slurm", {})
+        if not isinstance(table, dict):
+            raise ClusterError(f"{path}: [slurm] must be a table")
         names = {f.name: f for f in fields(cls)} if table else {}
         unknown = sorted(set(table) - set(names) - {"engine"})
         if unknown:

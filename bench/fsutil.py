@@ -10,9 +10,12 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import tomllib
 from collections.abc import Callable
+from pathlib import Path
 from typing import IO, Any
 
+from bench.errors import BenchError
 from metrics.common import atomic_path
 
 
@@ -49,3 +52,21 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def read_toml(path: Path, error: type[BenchError]) -> dict[str, Any]:
+    """A TOML file as a dict; an unreadable or invalid file raises ``error`` naming it."""
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{path}: cannot read ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise error(f"{path}: not valid TOML ({exc})") from None
+
+
+def read_json(path: Path, error: type[BenchError]) -> Any:
+    """A JSON file; invalid JSON raises ``error`` naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise error(f"{path}: not valid JSON ({exc.msg})") from None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import RunFolderError
-from bench.fsutil import append_line, atomic_write_json
+from bench.fsutil import append_line, atomic_write_json, read_json
 
 CONFIG = "config.json"
 RESULTS = "results.jsonl"
@@ -132,12 +132,7 @@ class RunFolder:
     def read_config(self) -> dict[str, Any] | None:
         """config.json, or None for a new folder."""
         p = self.path / CONFIG
-        if not p.is_file():
-            return None
-        try:
-            return json.loads(p.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise RunFolderError(f"{p}: not valid JSON ({exc.msg})") from None
+        return read_json(p, RunFolderError) if p.is_file() else None
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write config.json atomically."""

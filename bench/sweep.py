@@ -28,16 +28,14 @@ A spec (TOML)::
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
-from bench.fsutil import atomic_write_json
+from bench.fsutil import atomic_write_json, read_json, read_toml
 
 SPEC_KEYS = {"name", "variants", "profile", "metric", "search", "settings", "sample_seed",
              "top", "seeds", "kimg", "set", "space"}  # fmt: skip
@@ -128,13 +126,7 @@ def load_spec(path: Path) -> SweepSpec:
             impossible range, an unknown variant/profile/metric, an unranked metric, or a
             ``set``/``space`` key that does not fit a variant.
     """
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(f"{path}: cannot read ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{path}: not valid TOML ({exc})") from None
-    return parse_spec(raw, str(path))
+    return parse_spec(read_toml(path, SweepError), str(path))
 
 
 def parse_spec(raw: dict[str, Any], where: str = "spec") -> SweepSpec:
@@ -277,7 +269,7 @@ def prepare(spec: SweepSpec, sweep: Path) -> list[dict[str, str]]:
                            for i, p in enumerate(points)]}  # fmt: skip
     path = sweep / SWEEP_FILE
     if path.is_file():
-        old = json.loads(path.read_text(encoding="utf-8"))
+        old = read_json(path, SweepError)
         if old.get("spec") != spec.source:
             raise SweepError(f"{sweep} holds a sweep made from another spec; give the same "
                              "spec to resume it, or a new --out folder")  # fmt: skip
@@ -289,12 +281,7 @@ def prepare(spec: SweepSpec, sweep: Path) -> list[dict[str, str]]:
 def read_sweep(sweep: Path) -> dict[str, Any] | None:
     """SWEEP/sweep.json, or None where the folder is not a sweep."""
     path = sweep / SWEEP_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise SweepError(f"{path}: not valid JSON ({exc.msg})") from None
+    return read_json(path, SweepError) if path.is_file() else None
 
 
 def scores(sweep: Path, record: dict[str, Any]) -> list[dict[str, Any]]:

@@ -108,7 +108,7 @@ def test_cluster_settings_from_toml_and_their_errors(tmp_path: Path) -> None:
         '[slurm]\ncpus = "two"\n': "cpus must be an integer",
         "[slurm]\nparams = 3\n": "params must be a table",
         "[slurm]\ntime_min = 1\nsignal_delay_s = 90\n": "shorter than the time limit",
-        "[slurm\n": "cannot read a [slurm] table",
+        "[slurm\n": "not valid TOML",
     }
     for text, message in cases.items():
         bad = tmp_path / "bad.toml"
