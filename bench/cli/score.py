@@ -14,7 +14,6 @@ from bench.cli.options import (
     checked_device,
     data_dir_option,
     inception_weights_option,
-    load_references,
     parse_classes,
     reference_stats_option,
 )
@@ -157,43 +156,16 @@ def score_cmd(
     """
     import json
 
-    from bench.checkpoint import load_generator
-    from bench.scoring import Scorer
-    from metrics.family import MetricInputError
-    from metrics.images import load_images
+    from bench.api import score
     from metrics.keys import METRICS, ranking
-    from metrics.suite import EvalSettings
 
-    class_ids = parse_classes(classes)
-    dev = checked_device(device)
-    settings = EvalSettings(
-        num_samples=samples,
-        metric_seed=metric_seed,
-        inception_samples=inception_samples,
-        ppl_samples=ppl_samples,
-    )
-    dd = str(data_dir) if data_dir is not None else None
-    from bench.data import locate
-
-    refs = load_references(reference_stats)
-    if not refs:
-        locate(dd)
-    weights = str(inception_weights) if inception_weights else None
-    scorer = Scorer(settings, dd, dev, weights, refs)
-    scorer.check_references()
-    is_checkpoint = target.suffix == ".pt" or (target / "checkpoint.pt").is_file()
-    if is_checkpoint:
-        variant, G, about = load_generator(target, network)
-        row = scorer.score(variant, G.to(dev), strip_path=strip)
-    else:
-        try:
-            images = load_images(target)
-        except MetricInputError as exc:
-            raise Fail(str(exc), 2) from None
-        about = {"images": str(target), "count": len(images), "shape": list(images.shape[1:])}
-        row = scorer.score_images(images, None, class_ids)
-    if row.get("metrics_error"):
-        raise Fail(f"cannot score {target}: {row['metrics_error']}", 2)
+    row = score(
+        target, network=network, samples=samples, inception_samples=inception_samples,
+        ppl_samples=ppl_samples, classes=parse_classes(classes), metric_seed=metric_seed,
+        device=checked_device(device), data_dir=data_dir, inception_weights=inception_weights,
+        reference_stats=reference_stats, strip=strip,
+    )  # fmt: skip
+    about = row.pop("target")
     if as_json:
         click.echo(json.dumps({"target": about, **row}, indent=2, sort_keys=True))
         return

@@ -154,7 +154,6 @@ def _train_and_score(
 ) -> None:
     """Build the run plan from the training options (declared once, in ``train_options``,
     under RunPlan's field names) and run it."""
-    from bench.executor import execute
     from bench.jobs import RunPlan
 
     options["device"] = checked_device(options["device"])
@@ -173,14 +172,15 @@ def _train_and_score(
     if dry_run:
         _print_plan(plan, run)
         return
-    click.echo(
-        f"run folder: {run.path}  (profile {prof.name}, {plan.kimg:g} kimg per job, "
-        f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
-        + (f"\n  overrides: {_fmt_overrides(plan.overrides)}" if plan.overrides else "")
-    )
+    from bench.api import train
+
     t0 = time.perf_counter()
-    rows = execute(plan, run, echo=click.echo, argv=["bench", *sys.argv[1:]], jobs=jobs,
-                   cluster=cluster, detach=detach)  # fmt: skip
+    rest = {k: v for k, v in options.items() if k not in ("profile", "kimg", "overrides")}
+    rows = train(
+        variants, seeds, prof.name, run.path, kimg=options["kimg"],
+        overrides=dict(plan.overrides), jobs=jobs, cluster=cluster, detach=detach,
+        echo=click.echo, argv=["bench", *sys.argv[1:]], **rest,
+    )  # fmt: skip
     if detach:
         return
     bad = [r for r in rows if r["status"] != "ok"]
