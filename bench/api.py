@@ -54,8 +54,9 @@ def train(
     ``seeds`` is a count K (seeds 0..K-1) or the seeds themselves; ``overrides`` are
     ``--set`` pairs; ``options`` are the other training options of ``bench run`` under
     their RunPlan names (``precision``, ``channels_last``, ``faithful``, ``extend``,
-    ``threads``, ``progress``, ``inception_samples``, ...). ``jobs``, ``cluster`` and
-    ``detach`` choose the executor as on the command line.
+    ``threads``, ``progress``, ``inception_samples``, ``plugins`` (files or modules whose
+    variants to train), ...). ``jobs``, ``cluster`` and ``detach`` choose the executor as
+    on the command line.
 
     Raises:
         BenchError: missing data, a locked or conflicting run folder, a bad override.
@@ -64,6 +65,7 @@ def train(
     from bench.executor import execute
     from bench.jobs import RunPlan, resolve_device
     from bench.runs import RunFolder, new_run_dir
+    from models.plugins import PluginError
 
     names = (variants,) if isinstance(variants, str) else tuple(variants)
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
@@ -73,9 +75,11 @@ def train(
         profile, names, seed_list, kimg, device=resolve_device(device), data_dir=data_dir,
         overrides=tuple((overrides or {}).items()), **options,
     )  # fmt: skip
-    for name in names:  # a bad name or --set fails before any folder is made
+    for name in names:  # a bad name, plugin or --set fails before any folder is made
         try:
             plan.variant(name)
+        except PluginError as exc:
+            raise BenchError(str(exc)) from None
         except KeyError as exc:
             raise BenchError(str(exc.args[0])) from None
         except ValueError as exc:
@@ -106,6 +110,7 @@ def score(
     inception_weights: str | Path | None = None,
     reference_stats: Iterable[str | Path] = (),
     strip: str | Path | None = None,
+    plugins: Iterable[str | Path] = (),
 ) -> dict[str, Any]:
     """Every available metric of ``target`` against the Fashion-MNIST test split: the
     row fields ``metrics``, ``metrics_unavailable``, ``protocol`` and ``eval_seconds``, plus
@@ -115,6 +120,7 @@ def score(
     G_ema or G), an image folder or .npz path, a uint8 image array/tensor ((N, H, W),
     (N, H, W, C) or (N, C, H, W)), or a generator module called as ``G(z, labels)`` with the
     latents and labels of ``variant`` (a registered name or a Variant), in eval mode.
+    ``plugins`` are loaded first (``--plugin``): a checkpoint of a plugin variant needs them.
 
     Raises:
         BenchError: an unreadable target, missing data or weights, images that cannot be
@@ -130,8 +136,14 @@ def score(
     from metrics.family import MetricInputError
     from metrics.images import load_images
     from metrics.suite import EvalSettings
+    from models.plugins import PluginError, load_plugin
     from models.registry import Variant, get_variant
 
+    for spec in plugins:
+        try:
+            load_plugin(str(spec))
+        except PluginError as exc:
+            raise BenchError(str(exc)) from None
     dev = resolve_device(device)
     settings = EvalSettings(
         num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples,

@@ -14,6 +14,7 @@ from torch import nn
 from bench.errors import BenchError, RunFolderError
 from metrics.common import atomic_path
 from models.layers import has_conv
+from models.plugins import describe, same_code
 from models.registry import UnknownVariantError, Variant, resolve_variant
 
 CHECKPOINT_FORMAT = 1  # bump when the dict layout changes incompatibly
@@ -69,7 +70,14 @@ def check_compatible(saved: dict, current: dict, path: Path) -> None:
     Raises:
         RunFolderError: naming every field that differs.
     """
-    drop = ("name", "summary", "seed_doc")
+    drop = ("name", "summary", "seed_doc", "origin")
+    was, now = saved["variant"].get("origin"), current["variant"].get("origin")
+    if not same_code(was, now):
+        raise RunFolderError(
+            f"{path} was written by {describe(was)}, but variant "
+            f"{current['variant'].get('name')!r} now comes from {describe(now)}: its code "
+            "changed since; use a new output folder or the plugin code the run used"
+        )
     sv = {k: val for k, val in saved["variant"].items() if k not in drop}
     cv = {k: val for k, val in current["variant"].items() if k not in drop}
     keys = ("seed", "precision", "channels_last")  # settings a bit-exact resume needs
@@ -113,10 +121,19 @@ def load_generator(
             saved["name"], bool(run.get("faithful", False)), run.get("overrides") or {}
         )
     except UnknownVariantError as exc:
-        raise BenchError(f"{ckpt}: {exc}") from None
+        hint = ""
+        if saved.get("origin"):
+            hint = f"; it came from plugin {describe(saved['origin'])}: load it with --plugin"
+        raise BenchError(f"{ckpt}: {exc}{hint}") from None
     except ValueError as exc:
         raise BenchError(f"{ckpt}: the run's settings no longer apply ({exc})") from None
     rebuilt = variant.to_dict()
+    if not same_code(saved.get("origin"), rebuilt.get("origin")):
+        raise BenchError(
+            f"{ckpt}: trained with {describe(saved.get('origin'))}, but variant "
+            f"{saved['name']!r} now comes from {describe(rebuilt.get('origin'))}; score it "
+            "with the plugin code that trained it"
+        )
     for key in ("arch", "z_dim", "conditional", "data"):
         if _plain(rebuilt[key]) != _plain(saved.get(key)):
             raise BenchError(

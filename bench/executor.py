@@ -24,6 +24,8 @@ from bench.provenance import git_commit, versions
 from bench.runs import RunFolder
 from bench.scoring import Scorer
 from models.data_options import DataOptions
+from models.plugins import describe, loaded_plugins
+from models.registry import UnknownVariantError
 
 if TYPE_CHECKING:
     from bench.cluster import ClusterSettings
@@ -58,6 +60,21 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
                 "rerun with the original settings or choose a new --out folder"
             )
     variants = list(dict.fromkeys([*(old or {}).get("variants", {}), *plan.variants]))
+    described = {}
+    for name in variants:
+        try:
+            described[name] = plan.variant(name).to_dict()
+        except UnknownVariantError:
+            origin = (old or {}).get("variants", {}).get(name, {}).get("origin")
+            raise RunFolderError(
+                f"{run.path} holds variant {name!r}, which is not registered now"
+                + (
+                    f"; it came from plugin {describe(origin)}: give --plugin "
+                    f"{origin.get('file') or origin.get('module')}"
+                    if origin
+                    else ""
+                )
+            ) from None
     seeds = sorted(set((old or {}).get("seeds", [])) | set(plan.seeds))
     config = {
         "run_id": run.run_id,
@@ -65,7 +82,8 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
         "run": plan.defining(),
         "profile": plan.profile.to_dict(),
         "seeds": seeds,
-        "variants": {name: plan.variant(name).to_dict() for name in variants},
+        "variants": described,
+        "plugins": [p.origin for p in loaded_plugins()],
         "device": plan.device,
         "data_dir": plan.data_dir,
         "versions": versions(),

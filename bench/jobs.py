@@ -26,6 +26,7 @@ from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
 from bench.scoring import Scorer
 from metrics.suite import EvalSettings
+from models.plugins import canonical, ensure_plugins
 from models.registry import Variant, resolve_variant
 
 
@@ -58,6 +59,9 @@ class RunPlan:
     # CPU intra-op threads per job; None: torch's default (all cores) for one job at a time,
     # cores // jobs in a pool. CPU float results depend on it, so every row records it.
     threads: int | None = None
+    # --plugin files or modules whose variants the run trains; each process loads them
+    # before resolving a variant (installed entry points load with `models` anyway)
+    plugins: tuple[str, ...] = ()
 
     @property
     def eval_settings(self) -> EvalSettings:
@@ -71,7 +75,10 @@ class RunPlan:
 
     def variant(self, name: str) -> Variant:
         """The registered variant, with its seed-faithful data settings under ``faithful``
-        and the ``--set`` overrides applied (ValueError when one does not fit it)."""
+        and the ``--set`` overrides applied (ValueError when one does not fit it). The
+        plan's plugins are loaded first, so a worker process resolves the same variants."""
+        if self.plugins:
+            ensure_plugins(self.plugins)
         return resolve_variant(name, self.faithful, dict(self.overrides))
 
     def settings(self, seed: int) -> TrainSettings:
@@ -116,6 +123,7 @@ class RunPlan:
             if options.get(key) is not None:
                 options[key] = str(options[key])
         options["reference_stats"] = tuple(str(p) for p in options.get("reference_stats", ()))
+        options["plugins"] = tuple(canonical(str(p)) for p in options.get("plugins", ()))
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"RunPlan has no field(s) {sorted(unknown)}")
@@ -143,6 +151,9 @@ def job_row(plan: RunPlan, variant_name: str, seed: int) -> dict[str, Any]:
     }
     if plan.overrides:
         row["overrides"] = dict(plan.overrides)
+    origin = plan.variant(variant_name).origin
+    if origin:
+        row["origin"] = origin
     return row
 
 

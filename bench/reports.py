@@ -92,6 +92,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
             sec.tables.append(("Protocols", pd.DataFrame(protos)))
         bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
         sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
+        sec.paragraphs += [f"{v} is a plugin variant: {o}" for v, o in _plugins(rows).items()]
         sections.append(sec)
     names = list(runs)
     for other in names[1:]:
@@ -233,6 +234,13 @@ def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[s
     return out
 
 
+def _plugins(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Variants of ``rows`` that came from a plugin, with where their code came from."""
+    from models.plugins import describe
+
+    return {r["variant"]: describe(r["origin"]) for r in rows if r.get("origin")}
+
+
 def _spread(items: list[Path], k: int) -> list[Path]:
     """Up to ``k`` items evenly spread, first and last included."""
     if len(items) <= k:
@@ -282,6 +290,8 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
         bad = sub[sub["status"] != "ok"].drop_duplicates(["variant", "seed"])
         for r in bad.itertuples():
             parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")
+        for variant, origin in _plugins(runs[run]).items():
+            parts.append(f"- `{variant}` is a plugin variant: {origin}\n")
         parts.append("\nProtocols:\n")
         for p in _metric_protocols(summary, run, present + more):
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")

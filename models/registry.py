@@ -12,9 +12,11 @@ numbers) so that a broken variant fails at import, not an hour into ``bench run 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +25,7 @@ from torch import nn
 
 from models.data_options import DataOptions
 from models.layers import ClassIndex
-from models.losses import GANLoss, build_loss, loss_names
+from models.losses import _LOSSES, GANLoss, build_loss, loss_names
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -67,6 +69,9 @@ class Variant:
     faithful: dict[str, Any] = field(default_factory=dict)  # DataOptions overrides (--faithful)
     notes: str = ""  # deviations from the seed document and why
     name: str = ""  # filled in by register_variant
+    # Where a plugin variant's code comes from (models.plugins): package and version or file,
+    # and the sha256 of its source; None for the variants this package ships.
+    origin: dict[str, Any] | None = None
 
     @property
     def resolution(self) -> int:
@@ -152,6 +157,7 @@ class Variant:
             "ema_decay": self.ema_decay,
             "ema_rampup": self.ema_rampup,
             "augment": list(self.augment),
+            **({"origin": dict(self.origin)} if self.origin else {}),
         }
 
 
@@ -286,17 +292,101 @@ def register_variant(name: str) -> Callable[[Callable[[], Variant]], Callable[[]
 
     def deco(factory: Callable[[], Variant]) -> Callable[[], Variant]:
         variant = factory()
+        if not isinstance(variant, Variant):
+            raise TypeError(
+                f"variant {name!r}: its factory returned {type(variant).__name__}, not a Variant"
+            )
         _validate(name, variant)
-        _VARIANTS[name] = dataclasses.replace(variant, name=name)
+        _VARIANTS[name] = dataclasses.replace(variant, name=name, origin=_ORIGIN)
         return factory
 
     return deco
 
 
+_ORIGIN: dict[str, Any] | None = None  # set while a plugin's code runs (registering_as)
+
+
+@contextlib.contextmanager
+def registering_as(origin: dict[str, Any]) -> Iterator[Callable[[], list[str]]]:
+    """Stamp every variant registered inside the block with ``origin``; yields a function
+    that lists the variants registered in the block so far. Where the block raises, its
+    variants and losses are removed again, so a plugin is registered whole or not at all."""
+    global _ORIGIN
+    before_v, before_l = set(_VARIANTS), set(_LOSSES)
+    _ORIGIN = origin
+    try:
+        yield lambda: [n for n in _VARIANTS if n not in before_v]
+    except BaseException:
+        for n in set(_VARIANTS) - before_v:
+            del _VARIANTS[n]
+        for n in set(_LOSSES) - before_l:
+            del _LOSSES[n]
+        raise
+    finally:
+        _ORIGIN = None
+
+
 def variant_names() -> list[str]:
     """Registered names ordered by seed document ("000".."004", then "beyond"), then by
-    registration: the order of `bench list` and of `bench run --all`."""
-    return sorted(_VARIANTS, key=lambda n: _VARIANTS[n].seed_doc)
+    registration, with plugin variants after the built-in ones: the order of `bench list`
+    and of `bench run --all`."""
+    return sorted(_VARIANTS, key=lambda n: (_VARIANTS[n].origin is not None, _VARIANTS[n].seed_doc))
+
+
+def check_contract(v: Variant, n: int = 4) -> None:
+    """The variant contract, checked on a test batch without touching the global RNG.
+
+    G and D build from ``arch``; ``G(z, labels)`` maps ``v.sample_latents(n)`` to ``(n, 1,
+    R, R)`` images, finite and inside ``data.value_range``, for R the variant's resolution;
+    ``D(x, labels)`` gives ``n`` raw scores (``(n,)`` or ``(n, 1)``); the loss's ``d_loss``
+    and ``g_loss`` return a finite scalar and a dict of statistics, and backpropagate.
+    ``labels`` is None for unconditional variants. The common variant test
+    (tests/test_variants.py) runs this for every registered variant; plugins run it when
+    they load.
+
+    Raises:
+        ValueError: naming the variant and what does not hold.
+    """
+    name = v.name or "<variant>"
+    res = v.resolution
+    lo, hi = v.data.value_range
+    with torch.random.fork_rng(devices=[]):
+        G, D = v.build(0)
+        if not isinstance(G, nn.Module) or not isinstance(D, nn.Module):
+            raise ValueError(f"variant {name!r}: build_generator and build_discriminator "
+                             "must return torch.nn.Module instances")  # fmt: skip
+        G.eval(), D.eval()
+        z, y = v.sample_latents(n, torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            x = G(z, y)
+        if not isinstance(x, torch.Tensor) or tuple(x.shape) != (n, 1, res, res):
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"variant {name!r}: G(z, labels) gave {shape} for a batch of {n}, "
+                             f"expected {(n, 1, res, res)}")  # fmt: skip
+        if not torch.isfinite(x).all() or x.min() < lo - 1e-6 or x.max() > hi + 1e-6:
+            raise ValueError(
+                f"variant {name!r}: G's images lie in [{x.min():.3g}, "
+                f"{x.max():.3g}], outside data.value_range {v.data.value_range}"
+            )
+        with torch.no_grad():
+            out = D(x, y)
+        if not isinstance(out, torch.Tensor) or out.numel() != n or out.dim() > 2:
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(f"variant {name!r}: D(x, labels) gave {shape} for a batch of {n}, "
+                             "expected one raw score per image: (n,) or (n, 1)")  # fmt: skip
+        G.train(), D.train()
+        loss = v.build_loss()
+        real = torch.rand(n, 1, res, res) * (hi - lo) + lo
+        fake = G(z, y)
+        for what, (value, stats) in (
+            ("d_loss", loss.d_loss(D, real, fake.detach(), y, y)),
+            ("g_loss", loss.g_loss(D, fake, y)),
+        ):
+            ok = isinstance(value, torch.Tensor) and value.numel() == 1 and isinstance(stats, dict)
+            if not ok or not math.isfinite(float(value.detach())):
+                raise ValueError(f"variant {name!r}: loss {v.loss!r} {what} must return a finite "
+                                 "scalar tensor and a dict of statistics")  # fmt: skip
+            value.backward()
 
 
 def get_variant(name: str) -> Variant:

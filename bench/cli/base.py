@@ -43,6 +43,10 @@ def cli() -> None:
 
     Typical use: `bench list`, then `bench run --all` (CPU default profile `quick`).
     """
+    from models.plugins import plugin_errors
+
+    for message in plugin_errors():  # an installed plugin that failed: the rest still work
+        click.echo(f"warning: {message}; its variants are not available", err=True)
 
 
 # ---------------------------------------------------------------------- shared options

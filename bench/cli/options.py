@@ -25,6 +25,35 @@ def check_variant(name: str) -> str:
     return name
 
 
+def load_plugins(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Load each ``--plugin`` now (the option is eager, so ``--variants`` and the VARIANT
+    argument see its variants); return them as every process of a run loads them."""
+    from models.plugins import PluginError, canonical, load_plugin
+
+    for spec in value:
+        try:
+            load_plugin(spec)
+        except PluginError as exc:
+            raise click.BadParameter(str(exc), param_hint="--plugin") from None
+    return tuple(canonical(s) for s in value)
+
+
+plugin_option = click.option(
+    "--plugin",
+    "plugins",
+    multiple=True,
+    is_eager=True,
+    expose_value=True,
+    callback=load_plugins,
+    metavar="FILE.py|MODULE",
+    help="Load variants (and losses) from a Python file or an importable module that "
+    "registers them; repeatable. Installed packages with a `fmgan_bench.variants` entry "
+    "point load without it.",
+)
+
+
 def parse_variants(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple | None:
     if value is None:
         return None
@@ -155,6 +184,7 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="CPU threads per job (default: all cores for one job at a time, cores / N "
             "with --jobs N). CPU results depend on it; every row records it.",
         ),
+        plugin_option,
     ]
     for opt in reversed(opts):
         fn = opt(fn)

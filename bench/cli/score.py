@@ -15,6 +15,7 @@ from bench.cli.options import (
     data_dir_option,
     inception_weights_option,
     parse_classes,
+    plugin_option,
     reference_stats_option,
 )
 
@@ -132,8 +133,10 @@ def reference_export_cmd(
 @data_dir_option
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@plugin_option
 def score_cmd(
     target: Path,
+    plugins: tuple[str, ...],
     network: str,
     samples: int,
     inception_samples: int,
@@ -163,7 +166,7 @@ def score_cmd(
         target, network=network, samples=samples, inception_samples=inception_samples,
         ppl_samples=ppl_samples, classes=parse_classes(classes), metric_seed=metric_seed,
         device=checked_device(device), data_dir=data_dir, inception_weights=inception_weights,
-        reference_stats=reference_stats, strip=strip,
+        reference_stats=reference_stats, strip=strip, plugins=plugins,
     )  # fmt: skip
     about = row.pop("target")
     if as_json:

@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from bench.cli.base import cli
-from bench.cli.options import checked_device, cluster_options, cluster_settings, data_dir_option
+from bench.cli.options import (
+    checked_device,
+    cluster_options,
+    cluster_settings,
+    data_dir_option,
+    plugin_option,
+)
 from bench.runs import new_run_dir
 
 
@@ -30,9 +36,11 @@ from bench.runs import new_run_dir
               help="Local executor: run a setting's jobs (phase 2 seeds) N at a time.")  # fmt: skip
 @click.option("--progress/--no-progress", default=None, help="Progress bars.")
 @click.option("--dry-run", is_flag=True, help="Print the settings; train nothing.")
+@plugin_option
 @cluster_options
 def sweep_cmd(
     spec_file: Path,
+    plugins: tuple[str, ...],
     out: Path | None,
     data_dir: Path | None,
     device: str,
@@ -82,6 +90,7 @@ def sweep_cmd(
         return RunPlan.from_options(
             spec.profile, variants, seeds, spec.kimg, device=dev, data_dir=data_dir,
             overrides=tuple(overrides.items()), progress=progress, threads=threads,
+            plugins=plugins,
         )  # fmt: skip
 
     def execute_setting(run_dir: Path, variants: tuple, seeds: tuple, overrides: dict) -> None:

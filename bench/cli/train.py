@@ -17,6 +17,7 @@ from bench.cli.options import (
     cluster_options,
     cluster_settings,
     parse_variants,
+    plugin_option,
     train_options,
     variant_names,
 )
@@ -24,12 +25,15 @@ from bench.runs import RunFolder, new_run_dir
 
 
 @cli.command("list")
-def list_cmd() -> None:
-    """List registered variants: seed document, loss, resolution, batch, parameter counts."""
+@plugin_option
+def list_cmd(plugins: tuple[str, ...]) -> None:
+    """List registered variants: seed document, loss, resolution, batch, parameter counts,
+    and where each comes from (fmgan-bench, or a plugin's package or file and sha256)."""
     import models
+    from models.plugins import describe
     from models.registry import count_parameters
 
-    header = ("variant", "seed", "loss", "res", "cond", "batch", "G params", "D params")
+    header = ("variant", "seed", "loss", "res", "cond", "batch", "G params", "D params", "origin")
     rows = []
     for name in models.variant_names():
         v = models.get_variant(name)
@@ -44,6 +48,7 @@ def list_cmd() -> None:
                 str(v.batch_size),
                 f"{count_parameters(G):,}",
                 f"{count_parameters(D):,}",
+                describe(v.origin),
             )
         )
     widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
