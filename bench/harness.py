@@ -33,7 +33,7 @@ from bench.checkpoint import (
     set_rng_state,
 )
 from bench.data import Dataset, EpochSampler, to_model_range
-from bench.hooks import GridSaver, Hook, LossLog, ProgressBar
+from bench.hooks import GridSaver, Hook, LossLog, ProgressBar, TensorBoardLog
 from bench.provenance import versions
 from bench.signals import stop_on_signal
 from models.augment import DiffAugmentD
@@ -113,7 +113,8 @@ class Trainer:
         data: training images (uint8) and labels.
         settings: budget, seed, numerics.
         out_dir: job folder for checkpoint.pt, losses.csv and grids/.
-        hooks: extra hooks after the built-in loss log, grids and progress bar.
+        hooks: extra hooks after the built-in loss log, grids and progress bar (and
+            before the TensorBoard log, which logs what they made in the same step).
     """
 
     def __init__(
@@ -150,7 +151,9 @@ class Trainer:
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
         self.resumed_from_step: int | None = None
-        self.hooks: list[Hook] = [LossLog(), GridSaver(), ProgressBar(), *(hooks or [])]
+        self.hooks: list[Hook] = [
+            LossLog(), GridSaver(), ProgressBar(), *(hooks or []), TensorBoardLog(),
+        ]  # fmt: skip
         every = settings.sync_every
         self.sync_every = every if every is not None else (1 if self.device.type == "cpu" else 50)
         self._pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []

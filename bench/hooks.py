@@ -2,7 +2,8 @@
 
 :class:`Hook` is the interface the loop (:mod:`bench.harness`) calls; the built-in hooks
 write the loss log, the fixed-noise sample grids and the progress bar; :class:`MetricTracker`
-scores G_ema during training (the metric-versus-kimg curve). The loop calls every hook with
+scores G_ema during training (the metric-versus-kimg curve); :class:`TensorBoardLog` writes
+all of these as TensorBoard events when the optional package is installed. The loop calls every hook with
 training's RNG streams set aside, so a hook may draw random numbers freely.
 """
 
@@ -101,6 +102,9 @@ class GridSaver(Hook):
 
     FINAL = "grid-final.png"
 
+    def __init__(self) -> None:
+        self.last: tuple[int, torch.Tensor] | None = None  # (step, grid) of the newest grid
+
     def on_start(self, trainer: Trainer) -> None:
         self.every = trainer.every(trainer.settings.grid_kimg)
         if trainer.step == 0:
@@ -115,12 +119,15 @@ class GridSaver(Hook):
         if trainer.step == trainer.total_steps:
             self._save(trainer, trainer.out_dir / self.FINAL)
 
-    @staticmethod
-    def _save(trainer: Trainer, path: Path) -> None:
+    def _save(self, trainer: Trainer, path: Path) -> None:
         import torchvision.utils as vutils  # deferred: importing torchvision costs ~5 s
 
-        images, nrow = trainer.sample_grid()
-        grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+        if self.last is not None and self.last[0] == trainer.step:
+            grid = self.last[1]  # the final grid is the last periodic one
+        else:
+            images, nrow = trainer.sample_grid()
+            grid = vutils.make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+            self.last = (trainer.step, grid)
         names = None
         if trainer.variant.conditional:  # one row per class, in class order, named
             names = [CLASS_NAMES[c] for c in trainer.variant.data.class_ids]
@@ -237,3 +244,84 @@ class MetricTracker(Hook):
             return
         self.rows.append({"step": trainer.step, "kimg": round(trainer.kimg, 4), **values})
         write_csv(self.path, self.COLUMNS, self.rows)
+
+
+def summary_writer_class() -> Any:
+    """torch's TensorBoard ``SummaryWriter`` when the optional ``tensorboard`` package is
+    installed (``.[tensorboard]``), else None: then nothing is logged and nothing warns."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter
+
+
+class TensorBoardLog(Hook):
+    """TensorBoard event files in the job's ``tensorboard/`` folder, stylegan2-ada's way: the
+    losses and loss statistics of every step (``loss/*``), the tracked metrics
+    (``metrics/fid_fmnist``, ``metrics/is_fmnist``) and the sample grids (``samples``), all
+    against the images shown to D (so kimg = step / 1000 on TensorBoard's axis).
+
+    A resumed job opens its writer with ``purge_step`` just past the checkpoint, so what a
+    killed session wrote after its last checkpoint is hidden and the curves do not double;
+    everything up to a checkpoint is flushed before it is written. Runs last among the hooks,
+    so it sees the grid and the tracked point of the same step.
+    """
+
+    DIR = "tensorboard"
+
+    def __init__(self) -> None:
+        self.writer: Any = None
+
+    def on_start(self, trainer: Trainer) -> None:
+        writer_class = summary_writer_class()
+        if writer_class is None:
+            return
+        now = self._nimg(trainer, trainer.step)
+        self.writer = writer_class(
+            log_dir=str(trainer.out_dir / self.DIR), purge_step=now + 1 if trainer.step else None
+        )
+        self.grids = next((h for h in trainer.hooks if isinstance(h, GridSaver)), None)
+        self.tracker = next((h for h in trainer.hooks if isinstance(h, MetricTracker)), None)
+        # Tracked points up to the checkpoint were logged by the session that made it.
+        self.sent = 0 if trainer.step == 0 or self.tracker is None else len(self.tracker.rows)
+        self.grid_step = -1  # the step of the last grid logged
+        self.after_step(trainer)
+
+    @staticmethod
+    def _nimg(trainer: Trainer, step: int) -> int:
+        return step * trainer.images_per_step
+
+    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+        if self.writer is None:
+            return
+        for row in rows:
+            nimg = self._nimg(trainer, int(row["step"]))
+            for key, value in row.items():
+                if key not in ("step", "kimg"):
+                    self.writer.add_scalar(f"loss/{key}", value, nimg)
+
+    def after_step(self, trainer: Trainer) -> None:
+        if self.writer is None:
+            return
+        if self.tracker is not None:
+            for row in self.tracker.rows[self.sent :]:
+                nimg = self._nimg(trainer, int(row["step"]))
+                for key in MetricTracker.COLUMNS[2:]:
+                    if row.get(key) is not None:
+                        self.writer.add_scalar(f"metrics/{key}", row[key], nimg)
+            self.sent = len(self.tracker.rows)
+        last = self.grids.last if self.grids is not None else None
+        if last is not None and last[0] != self.grid_step:
+            self.writer.add_image("samples", last[1], self._nimg(trainer, last[0]))
+            self.grid_step = last[0]
+
+    def before_checkpoint(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.writer.flush()
+
+    def on_end(self, trainer: Trainer) -> None:
+        if self.writer is not None:
+            self.after_step(trainer)
+            self.writer.close()
+            self.writer = None
