@@ -79,6 +79,10 @@ def load_thresholds(path: Path, variants: list[str]) -> dict[str, dict[str, dict
                     )
                 if isinstance(limit, bool) or not isinstance(limit, int | float):
                     raise ThresholdsError(f"{path}: [{variant}] {metric}.{rule} must be a number")
+                if not math.isfinite(limit):  # TOML allows nan and inf; no value passes nan
+                    raise ThresholdsError(
+                        f"{path}: [{variant}] {metric}.{rule} = {limit}: a bound must be finite"
+                    )
                 if rule == "max_regression" and limit < 0:
                     raise ThresholdsError(f"{path}: [{variant}] {metric}: max_regression < 0")
             out.setdefault(variant, {})[metric] = {k: float(v) for k, v in rules.items()}

@@ -21,7 +21,7 @@ from bench.errors import RunFolderError
 from bench.jobs import RUN_DEFINING, RunPlan, format_row, job_finished, make_scorer, record, run_job
 from bench.pool import execute_parallel
 from bench.provenance import git_commit, versions
-from bench.runs import RunFolder
+from bench.runs import RunFolder, torn_tail
 from bench.scoring import Scorer
 from models.data_options import DataOptions
 from models.plugins import describe, loaded_plugins
@@ -117,6 +117,9 @@ def execute(
     scorer.check_references()  # a reference made with other weights fails before any writing
     with run.locked():
         prepare_run(plan, run, argv)
+        torn = torn_tail(run.results_path)
+        if torn:
+            echo(f"warning: {torn.replace('recomputes', 'now recomputes')}")
         done = {k for k, r in run.latest().items() if job_finished(r, plan.kimg)}
         todo = []
         for variant_name, seed in plan.jobs():

@@ -7,6 +7,7 @@ leaves either the old file or the new one, never a torn mix.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -41,17 +42,44 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
 
     The lock serialises concurrent writers (parallel jobs, cluster jobs on a shared file
     system, where O_APPEND alone is not atomic across hosts), so lines never interleave. A
-    reader never sees half a line from a well-behaved writer; a torn tail left by a power cut
-    is tolerated by :func:`bench.runs.read_results`, which skips an unterminated last line.
+    torn tail (an append cut short by a kill, a full disk or a truncated copy) is first moved
+    to ``<file>.torn`` and cut off, so the new line never fuses with it. A write that fails
+    (a full disk) is cut back off the same way: the file stays a whole number of lines.
     """
     data = (line.rstrip("\n") + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)  # blocks while another writer appends
-        os.write(fd, data)
-        os.fsync(fd)
+        _cut_torn_tail(fd, Path(path))
+        size = os.fstat(fd).st_size
+        try:
+            if os.write(fd, data) != len(data):
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+            os.fsync(fd)
+        except OSError:
+            os.ftruncate(fd, size)  # no torn line of our own
+            raise
     finally:
         os.close(fd)  # closing drops the lock
+
+
+def _cut_torn_tail(fd: int, path: Path) -> None:
+    """Move an unterminated last line of the file open as ``fd`` to ``<path>.torn``."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    start, end = 0, size
+    while end > 0:  # scan back, 64 KiB at a time, for the last newline
+        lo = max(0, end - (1 << 16))
+        nl = os.pread(fd, end - lo, lo).rfind(b"\n")
+        if nl >= 0:
+            start = lo + nl + 1
+            break
+        end = lo
+    fragment = os.pread(fd, size - start, start)
+    with open(f"{path}.torn", "ab") as keep:
+        keep.write(fragment + b"\n")
+    os.ftruncate(fd, start)
 
 
 def read_toml(path: Path, error: type[BenchError]) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 :class:`Hook` is the interface the loop (:mod:`bench.harness`) calls; the built-in hooks
 write the loss log, the fixed-noise sample grids and the progress bar; :class:`MetricTracker`
 scores G_ema during training (the metric-versus-kimg curve); :class:`TensorBoardLog` writes
-all of these as TensorBoard events when the optional package is installed. The loop calls every hook with
-training's RNG streams set aside, so a hook may draw random numbers freely.
+all of these as TensorBoard events when the optional package is installed. The loop calls
+every hook with training's RNG streams set aside, so a hook may draw random numbers freely.
 """
 
 from __future__ import annotations

@@ -46,11 +46,22 @@ def new_run_dir(desc: str, root: Path | None = None) -> Path:
 
 
 def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """All rows of a results.jsonl, oldest first; a torn (unterminated) last line is ignored."""
+    """All rows of a results.jsonl, oldest first.
+
+    A torn (unterminated) last line, the tail of an append that a kill or a copy cut short,
+    is left out: :func:`torn_tail` says so, and the next append repairs the file first.
+
+    Raises:
+        RunFolderError: naming the file and line of a row that is not valid JSON or lacks
+            what every row has (``variant``, ``seed``, ``status``; numbers for metrics).
+    """
     p = Path(path)
     if not p.is_file():
         return []
-    text = p.read_text(encoding="utf-8")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{p}: cannot read ({exc})") from None
     lines = text.split("\n")
     if not text.endswith("\n"):
         lines = lines[:-1]  # the tail of an interrupted append
@@ -59,10 +70,48 @@ def read_results(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            rows.append(json.loads(line))
+            row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise RunFolderError(f"{p}:{i}: not valid JSON ({exc.msg})") from None
+        problem = _row_problem(row)
+        if problem:
+            raise RunFolderError(f"{p}:{i}: not a result row of fmgan-bench ({problem})")
+        rows.append(row)
     return rows
+
+
+def _row_problem(row: Any) -> str | None:
+    """What makes ``row`` unusable as a result row, or None."""
+    if not isinstance(row, dict):
+        return f"a JSON {type(row).__name__}, not an object"
+    for key, kind in (("variant", str), ("seed", int), ("status", str)):
+        if not isinstance(row.get(key), kind) or isinstance(row.get(key), bool):
+            return f"{key!r} missing or not a {kind.__name__}"
+    metrics = row.get("metrics", {})
+    if not isinstance(metrics, dict):
+        return "'metrics' is not an object"
+    for key, value in metrics.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            return f"metric {key!r} is {value!r}, not a number"
+    return None
+
+
+def torn_tail(path: str | os.PathLike[str]) -> str | None:
+    """A warning naming the file and line when results.jsonl ends in a torn line (its job's
+    row was lost: ``bench run`` on the folder recomputes it from the job's checkpoint)."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError:
+        return None
+    if not data or data.endswith(b"\n"):
+        return None
+    line = data.count(b"\n") + 1
+    size = len(data) - (data.rfind(b"\n") + 1)
+    return (
+        f"{p}:{line}: torn last line ({size} bytes without an end: an interrupted write) "
+        "left out; `bench run` with the same --out recomputes that job's row"
+    )
 
 
 @contextlib.contextmanager

@@ -40,6 +40,16 @@ def clean_registry() -> object:
         del sys.modules[name]
 
 
+def forget_plugins() -> None:
+    """This process as if no plugin had been loaded (a new `bench` command)."""
+    for name in [n for n, v in registry._VARIANTS.items() if v.origin is not None]:
+        del registry._VARIANTS[name]
+    losses._LOSSES.pop("least-squares", None)
+    plugins._LOADED.clear()
+    for name in [m for m in sys.modules if m.startswith("fmgan_bench_plugin_")]:
+        del sys.modules[name]
+
+
 def invoke(*args: str) -> Result:
     return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
@@ -134,18 +144,14 @@ def test_changed_plugin_code_is_refused_on_resume_and_score(
     assert invoke(*args, "--plugin", str(mine)).exit_code == 0
 
     # Without the plugin, the folder says which one it needs.
-    for name in [m for m in registry._VARIANTS if m == "lsgan"]:
-        del registry._VARIANTS[name]
-    del losses._LOSSES["least-squares"]
-    plugins._LOADED.clear()
+    forget_plugins()
     result = CliRunner().invoke(cli, ["run", *TINY, "--data-dir", str(synthetic_dir),
                                       "--variants", "dcgan-small", "--out", str(out)])  # fmt: skip
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "holds variant 'lsgan'" in result.output and f"--plugin {mine}" in result.output
 
     mine.write_text(mine.read_text().replace("0.5 * ((s - self.c)", "0.25 * ((s - self.c)"))
-    for name in [m for m in sys.modules if m.startswith("fmgan_bench_plugin_")]:
-        del sys.modules[name]
+    forget_plugins()
     result = CliRunner().invoke(cli, [*args, "--plugin", str(mine), "--extend", "--kimg", "0.5"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "code changed since" in result.output
@@ -248,3 +254,27 @@ def test_module_origin_hashes_the_package_source(tmp_path: Path) -> None:
     assert a["sha256"] != b["sha256"] and not plugins.same_code(a, b)
     assert plugins.same_code(a, dict(a, path="/elsewhere")) and plugins.same_code(None, None)
     assert not plugins.same_code(None, a)
+
+
+def test_sweep_of_a_plugin_variant_on_submitit_local(synthetic_dir: Path, tmp_path: Path) -> None:
+    """--plugin on `bench sweep`, with every setting's job a submitit-local task: each task
+    process loads the plugin file from the run plan, and the sweep searches the plugin
+    loss's own setting."""
+    spec = tmp_path / "spec.toml"
+    spec.write_text('variants = ["lsgan"]\nprofile = "smoke"\nkimg = 0.256\ntop = 1\nseeds = 1\n'
+                    '[space]\n"loss_kwargs.c" = [1.0, 0.5]\n')  # fmt: skip
+    out = tmp_path / "sweep"
+    result = invoke("sweep", str(spec), "--plugin", str(EXAMPLE_FILE), "--out", str(out),
+                    "--data-dir", str(synthetic_dir), "--executor", "submitit-local",
+                    "--slurm-cpus", "1", "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    record = json.loads((out / "sweep.json").read_text())
+    assert len(record["settings"]) == 2
+    for s in record["settings"]:
+        (row,) = RunFolder(out / s["id"]).results()
+        assert row["status"] == "ok" and row["cluster"]["engine"] == "submitit-local"
+        assert row["origin"]["file"] == str(EXAMPLE_FILE)
+        assert row["overrides"] == s["overrides"]
+    forget_plugins()
+    without = CliRunner().invoke(cli, ["sweep", str(spec), "--dry-run"])
+    assert without.exit_code == 2 and "lsgan" in without.output  # unknown without --plugin

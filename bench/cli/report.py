@@ -8,10 +8,15 @@ from pathlib import Path
 import click
 
 from bench.cli.base import Fail, cli
-from bench.cli.options import (
-    variant_names,
-)
-from bench.runs import RunFolder, new_run_dir
+from bench.cli.options import variant_names
+from bench.runs import RunFolder, new_run_dir, torn_tail
+
+
+def warn_torn(run_dir: Path) -> None:
+    """Say so on stderr when the folder's results.jsonl ends in a torn line."""
+    message = torn_tail(RunFolder(run_dir).results_path)
+    if message:
+        click.echo(f"warning: {message}", err=True)
 
 
 @cli.command("report")
@@ -53,6 +58,7 @@ def report_cmd(run_dirs: tuple[Path, ...], out: Path | None) -> None:
     for d in run_dirs:
         if not (d / "results.jsonl").is_file():
             raise Fail(f"{d}: no results.jsonl (not a run folder, or no job finished yet)", 2)
+        warn_torn(d)
     if out is None:
         out = run_dirs[0] / "report" if len(run_dirs) == 1 else new_run_dir("report")
     is_file = html_path(out) == out
@@ -93,6 +99,7 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
 
     if not (run_dir / "results.jsonl").is_file():
         raise Fail(f"{run_dir}: no results.jsonl (not a run folder?)", 2)
+    warn_torn(run_dir)
     rules = load_thresholds(thresholds, variant_names())
     needs_base = any("max_regression" in r for m in rules.values() for r in m.values())
     if needs_base and baseline is None:
@@ -124,6 +131,7 @@ def status_cmd(run_dir: Path) -> None:
 
     from bench.status import run_status
 
+    warn_torn(run_dir)
     jobs = run_status(run_dir)
     for job in jobs:
         click.echo(job.line())

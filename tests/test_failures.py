@@ -1,0 +1,139 @@
+"""Failure modes (README "Failure modes"): torn result lines, damaged files of our own formats,
+a full or read-only disk, input that can never train, unsafe files, bounds that are not
+numbers. Each case: one message naming the file or value, a non-zero exit where the command
+cannot go on, no traceback, nothing written earlier lost."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bench.cli import cli
+from bench.errors import RunFolderError
+from bench.fsutil import append_line
+from bench.runs import RunFolder, read_results, torn_tail
+
+TINY = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress",
+        "--inception-samples", "0"]  # fmt: skip
+
+
+def invoke(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def assert_one_error(result: Result, *needles: str, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+# ---------------------------------------------------------------------- torn results lines
+
+
+def test_append_repairs_a_torn_tail_first(tmp_path: Path) -> None:
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"variant": "a", "seed": 0, "status": "ok"}\n{"variant": "b", "se')
+    assert torn_tail(path) and f"{path}:2: torn last line (20 bytes" in torn_tail(path)
+    assert [r["variant"] for r in read_results(path)] == ["a"]
+    append_line(path, json.dumps({"variant": "b", "seed": 0, "status": "ok"}))
+    assert [r["variant"] for r in read_results(path)] == ["a", "b"]  # not fused with the tail
+    assert torn_tail(path) is None
+    assert (tmp_path / "results.jsonl.torn").read_text() == '{"variant": "b", "se\n'
+
+
+def test_failed_append_leaves_whole_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "results.jsonl"
+    append_line(path, '{"variant": "a", "seed": 0, "status": "ok"}')
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        real_write(fd, data[:10])  # the disk fills after 10 bytes
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", half_then_full)
+    with pytest.raises(OSError, match="No space left"):
+        append_line(path, '{"variant": "b", "seed": 0, "status": "ok"}')
+    monkeypatch.undo()
+    assert path.read_text() == '{"variant": "a", "seed": 0, "status": "ok"}\n'
+
+
+@pytest.fixture
+def two_seed_run(synthetic_dir: Path, tmp_path: Path) -> tuple[Path, list[str]]:
+    out = tmp_path / "run"
+    args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small",
+            "--seeds", "2", "--out", out]  # fmt: skip
+    result = invoke(*args)
+    assert result.exit_code == 0, result.output
+    return out, [str(a) for a in args]
+
+
+def test_torn_row_is_reported_and_recomputed(two_seed_run: tuple[Path, list[str]]) -> None:
+    out, args = two_seed_run
+    results = out / "results.jsonl"
+    whole = RunFolder(out).results()
+    text = results.read_text()
+    results.write_text(text[: len(text) - 40])  # seed 1's row cut short by a kill
+    for command in (("report", out), ("status", out)):
+        result = invoke(*command)
+        assert result.exit_code == 0 and f"{results}:2: torn last line" in result.output, (
+            result.output
+        )
+    rerun = invoke(*args)
+    assert rerun.exit_code == 0, rerun.output
+    assert f"{results}:2: torn last line" in rerun.output and "now recomputes" in rerun.output
+    assert "dcgan-small seed 0: finished earlier, skipped" in rerun.output
+    rows = RunFolder(out).results()  # valid JSON lines again, seed 1 recomputed
+    assert [(r["seed"], r["status"]) for r in rows] == [(0, "ok"), (1, "ok")]
+    assert rows[1]["metrics"] == whole[1]["metrics"]  # from its checkpoint: the same scores
+    assert rows[1]["resumed_from_step"] == whole[1]["total_steps"]
+    assert torn_tail(results) is None
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ('["not", "a", "row"]', "a JSON list, not an object"),
+        ('{"seed": 0, "status": "ok"}', "'variant' missing or not a str"),
+        ('{"variant": "dcgan", "seed": "0", "status": "ok"}', "'seed' missing or not a int"),
+        (
+            '{"variant": "dcgan", "seed": 0, "status": "ok", "metrics": {"fid_fmnist": "12"}}',
+            "metric 'fid_fmnist' is '12', not a number",
+        ),
+    ],
+)
+def test_damaged_rows_are_one_message(
+    line: str, problem: str, two_seed_run: tuple[Path, list[str]]
+) -> None:
+    out, args = two_seed_run
+    results = out / "results.jsonl"
+    before = results.read_text()
+    results.write_text(before + line + "\n")
+    with pytest.raises(RunFolderError, match="not a result row"):
+        read_results(results)
+    for command in (("report", out), ("status", out), tuple(args)):
+        assert_one_error(invoke(*command), f"{results}:3: not a result row", problem)
+    assert results.read_text() == before + line + "\n"  # no junk row appended by the rerun
+
+
+# ---------------------------------------------------------------------- thresholds
+
+
+@pytest.mark.parametrize("bound", ["nan", "inf", "-inf"])
+def test_non_finite_threshold_is_a_bad_file(
+    bound: str, two_seed_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out, _ = two_seed_run
+    rules = tmp_path / "thresholds.toml"
+    rules.write_text(f"[dcgan-small]\nfid_fmnist = {{ max = {bound} }}\n")
+    assert_one_error(
+        invoke("check", out, "--thresholds", rules),
+        f"[dcgan-small] fid_fmnist.max = {float(bound)}: a bound must be finite",
+    )
