@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class BenchError(Exception):
     """A problem the user can fix (bad input, missing data, a locked run folder).
@@ -23,3 +25,23 @@ class DataFormatError(BenchError):
 
 class RunFolderError(BenchError):
     """A run folder cannot be used: locked by another process or made with other settings."""
+
+
+# What a full, read-only or forbidden destination raises: the user's to fix, not a crash.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
+
+
+class DiskError(BenchError):
+    """A write the file system refused (full disk, read-only folder, no permission)."""
+
+
+def disk_error(exc: BaseException) -> DiskError | None:
+    """The one-line user error for an OSError of :data:`DISK_ERRNOS`, else None."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
+        return None
+    what = exc.filename or "a file"
+    return DiskError(
+        f"cannot write {what}: {exc.strerror or exc}. Everything written before is intact "
+        "(writes are atomic); free space or make the folder writable, then run the same "
+        "command again to continue"
+    )

@@ -56,9 +56,9 @@ def append_line(path: str | os.PathLike[str], line: str) -> None:
             if os.write(fd, data) != len(data):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
             os.fsync(fd)
-        except OSError:
+        except OSError as exc:
             os.ftruncate(fd, size)  # no torn line of our own
-            raise
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
         os.close(fd)  # closing drops the lock
 

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from bench.data import Dataset, load_part
-from bench.errors import BenchError
+from bench.errors import BenchError, disk_error
 from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
 from bench.hooks import Hook, MetricTracker
 from bench.profiles import Profile, get_profile
@@ -224,19 +224,29 @@ def run_job(
         )
     except (BenchError, Interrupted, KeyboardInterrupt):
         raise  # user errors and Ctrl-C stop the whole run; the job stays resumable
+    except OSError as exc:
+        disk = disk_error(exc)  # a full or read-only disk: the user's to fix, not a failed job
+        if disk is not None:
+            raise disk from None
+        row.update(_failed(exc, job_dir, trainer))
     except Exception as exc:  # a crash in one variant must not stop the others
-        job_dir.mkdir(parents=True, exist_ok=True)
-        (job_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
-        row.update(
-            status="failed",
-            error=f"{type(exc).__name__}: {exc}",
-            step=trainer.step if trainer else 0,
-            kimg=round(trainer.kimg, 4) if trainer else 0.0,
-            paths={"error_log": str((job_dir / "error.log").relative_to(job_dir.parent.parent))},
-        )
+        row.update(_failed(exc, job_dir, trainer))
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     row["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     return row
+
+
+def _failed(exc: BaseException, job_dir: Path, trainer: Trainer | None) -> dict[str, Any]:
+    """The fields of a ``failed`` row; the traceback goes to ``job_dir/error.log``."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    (job_dir / "error.log").write_text(traceback.format_exc(), encoding="utf-8")
+    return {
+        "status": "failed",
+        "error": f"{type(exc).__name__}: {exc}",
+        "step": trainer.step if trainer else 0,
+        "kimg": round(trainer.kimg, 4) if trainer else 0.0,
+        "paths": {"error_log": str((job_dir / "error.log").relative_to(job_dir.parent.parent))},
+    }
 
 
 def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:

@@ -48,10 +48,14 @@ def no_download_reason() -> str:
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto
     ``path`` (``os.replace`` is atomic), so a crash leaves the old file or the new one,
-    never a torn mix."""
+    never a torn mix. The temporary file is removed on any failure, and an OSError (a full
+    or read-only disk) names ``path``, the file that could not be written."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    target.parent.mkdir(parents=True, exist_ok=True)  # an error names the folder
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -60,6 +64,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give normal permissions
         os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename not in (None, str(tmp_path)):
+            raise
+        raise OSError(exc.errno, exc.strerror, str(target)) from exc
     finally:
         tmp_path.unlink(missing_ok=True)
 

@@ -5,8 +5,11 @@ cannot go on, no traceback, nothing written earlier lost."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -137,3 +140,98 @@ def test_non_finite_threshold_is_a_bad_file(
         invoke("check", out, "--thresholds", rules),
         f"[dcgan-small] fid_fmnist.max = {float(bound)}: a bound must be finite",
     )
+
+
+# ---------------------------------------------------------------------- a full or read-only disk
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 16 MiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mnt = tmp_path / "disk"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mnt)],
+                          capture_output=True, text=True)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'not root'})")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """A filler file that leaves about ``leave`` bytes free on ``disk``."""
+    st = os.statvfs(disk)
+    filler = disk / "filler"
+    filler.write_bytes(b"\0" * max(0, st.f_bavail * st.f_frsize - leave))
+    return filler
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != ".lock"}  # fmt: skip
+
+
+def test_full_disk_during_a_checkpoint(small_disk: Path, synthetic_dir: Path) -> None:
+    out = small_disk / "run"
+    args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out]
+    assert invoke(*args).exit_code == 0  # seed 0: about 6 MB of checkpoint, grids, logs
+    before = digests(out)
+    filler = fill(small_disk, 256 << 10)  # 256 KiB left: seed 1's files cannot all fit
+    full = invoke(*args, "--seeds", "2")
+    assert_one_error(full, f"cannot write {out}/dcgan-small/seed1/", "No space left on device",
+                     "Everything written before is intact")  # fmt: skip
+    after = digests(out)
+    assert {k: after[k] for k in before if k != "config.json"} == {
+        k: v for k, v in before.items() if k != "config.json"
+    }  # seed 0's checkpoint, logs and row untouched
+    assert (
+        not list(out.rglob("*.tmp"))
+        and not (out / "dcgan-small" / "seed1" / "checkpoint.pt").exists()
+    )
+    filler.unlink()
+    again = invoke(*args, "--seeds", "2")  # the locks were released: the same command goes on
+    assert again.exit_code == 0, again.output
+    assert [(r["seed"], r["status"]) for r in RunFolder(out).results()] == [(0, "ok"), (1, "ok")]
+
+
+def test_read_only_folder_for_report_run_and_export(small_disk: Path, synthetic_dir: Path) -> None:
+    out = small_disk / "run"
+    args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out]
+    assert invoke(*args).exit_code == 0
+    before = digests(out)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    try:
+        assert_one_error(invoke("report", out), f"cannot write {out}/report",
+                         "Read-only file system")  # fmt: skip
+        assert_one_error(invoke(*args, "--seeds", "2"), "Read-only file system")
+        assert_one_error(
+            invoke("reference", "export", "--kind", "fmnist", "--data-dir", synthetic_dir,
+                   "--out", small_disk / "ref.npz"),
+            f"cannot write {small_disk}/ref.npz: Read-only file system",
+        )  # fmt: skip
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+    assert digests(out) == before
+
+
+def test_full_disk_without_a_mount(
+    synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same guarantee where no tmpfs can be mounted: every fsync of a checkpoint fails."""
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".tmp") and ".checkpoint.pt." in (
+            os.readlink(f"/proc/self/fd/{fd}")
+        ):
+            raise OSError(28, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    out = tmp_path / "run"
+    result = invoke("run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small",
+                    "--out", out)  # fmt: skip
+    assert_one_error(result, f"cannot write {out}/dcgan-small/seed0/checkpoint.pt: No space left")
+    assert not list(out.rglob("*.tmp")) and not (out / "results.jsonl").exists()

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from bench import __version__
-from bench.errors import BenchError
+from bench.errors import BenchError, disk_error
 from bench.harness import Interrupted
 
 
@@ -27,6 +27,11 @@ class BenchGroup(click.Group):
             return super().invoke(ctx)
         except BenchError as exc:
             raise Fail(str(exc), exc.exit_code) from None
+        except OSError as exc:
+            disk = disk_error(exc)  # a full or read-only disk anywhere: one line, exit 2
+            if disk is None:
+                raise
+            raise Fail(str(disk), disk.exit_code) from None
         except (Interrupted, KeyboardInterrupt) as exc:
             click.echo(
                 f"\ninterrupted{': ' + str(exc) if str(exc) else ''}. Finished jobs are in "
