@@ -24,7 +24,10 @@ never mixed silently (they agree to float rounding on pool3: see the tests).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
+import sys
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -37,7 +40,13 @@ from torch_fidelity.feature_extractor_inceptionv3 import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY, register_feature_extractor
 
-from metrics.common import downloads_disabled, file_digest, no_download_reason, save_atomic
+from metrics.common import (
+    downloads_disabled,
+    file_digest,
+    no_download_reason,
+    save_atomic,
+    write_atomic,
+)
 
 INCEPTION = "inception-v3-compat"  # torch-fidelity's registered name
 INCEPTION_OFFLINE = "inception-v3-pool3-offline"
@@ -102,15 +111,28 @@ def resolve_tf_inception(
             return InceptionWeights(INCEPTION, p, file_digest(p), source)
     cached = _hub_cache_file()
     if cached.is_file():
-        return InceptionWeights(INCEPTION, cached, file_digest(cached), "torch hub cache")
-    tried.append(f"no file in {cached}")
+        digest = file_digest(cached)
+        if digest.startswith(TF_INCEPTION_SHA256_PREFIX):
+            return InceptionWeights(INCEPTION, cached, digest, "torch hub cache")
+        cached.unlink(missing_ok=True)  # a damaged or substituted cache file: fetch it again
+        tried.append(
+            f"{cached} had sha256 {digest[:12]}..., not the published file's "
+            f"{TF_INCEPTION_SHA256_PREFIX}...: removed"
+        )
+    else:
+        tried.append(f"no file in {cached}")
     if download and not downloads_disabled():
         try:
             cached.parent.mkdir(parents=True, exist_ok=True)
             torch.hub.download_url_to_file(URL_INCEPTION_V3, str(cached), progress=False)
-            return InceptionWeights(INCEPTION, cached, file_digest(cached), "download")
         except Exception as exc:  # no network, DNS, HTTP error: all mean "not here"
             tried.append(f"download failed ({type(exc).__name__}: {str(exc)[:120]})")
+        else:
+            digest = file_digest(cached)
+            if digest.startswith(TF_INCEPTION_SHA256_PREFIX):
+                return InceptionWeights(INCEPTION, cached, digest, "download")
+            cached.unlink(missing_ok=True)
+            tried.append(f"the download had sha256 {digest[:12]}..., not the published file's")
     else:
         tried.append(
             f"download disabled ({no_download_reason()})" if download else "not downloaded here"
@@ -182,7 +204,14 @@ def convert_torchscript(torchscript: Path, out: Path) -> str:
         if key not in sd:
             sd[key] = torch.full_like(value, float("nan")) if key.startswith("fc.") else value
     save_atomic(sd, out)
-    return file_digest(out)
+    digest = file_digest(out)
+    write_atomic(f"{digest}\n".encode(), _digest_file(out))
+    return digest
+
+
+def _digest_file(converted: Path) -> Path:
+    """Where the converted file's sha256 is kept when it is written, to check it by."""
+    return converted.with_name(converted.name + ".sha256")
 
 
 def _template_state_dict() -> dict[str, torch.Tensor]:
@@ -234,6 +263,24 @@ def offline_pool3_weights(cache: Path) -> InceptionWeights:
     """
     folder = cache / OFFLINE_DIR
     out, ts = folder / OFFLINE_FILE, folder / TORCHSCRIPT_FILE
+    if out.is_file():
+        digest, recorded = file_digest(out), _digest_file(out)
+        expected = recorded.read_text().strip() if recorded.is_file() else None
+        if digest == expected:
+            return InceptionWeights(INCEPTION_OFFLINE, out, digest, "converted")
+        if ts.is_file():  # rebuilt from the pinned TorchScript below
+            print(
+                f"warning: {out} has sha256 {digest[:12]}..., "
+                + (f"not {expected[:12]}... as written" if expected else "and no record of it")
+                + ": converted again from the pinned TorchScript",
+                file=sys.stderr,
+            )
+            out.unlink()
+        else:
+            raise InceptionUnavailable(
+                f"{out} has sha256 {digest[:12]}..., not the one recorded when it was "
+                "converted (damaged or substituted); delete it and run `bench weights fetch`"
+            )
     if not out.is_file():
         if not ts.is_file():
             raise InceptionUnavailable(
@@ -324,11 +371,39 @@ def load_inception(
     return LoadedInception(ext, w, feats, reason)
 
 
+def safe_weights(path: Path, sha256: str) -> io.BytesIO:
+    """The bytes of a weights file, proven to hold only tensors and plain containers.
+
+    torch-fidelity loads its weights with ``torch.load(..., weights_only=False)``, which runs
+    whatever code a pickle names. So the bytes are read once, hashed (they must be the file
+    whose sha256 the run records) and unpickled with ``weights_only=True`` first: a file that
+    names any other object is refused before torch-fidelity sees it, and torch-fidelity then
+    reads these same bytes from memory, so nothing can swap the file in between.
+
+    Raises:
+        InceptionUnavailable: a file that changed since it was hashed, or that holds more
+            than weights (or is damaged).
+    """
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != sha256:
+        raise InceptionUnavailable(f"{path} changed while it was being loaded; run again")
+    try:
+        torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise InceptionUnavailable(
+            f"cannot load Inception weights {path}: refused, not a plain weights file (it may "
+            "name code to run when loaded, or be damaged): "
+            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
+        ) from None
+    return io.BytesIO(data)
+
+
 def _load(
     cls: type[FeatureExtractorInceptionV3], name: str, w: InceptionWeights, feats: tuple[str, ...]
 ) -> FeatureExtractorInceptionV3:
+    source = safe_weights(w.path, w.sha256)
     try:
-        return cls(name, list(feats), feature_extractor_weights_path=str(w.path))
+        return cls(name, list(feats), feature_extractor_weights_path=source)  # type: ignore[arg-type]
     except InceptionUnavailable:
         raise
     except Exception as exc:  # a truncated or foreign file: say which file and why

