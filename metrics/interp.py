@@ -15,7 +15,9 @@ per variant (seed 000's latent interpolation figure) come from the same pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,21 @@ class _WrappedGenerator(nn.Module):
         return to_signed_unit(x, lo, hi)
 
 
+@contextlib.contextmanager
+def _weights_only_lpips() -> Iterator[None]:
+    """torch-fidelity's LPIPS loads its weights from torch hub's cache with torch's default
+    ``weights_only=False``, so a poisoned cache file would run code; inside this block the
+    name it calls loads weights only (a file holding anything else is refused)."""
+    import torch_fidelity.sample_similarity_lpips as lpips
+
+    original = lpips.load_state_dict_from_url
+    lpips.load_state_dict_from_url = functools.partial(original, weights_only=True)
+    try:
+        yield
+    finally:
+        lpips.load_state_dict_from_url = original
+
+
 def ppl(
     G: nn.Module,
     variant: Variant,
@@ -115,24 +132,25 @@ def ppl(
     module = _WrappedGenerator(G, variant, uint8=similarity != EVALUATOR_SIMILARITY)
     wrapped = GenerativeModelModuleWrapper(module, variant.z_dim, "normal", n_classes)
     try:
-        out = calculate_ppl(
-            1,
-            input1=wrapped,
-            input1_model_num_classes=n_classes,  # PPL reads conditioning from the kwargs
-            input1_model_z_size=variant.z_dim,
-            input1_model_z_type="normal",
-            input1_model_num_samples=settings.ppl_samples,
-            ppl_epsilon=settings.ppl_epsilon,
-            ppl_z_interp_mode=settings.ppl_interp,
-            ppl_sample_similarity=similarity,
-            ppl_reduction="none",
-            ppl_discard_percentile_lower=None,
-            ppl_discard_percentile_higher=None,
-            batch_size=settings.batch_size,
-            rng_seed=settings.seed,
-            cuda=str(device).startswith("cuda"),
-            verbose=False,
-        )
+        with _weights_only_lpips():
+            out = calculate_ppl(
+                1,
+                input1=wrapped,
+                input1_model_num_classes=n_classes,  # PPL reads conditioning from the kwargs
+                input1_model_z_size=variant.z_dim,
+                input1_model_z_type="normal",
+                input1_model_num_samples=settings.ppl_samples,
+                ppl_epsilon=settings.ppl_epsilon,
+                ppl_z_interp_mode=settings.ppl_interp,
+                ppl_sample_similarity=similarity,
+                ppl_reduction="none",
+                ppl_discard_percentile_lower=None,
+                ppl_discard_percentile_higher=None,
+                batch_size=settings.batch_size,
+                rng_seed=settings.seed,
+                cuda=str(device).startswith("cuda"),
+                verbose=False,
+            )
     finally:
         G.train(was_training)
     d = np.asarray(out[KEY_METRIC_PPL_RAW], dtype=np.float64)
