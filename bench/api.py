@@ -85,6 +85,7 @@ def train(
         except ValueError as exc:
             raise BenchError(f"--set: {exc}") from None
     locate(plan.data_dir)
+    check_trainable(plan)
     desc = "-".join(names) if len(names) <= 3 else f"{len(names)}-variants"
     run = RunFolder(Path(out) if out is not None else new_run_dir(f"{plan.profile.name}-{desc}"))
     sets = " ".join(f"{k}={v}" for k, v in plan.overrides)
@@ -93,6 +94,35 @@ def train(
          + (f"\n  overrides: {sets}" if sets else ""))  # fmt: skip
     return execute(plan, run, echo=echo, argv=argv or ["bench.api.train"], jobs=jobs,
                    cluster=cluster, detach=detach)  # fmt: skip
+
+
+def check_trainable(plan: Any) -> None:
+    """Refuse, before any folder is made, a run that can never train: a budget that is not a
+    positive finite number, or a variant whose training set is empty or smaller than one
+    batch (a --classes/--set choice that leaves too few images).
+
+    Raises:
+        BenchError: naming the variant, its training-set size and its batch.
+    """
+    import math
+
+    from bench.data import load_part
+
+    if not (math.isfinite(plan.kimg) and plan.kimg > 0):
+        raise BenchError(f"--kimg {plan.kimg}: the budget must be a positive, finite number")
+    sizes: dict[Any, int] = {}
+    for name in plan.variants:
+        v = plan.variant(name)
+        if v.data not in sizes:
+            sizes[v.data] = len(load_part(v.data, "train", plan.data_dir))
+        n = sizes[v.data]
+        if n < v.batch_size:
+            what = "no training images" if n == 0 else f"{n} training images"
+            raise BenchError(
+                f"variant {name!r} has {what} (classes {list(v.data.class_ids)}, its data "
+                f"settings) but a batch of {v.batch_size}: it cannot train; choose more data "
+                "or a smaller --set batch_size"
+            )
 
 
 def score(

@@ -108,7 +108,13 @@ def load_generator(
     """
     ckpt = path / "checkpoint.pt" if path.is_dir() else path
     state = load_checkpoint(ckpt)
-    saved = state["config"]["variant"]
+    try:
+        saved = state["config"]["variant"]
+        saved["name"], state[network]
+    except (KeyError, TypeError):
+        raise BenchError(
+            f"{ckpt}: damaged checkpoint (no recipe or no {network} weights); restore it"
+        ) from None
     run_config = ckpt.parent.parent.parent / "config.json"
     run: dict[str, Any] = {}
     if run_config.is_file():
@@ -141,7 +147,13 @@ def load_generator(
                 f"now builds {key}={rebuilt[key]}; score it with the version that trained it"
             )
     G, _ = variant.build(0)
-    G.load_state_dict(state[network])  # the CLI's --network choice is the one validator
+    try:
+        G.load_state_dict(state[network])  # the CLI's --network choice is the one validator
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise BenchError(
+            f"{ckpt}: its {network} weights do not fit variant {saved['name']!r} ({first})"
+        ) from None
     if state["config"].get("settings", {}).get("channels_last") and has_conv(G):
         # The layout the harness trained and scored in: convolutions in the other layout
         # take other kernels, which round differently (up to 6e-5 relative in FID).

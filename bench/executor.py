@@ -116,6 +116,8 @@ def execute(
     scorer = make_scorer(plan)
     scorer.check_references()  # a reference made with other weights fails before any writing
     with run.locked():
+        for stale in run.path.glob(".*.tmp"):  # config.json's, from a killed write
+            stale.unlink(missing_ok=True)
         prepare_run(plan, run, argv)
         torn = torn_tail(run.results_path)
         if torn:

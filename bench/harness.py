@@ -33,6 +33,7 @@ from bench.checkpoint import (
     set_rng_state,
 )
 from bench.data import Dataset, EpochSampler, to_model_range
+from bench.errors import BenchError
 from bench.hooks import GridSaver, Hook, LossLog, ProgressBar, TensorBoardLog
 from bench.provenance import versions
 from bench.signals import stop_on_signal
@@ -103,6 +104,11 @@ class Interrupted(Exception):
     def __init__(self, message: str = "", step: int | None = None) -> None:
         super().__init__(message)
         self.step = step
+
+
+# What every checkpoint of ours holds; a file without them is damaged or not ours.
+CHECKPOINT_KEYS = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "rng", "step", "train_seconds")
+_RESTART = "delete it to train the job again from the start, or restore the file"
 
 
 class Trainer:
@@ -293,15 +299,26 @@ class Trainer:
         """
         if not self.checkpoint_path.is_file():
             return False
-        state = load_checkpoint(self.checkpoint_path, self.device)
-        check_compatible(state["config"], self._config(), self.checkpoint_path)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.G_ema.load_state_dict(state["G_ema"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        set_rng_state(state["rng"], self.device, self.noise)
-        self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+        path = self.checkpoint_path
+        state = load_checkpoint(path, self.device)
+        missing = [k for k in CHECKPOINT_KEYS if k not in state]
+        if missing:
+            raise BenchError(f"{path}: damaged checkpoint, no {', '.join(missing)}; {_RESTART}")
+        try:
+            check_compatible(state["config"], self._config(), path)
+            self.G.load_state_dict(state["G"])
+            self.D.load_state_dict(state["D"])
+            self.G_ema.load_state_dict(state["G_ema"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            set_rng_state(state["rng"], self.device, self.noise)
+            self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise BenchError(
+                f"{path}: its contents do not fit variant {self.variant.name!r} "
+                f"({type(exc).__name__}: {first}); {_RESTART}"
+            ) from None
         self.resumed_from_step = self.step
         return True
 
@@ -309,6 +326,8 @@ class Trainer:
     def train(self) -> TrainResult:
         """Run (or finish) the budget. Raises Diverged or Interrupted; otherwise returns."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.out_dir.rglob(".*.tmp"):  # a killed write's temporary file: ours
+            stale.unlink(missing_ok=True)  # (the job's lock keeps every other writer out)
         self.resume()
         self._call_hooks("on_start")
         every_ckpt = self.every(self.settings.checkpoint_kimg)

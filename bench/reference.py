@@ -101,8 +101,19 @@ def load_reference(path: Path) -> ImportedReference:
         raise ReferenceFileError(
             f"{path}: not a reference file of `bench reference export` ({exc})"
         ) from None
+    if not isinstance(protocol, dict):
+        raise ReferenceFileError(f"{path}: its protocol is not a JSON object")
     if protocol.get("format") != FORMAT or protocol.get("kind") not in KINDS:
         raise ReferenceFileError(f"{path}: format {protocol.get('format')!r}, expected {FORMAT}")
+    missing = [k for k in ("extractor", "weights_sha256", "reference") if k not in protocol]
+    ref = protocol.get("reference")
+    if not missing and not (isinstance(ref, dict) and "classes" in ref):
+        missing = ["reference.classes"]
+    if missing or not all(isinstance(protocol[k], str) for k in ("extractor", "weights_sha256")):
+        raise ReferenceFileError(
+            f"{path}: its protocol lacks {', '.join(missing) or 'extractor/weights as text'} "
+            "(damaged, or not written by `bench reference export`); export it again"
+        )
     if feats.ndim != 2 or len(feats) < 2:
         raise ReferenceFileError(f"{path}: features of shape {tuple(feats.shape)}")
     kind = protocol["kind"]

@@ -55,7 +55,11 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     html = html_path(out)
     runs = read_runs(run_dirs)
     markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, html.parent)
-    page, figures = _html(runs, frame, summary)
+    page, figures, skipped = _html(runs, frame, summary)
+    if skipped:  # said in the tables too, not only on the page
+        markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
+        with atomic_path(html.parent / "tables.md") as tmp:
+            tmp.write_text(markdown, encoding="utf-8")
     for fig in figures:
         with atomic_path(html.parent / "figures" / f"{fig.name}.png") as tmp:
             tmp.write_bytes(fig.png)
@@ -64,8 +68,10 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     return markdown, html
 
 
-def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple[str, list]:
-    """The page, and its named summary figures."""
+def _html(
+    runs: dict[str, tuple[Path, list]], frame: Any, summary: Any
+) -> tuple[str, list, list[str]]:
+    """The page, its named summary figures, and the files rows name that were left out."""
     import pandas as pd
 
     from reports import figures
@@ -126,34 +132,45 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
     losses, tracked = [], []
     grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
     strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
+    skipped: list[str] = []
     for run, (folder, rows) in runs.items():
         for r in latest_rows(rows):
             paths = r.get("paths") or {}
-            if paths.get("losses") and (folder / paths["losses"]).is_file():
-                lf = pd.read_csv(folder / paths["losses"], usecols=["kimg", "d_loss", "g_loss"])
-                losses.append(lf.assign(variant=r["variant"], seed=r["seed"], run=run))
-            if paths.get("tracked") and (folder / paths["tracked"]).is_file():
-                tf = pd.read_csv(folder / paths["tracked"])
-                tracked.append(tf.assign(variant=r["variant"], seed=r["seed"], run=run))
+            for key, into in (("losses", losses), ("tracked", tracked)):
+                f = _inside(folder, paths.get(key), skipped)
+                if f is None:
+                    continue
+                try:
+                    frame_ = pd.read_csv(f, usecols=["kimg", "d_loss", "g_loss"] if key ==
+                                         "losses" else None)  # fmt: skip
+                except (ValueError, OSError) as exc:  # damaged: the report goes on without it
+                    skipped.append(f"{f} ({type(exc).__name__}: {str(exc)[:80]})")
+                    continue
+                into.append(frame_.assign(variant=r["variant"], seed=r["seed"], run=run))
             if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
                 continue
-            job = folder / str(r["variant"]) / f"seed{r['seed']}"
-            steps = sorted((job / "grids").glob("step*.png"))
+            job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
+            steps = sorted((job / "grids").glob("step*.png")) if job else []
             for g in _spread(steps, 4):
                 kimg = g.stem.split("kimg")[-1]
                 grids.figures.append(
                     Figure(g.read_bytes(), f"{run} {r['variant']} at {kimg} kimg", pixel=True)
                 )
-            strip = (r.get("interpolation") or {}).get("strip")
-            if strip and (folder / strip).is_file():
+            strip = _inside(folder, (r.get("interpolation") or {}).get("strip"), skipped)
+            if strip is not None:
                 changes = (r.get("interpolation") or {}).get("class_changes")
                 strips.figures.append(
                     Figure(
-                        (folder / strip).read_bytes(),
+                        strip.read_bytes(),
                         f"{run} {r['variant']}: class changes per path {changes}",
                         pixel=True,
                     )
                 )
+    if skipped:
+        sections.append(Section("Files left out", paragraphs=[
+            "Files that rows name but that lie outside their run folder or cannot be read "
+            "(a report embeds only files inside the run folders it was given):", *skipped,
+        ]))  # fmt: skip
     per_class = [
         {"variant": r["variant"], "seed": r["seed"], "class_id": int(c), "fid": v}
         for _, rows in runs.values()
@@ -190,7 +207,7 @@ def _html(runs: dict[str, tuple[Path, list]], frame: Any, summary: Any) -> tuple
     page = render(
         title, sections, subtitle=f"{len(frame.drop_duplicates(['run', 'variant', 'seed']))} jobs"
     )
-    return page, [f for f in figs.figures if f.name]
+    return page, [f for f in figs.figures if f.name], skipped
 
 
 def _per_class_fid(row: dict) -> dict:
@@ -232,6 +249,18 @@ def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[s
             {"metric": m, "direction": ranking(m), "protocol": "; ".join(sorted(set(proto)))}
         )
     return out
+
+
+def _inside(folder: Path, rel: Any, skipped: list[str]) -> Path | None:
+    """``folder / rel`` when it is an existing file or folder inside ``folder``; a path that
+    leads out of it (absolute, ``..``, a link) is recorded in ``skipped`` and not read."""
+    if not rel or not isinstance(rel, str):
+        return None
+    path = (folder / rel).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        skipped.append(f"{rel} (named by a row of {folder}; outside it)")
+        return None
+    return path if path.exists() else None
 
 
 def _plugins(rows: list[dict[str, Any]]) -> dict[str, str]:

@@ -181,7 +181,17 @@ class RunFolder:
     def read_config(self) -> dict[str, Any] | None:
         """config.json, or None for a new folder."""
         p = self.path / CONFIG
-        return read_json(p, RunFolderError) if p.is_file() else None
+        if not p.is_file():
+            return None
+        config = read_json(p, RunFolderError)
+        shapes = {"run": dict, "variants": dict, "seeds": list, "history": list}
+        given = config if isinstance(config, dict) else {}
+        bad = [k for k, kind in shapes.items() if k in given and not isinstance(given[k], kind)]
+        if not isinstance(config, dict) or bad:
+            what = ", ".join(f"{k!r} is not a {shapes[k].__name__}" for k in bad) or "not an object"
+            raise RunFolderError(f"{p}: not a run configuration of fmgan-bench ({what}); "
+                                 "restore it or use a new --out folder")  # fmt: skip
+        return config
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write config.json atomically."""

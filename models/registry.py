@@ -264,8 +264,16 @@ def _validate(name: str, v: Variant, check_name: bool = True) -> None:
         raise ValueError(f"variant {name!r}: ema_decay must be in [0, 1)")
     if v.ema_rampup is not None and not 0.0 < v.ema_rampup <= 1.0:
         raise ValueError(f"variant {name!r}: ema_rampup must be in (0, 1], or none")
-    if v.optim.lr_g <= 0 or v.optim.lr_d <= 0:
-        raise ValueError(f"variant {name!r}: learning rates must be positive")
+    o = v.optim
+    if not all(math.isfinite(x) and x > 0 for x in (o.lr_g, o.lr_d)):
+        raise ValueError(f"variant {name!r}: learning rates must be positive and finite")
+    if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
+        raise ValueError(f"variant {name!r}: Adam betas must be two numbers in [0, 1), "
+                         f"got {o.betas}")  # fmt: skip
+    if not (math.isfinite(o.eps) and o.eps >= 0):
+        raise ValueError(f"variant {name!r}: Adam eps must be finite and >= 0, got {o.eps}")
+    _validate_numbers(name, "arch", dataclasses.asdict(v.arch))
+    _validate_numbers(name, "loss_kwargs", v.loss_kwargs)
     v.data.validate()
     from models.augment import AUGMENTS
 
@@ -285,6 +293,27 @@ def _validate(name: str, v: Variant, check_name: bool = True) -> None:
         dataclasses.replace(v.data, **v.faithful).validate()
     except TypeError as exc:
         raise ValueError(f"variant {name!r}: bad faithful overrides ({exc})") from None
+
+
+def _validate_numbers(name: str, where: str, values: dict[str, Any]) -> None:
+    """Settings no network can train with: a count (int) that is not positive, a float that
+    is not finite, a dropout outside [0, 1), an epsilon that is not positive."""
+    for key, value in values.items():
+        items = value if isinstance(value, tuple | list) else (value,)
+        for x in items:
+            if isinstance(x, bool) or not isinstance(x, int | float):
+                continue
+            bad = ""
+            if isinstance(x, int) and x <= 0 and where == "arch":
+                bad = "must be a positive count"
+            elif isinstance(x, float) and not math.isfinite(x):
+                bad = "must be finite"
+            elif "dropout" in key and not 0.0 <= x < 1.0:
+                bad = "must be in [0, 1)"
+            elif key.endswith("eps") and x <= 0:
+                bad = "must be positive"
+            if bad:
+                raise ValueError(f"variant {name!r}: {where}.{key} = {value} {bad}")
 
 
 def register_variant(name: str) -> Callable[[Callable[[], Variant]], Callable[[], Variant]]:

@@ -235,3 +235,134 @@ def test_full_disk_without_a_mount(
                     "--out", out)  # fmt: skip
     assert_one_error(result, f"cannot write {out}/dcgan-small/seed0/checkpoint.pt: No space left")
     assert not list(out.rglob("*.tmp")) and not (out / "results.jsonl").exists()
+
+
+# ---------------------------------------------------------------------- input that can never train
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--kimg", "inf"], "inf is not a finite number"),
+        (["--kimg", "nan"], "nan is not a finite number"),
+        (["--set", "optim.lr_g=nan"], "learning rates must be positive and finite"),
+        (["--set", "optim.lr_d=inf"], "learning rates must be positive and finite"),
+        (["--set", "arch.ngf=0"], "arch.ngf = 0 must be a positive count"),
+        (["--set", "arch.ndf=-8"], "arch.ndf = -8 must be a positive count"),
+        (["--set", "optim.eps=-1e-8"], "Adam eps must be finite and >= 0"),
+        (["--set", "optim.betas=0.5,1.0"], "Adam betas must be two numbers in [0, 1)"),
+        (["--set", "batch_size=100000"], "has 640 training images (classes [0, 1, 2, 3"),
+    ],
+)
+def test_untrainable_input_is_refused_before_any_folder(
+    args: list[str], needle: str, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    result = invoke("run", "--profile", "smoke", "--device", "cpu", "--no-progress",
+                    "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out,
+                    *args)  # fmt: skip
+    assert_one_error(result, needle)
+    assert not out.exists()  # no folder, no row
+
+
+def test_empty_training_set_is_refused(tmp_path: Path) -> None:
+    from tests.conftest import make_dataset_dir
+
+    data = make_dataset_dir(tmp_path / "tiny", n_train_per_class=2)  # 20 images < batch 128
+    assert_one_error(
+        invoke("run", *TINY, "--data-dir", data, "--variants", "dcgan-small", "--out",
+               tmp_path / "run"),
+        "variant 'dcgan-small' has 20 training images", "but a batch of 128: it cannot train",
+    )  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------------- damaged files of ours
+
+
+def test_damaged_checkpoint_config_and_reference(
+    two_seed_run: tuple[Path, list[str]], tmp_path: Path, synthetic_dir: Path
+) -> None:
+    import torch
+
+    out, args = two_seed_run
+    job = out / "dcgan-small" / "seed1"
+    ckpt = job / "checkpoint.pt"
+    original = ckpt.read_bytes()
+    seed1_rows = [r for r in RunFolder(out).results() if r["seed"] == 1]
+    extend = [*args, "--extend", "--kimg", "0.512"]
+
+    state = torch.load(ckpt, weights_only=True)
+    torch.save({k: v for k, v in state.items() if k not in ("G_ema", "opt_d")}, ckpt)
+    assert_one_error(invoke(*extend), f"{ckpt}: damaged checkpoint, no G_ema, opt_d")
+    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
+                     f"{ckpt}: damaged checkpoint (no recipe or no G_ema weights)")  # fmt: skip
+
+    other = dict(state, G={k: v[..., :1] if v.dim() else v for k, v in state["G"].items()})
+    torch.save(other, ckpt)  # tensors of another shape: another architecture
+    assert_one_error(invoke(*extend), f"{ckpt}: its contents do not fit variant 'dcgan-small'")
+    torch.save(dict(state, G_ema=other["G"]), ckpt)
+    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
+                     f"{ckpt}: its G_ema weights do not fit variant 'dcgan-small'")  # fmt: skip
+    ckpt.write_bytes(original)
+    # seed 0 extended meanwhile; seed 1 got no junk row for its damaged checkpoint
+    assert [r for r in RunFolder(out).results() if r["seed"] == 1] == seed1_rows
+
+    config = out / "config.json"
+    good = config.read_text()
+    config.write_text(json.dumps({**json.loads(good), "run": ["profile", "smoke"]}))
+    assert_one_error(invoke(*args), f"{config}: not a run configuration of fmgan-bench "
+                     "('run' is not a dict)")  # fmt: skip
+    config.write_text("[1, 2]")
+    assert_one_error(invoke(*args), "(not an object)")
+    config.write_text(good)
+
+    ref = tmp_path / "ref.npz"
+    import numpy as np
+
+    from bench.reference import FORMAT
+
+    np.savez(ref, features=np.zeros((4, 8), np.float32), labels=np.zeros(0, np.int64),
+             protocol=np.array(json.dumps({"format": FORMAT, "kind": "fmnist"})))  # fmt: skip
+    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100",
+                            "--reference-stats", ref),
+                     f"{ref}: its protocol lacks extractor, weights_sha256, reference")  # fmt: skip
+
+
+# ---------------------------------------------------------------------- stale files, report paths
+
+
+def test_stale_temporary_files_are_cleaned_on_resume(
+    two_seed_run: tuple[Path, list[str]],
+) -> None:
+    out, args = two_seed_run
+    stale = [out / "dcgan-small" / "seed0" / ".checkpoint.pt.k1ll3d.tmp",
+             out / "dcgan-small" / "seed0" / "grids" / ".step0000004-kimg0.5.png.x.tmp",
+             out / ".config.json.abc123.tmp"]  # fmt: skip
+    for p in stale:
+        p.write_bytes(b"half a file")
+    result = invoke(*args, "--extend", "--kimg", "0.512")
+    assert result.exit_code == 0, result.output
+    assert not [p for p in stale if p.exists()]
+
+
+def test_report_reads_only_files_inside_the_run_folders(
+    two_seed_run: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    out, _ = two_seed_run
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG secret bytes that must not be embedded")
+    results = out / "results.jsonl"
+    rows = [json.loads(x) for x in results.read_text().splitlines()]
+    rows[0]["interpolation"]["strip"] = str(secret)  # absolute
+    rows[1]["paths"]["losses"] = "../../etc/passwd"  # leads out
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    result = invoke("report", out)
+    assert result.exit_code == 0, result.output
+    html = (out / "report" / "report.html").read_text()
+    import base64
+
+    assert base64.b64encode(secret.read_bytes())[:24].decode() not in html
+    assert "Files left out" in html and "Files left out" in result.output
+    assert f"{secret} (named by a row of {out}; outside it)" in result.output
+    assert "../../etc/passwd (named by a row" in result.output

@@ -63,6 +63,15 @@ def parse_variants(ctx: click.Context, param: click.Parameter, value: str | None
     return tuple(dict.fromkeys(check_variant(v) for v in items))
 
 
+def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A number option that must be finite (click's FloatRange lets inf and nan through)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 def parse_overrides(
     ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
 ) -> tuple[tuple[str, str], ...]:
@@ -119,6 +128,7 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             "--kimg",
             type=click.FloatRange(min=0, min_open=True),
             default=None,
+            callback=finite,
             help="Override the profile's budget: thousands of real images shown to D.",
         ),
         click.option(

@@ -60,6 +60,7 @@ def sweep_cmd(
     With --executor slurm every setting of a phase is submitted at once and the command
     waits for the phase (keep it running, e.g. in tmux, or rerun it to resume waiting).
     """
+    from bench.api import check_trainable
     from bench.cluster import wait_for
     from bench.executor import execute
     from bench.jobs import RunPlan
@@ -95,6 +96,7 @@ def sweep_cmd(
 
     def execute_setting(run_dir: Path, variants: tuple, seeds: tuple, overrides: dict) -> None:
         plan, run = plan_for(variants, seeds, overrides), RunFolder(run_dir)
+        check_trainable(plan)  # a setting no network can train with: one message, no folder
         argv = ["bench", *sys.argv[1:]]
         execute(plan, run, echo=click.echo, argv=argv, jobs=jobs, cluster=cluster,
                 detach=cluster is not None)  # fmt: skip
