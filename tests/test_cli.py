@@ -276,7 +276,7 @@ def test_rerun_may_add_variants_and_seeds(synthetic_dir: Path, tmp_path: Path) -
 def test_corrupt_results_file_is_reported(synthetic_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "r"
     out.mkdir()
-    (out / "results.jsonl").write_text('{"variant": "dcgan", "seed": 0}\n{oops\n')
+    (out / "results.jsonl").write_text('{"variant": "dcgan", "seed": 0, "status": "ok"}\n{oops\n')
     result = invoke("train", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out", str(out))
     assert_usage_error(result, "results.jsonl:2", "not valid JSON")
 

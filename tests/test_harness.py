@@ -425,3 +425,61 @@ def test_exact_resume_across_mechanisms(name: str, tmp_path: Path) -> None:
     for attr in ("G", "D", "G_ema"):
         a, b = getattr(straight, attr).state_dict(), getattr(resumed, attr).state_dict()
         assert states_equal(a, b), attr
+
+
+# One variant per loss and per kind of randomness inside a step: dropout and the gradient
+# penalty's interpolation (wgan-gp), sampled class labels (cgan-mlp-2class), DiffAugment's
+# draws and spectral norm's power iteration (sngan-ema-diffaug), dropout under BCE
+# (dcgan-upsample). Metric tracking (which loads the evaluator lazily) runs in every one.
+KILLED = [
+    "wgan-gp",
+    "cgan-mlp-2class",
+    pytest.param("sngan-ema-diffaug", marks=pytest.mark.slow),  # minutes; in-process below
+    pytest.param("dcgan-upsample", marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("name", KILLED)
+def test_sigkill_after_a_checkpoint_resumes_exactly(
+    name: str, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """SIGKILL `bench train` right after its first checkpoint, run the same command again:
+    weights, optimiser and RNG states, the loss log, the tracked metrics and the scores equal
+    an uninterrupted run's bit for bit."""
+    v = get_variant(name)
+    per_step = v.batch_size * v.build_loss().n_critic
+    every = max(1, round(500 / per_step))  # the smoke profile checkpoints every 0.5 kimg
+    kimg = 3 * every * per_step / 1000
+    common = ["train", name, "--profile", "smoke", "--kimg", str(kimg), "--seed", "0",
+              "--data-dir", str(synthetic_dir), "--device", "cpu", "--no-progress",
+              "--inception-samples", "0"]  # fmt: skip
+    killed = tmp_path / "killed"
+    proc = bench_process(*common, "--out", str(killed))
+    ckpt = killed / name / "seed0" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the job finished before it could be killed"
+    killed_at = load_checkpoint(ckpt)["step"]
+    assert 0 < killed_at < 3 * every
+    for out in (killed, tmp_path / "straight"):
+        result = CliRunner().invoke(cli, [*common, "--out", str(out)])
+        assert result.exit_code == 0, result.output
+
+    a = load_checkpoint(tmp_path / "straight" / name / "seed0" / "checkpoint.pt")
+    b = load_checkpoint(ckpt)
+    assert a["step"] == b["step"] == 3 * every
+    for key in ("G", "D", "G_ema"):
+        assert states_equal(a[key], b[key]), key
+    for key in ("opt_g", "opt_d"):
+        sa, sb = a[key]["state"], b[key]["state"]
+        assert all(states_equal(sa[i], sb[i]) for i in sa), key
+    assert states_equal(a["rng"], b["rng"])
+    for log in ("losses.csv", "tracked.csv"):
+        assert (killed / name / "seed0" / log).read_text() == (
+            tmp_path / "straight" / name / "seed0" / log
+        ).read_text(), log
+    (ra,), (rb,) = RunFolder(tmp_path / "straight").results(), RunFolder(killed).results()
+    assert rb["resumed_from_step"] == killed_at and ra["metrics"] == rb["metrics"]
