@@ -116,7 +116,7 @@ def test_perf_on_cuda_prints_ratios() -> None:
     result = invoke("perf", "--variants", "dcgan,sngan-ema", "--device", "cuda", "--steps", "5")
     assert result.exit_code == 0, result.output
     lines = [x.split() for x in result.output.splitlines() if x.startswith(("dcgan", "sngan"))]
-    assert len(lines) == 6 and all(float(x[2]) > 0 for x in lines)
+    assert len(lines) == 8 and all(float(x[2]) > 0 for x in lines)  # reference + 3 each
 
 
 def test_features_on_the_gpu_match_the_cpu(real_dir: Path) -> None:

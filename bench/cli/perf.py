@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -38,11 +40,14 @@ def perf_cmd(
 ) -> None:
     """Benchmark training throughput (real images per second) per variant and precision.
 
-    Times full training iterations (D steps, G step, EMA) on random uint8 images of the
-    variant's shape; data content does not change the cost. Each variant is timed first as
-    plain eager fp32 in NCHW (the baseline a plain PyTorch loop gets), then in each requested
-    precision with the chosen memory format; the last column is the ratio to the baseline.
-    Writes nothing.
+    Times full training iterations on random uint8 images of the variant's shape (data
+    content does not change the cost). First the reference: the same networks, loss and
+    Adam settings trained by a plain eager fp32 NCHW loop written as pytorch/examples'
+    dcgan/main.py writes it (one G forward per iteration, reused by the D and the G step; a
+    fresh fake per D step when the loss takes several; losses read with `.item()`; no EMA).
+    Then the harness (n_critic D steps, a G step on fresh noise, the EMA update, statistics
+    left on the device): plain fp32 NCHW, then each requested precision with the chosen
+    memory format. The last column is the ratio to the reference. Writes nothing.
     """
     import torch
 
@@ -59,33 +64,94 @@ def perf_cmd(
     configs = [("fp32", False), *((p, channels_last) for p in precs)]
     configs = list(dict.fromkeys(configs))  # the baseline once, even if asked for again
     click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads")
-    click.echo(f"{'variant':<20} {'config':<10} {'img/s':>8} {'ms/iter':>8} {'x fp32':>7}")
+    click.echo(f"{'variant':<20} {'config':<12} {'img/s':>8} {'ms/iter':>8} {'x ref':>7}")
+
+    def sync() -> None:
+        if dev.startswith("cuda"):
+            torch.cuda.synchronize()
+
     for name in names:
         v = models.get_variant(name)
-        n = v.batch_size * v.build_loss().n_critic * 2
-        data = random_dataset(n, v.resolution, v.data.class_ids)
-        base = None
+        per_step = v.batch_size * v.build_loss().n_critic
+        data = random_dataset(per_step * 2, v.resolution, v.data.class_ids)
+        step = _reference_step(v, data, dev)
+        for _ in range(warmup):
+            step()
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        dt = time.perf_counter() - t0
+        ref = steps * per_step / dt
+        click.echo(f"{name:<20} {'reference':<12} {ref:>8.0f} {1000 * dt / steps:>8.1f} "
+                   f"{1.0:>7.2f}")  # fmt: skip
+        shown: set[str] = set()
         for prec, cl in configs:
             settings = TrainSettings(
                 kimg=1e9, precision=prec, channels_last=cl, device=dev, progress=False
             )  # type: ignore[arg-type]
             tr = Trainer(v, data, settings, out_dir=Path("/nonexistent-perf"))
+            label = prec + ("-cl" if tr.channels_last else "-nchw")
+            if label in shown:  # channels-last asked of a model without convolutions
+                continue
+            shown.add(label)
             for _ in range(warmup):
                 tr.train_step()
-            if dev.startswith("cuda"):
-                torch.cuda.synchronize()
+            sync()
             t0 = time.perf_counter()
             for _ in range(steps):
                 tr.train_step()  # statistics stay on the device, as in training
-            if dev.startswith("cuda"):
-                torch.cuda.synchronize()
+            sync()
             dt = time.perf_counter() - t0
             rate = steps * tr.images_per_step / dt
-            base = base or rate
-            label = prec + ("-cl" if tr.channels_last else "-nchw")
             click.echo(
-                f"{name:<20} {label:<10} {rate:>8.0f} {1000 * dt / steps:>8.1f} {rate / base:>7.2f}"
+                f"{name:<20} {label:<12} {rate:>8.0f} {1000 * dt / steps:>8.1f} {rate / ref:>7.2f}"
             )
+
+
+def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
+    """One iteration of the plain loop ``bench perf`` compares the harness with."""
+    import torch
+
+    from bench.data import to_model_range
+
+    loss = v.build_loss()
+    G, D = v.build(0)
+    G.to(device).train(), D.to(device).train()
+    o = v.optim
+    opt_g = torch.optim.Adam(G.parameters(), lr=o.lr_g, betas=o.betas, eps=o.eps)
+    opt_d = torch.optim.Adam(D.parameters(), lr=o.lr_d, betas=o.betas, eps=o.eps)
+    images, labels = data.images.to(device), data.labels.to(device)
+    batch = v.batch_size
+
+    def step() -> None:
+        for k in range(loss.n_critic):
+            idx = torch.randint(len(images), (batch,), device=device)
+            real = to_model_range(images[idx], v.data.value_range)
+            y = labels[idx] if v.conditional else None
+            z, y_fake = v.sample_latents(batch, device=device)
+            if k == 0:
+                fake = G(z, y_fake)  # the one forward the G step reuses
+                d_in = fake.detach()
+            else:
+                with torch.no_grad():
+                    d_in = G(z, y_fake)
+            d_loss, _ = loss.d_loss(D, real, d_in, y, y_fake)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            d_loss.item()
+        if loss.n_critic > 1:  # the fake of the first D step is stale by now
+            z, y_fake = v.sample_latents(batch, device=device)
+            fake = G(z, y_fake)
+        g_loss, _ = loss.g_loss(D, fake, y_fake)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        g_loss.item()
+
+    return step
 
 
 @cli.command("perf-metrics")
