@@ -197,7 +197,7 @@ from pathlib import Path
 from bench.runs import RunFolder
 run = RunFolder(Path(sys.argv[1]))
 for i in range(100):
-    run.append_result({"variant": "w" + sys.argv[2], "seed": i, "pad": "x" * 5000})
+    run.append_result({"variant": "w" + sys.argv[2], "seed": i, "status": "ok", "pad": "x" * 5000})
 """
 
 
