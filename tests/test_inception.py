@@ -252,14 +252,15 @@ def test_converted_cache_with_another_hash_is_rebuilt(
 def test_poisoned_lpips_cache_never_runs(tmp_path: Path) -> None:
     """torch-fidelity's LPIPS reads torch hub's cache with weights_only=False; the PPL call
     makes it load weights only, so a poisoned cached file is refused, not run."""
-    from metrics.interp import _weights_only_lpips
     from torch_fidelity import sample_similarity_lpips as lpips
+
+    from metrics.interp import _weights_only_lpips
 
     marker = tmp_path / "code-ran"
     cached = Path(torch.hub.get_dir()) / "checkpoints" / lpips.URL_VGG16_LPIPS.rsplit("/", 1)[1]
     cached.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"payload": _RunsCode(marker)}, cached)
-    with _weights_only_lpips(), pytest.raises(Exception, match="[Ww]eights only load failed"):
+    with _weights_only_lpips(), pytest.raises(Exception, match=r"[Ww]eights only load failed"):
         lpips.load_state_dict_from_url(lpips.URL_VGG16_LPIPS, map_location="cpu")
     assert not marker.exists()
     assert lpips.load_state_dict_from_url.__name__ == "load_state_dict_from_url"  # restored
