@@ -277,3 +277,17 @@ def test_precision_recall_equal_torch_fidelity_and_numpy_with_the_reference_memo
     assert precision_recall(gen, ref, 5) != first  # k is part of the key
     with pytest.raises(MetricInputError, match="k=3"):
         precision_recall(gen[:3], ref, 3)
+
+
+def test_precision_recall_in_row_blocks_equals_torch_fidelity(monkeypatch) -> None:
+    """With blocks smaller than the sets (as 50,000 samples against BLOCK = 10,000 are), the
+    block-at-a-time computation is still bitwise torch-fidelity's full-matrix result."""
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    import metrics.prc as prc
+
+    monkeypatch.setattr(prc, "BLOCK", 97)
+    gen, ref = gaussian(450, 8, 41, shift=0.2), gaussian(380, 8, 42)
+    tf = prc_features_to_metric(gen, ref, prc_neighborhood=3, prc_batch_size=97,
+                                save_cpu_ram=False, verbose=False)  # fmt: skip
+    assert prc.precision_recall(gen, ref.clone() + 0.0, 3) == (tf["precision"], tf["recall"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -157,13 +158,19 @@ def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
 @cli.command("perf-metrics")
 @click.option("--images", type=click.IntRange(min=1), default=128, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option("--evaluator-samples", type=click.IntRange(min=2), default=10_000, show_default=True)
+@click.option(
+    "--evaluator-samples",
+    default="1000,10000,50000",
+    show_default=True,
+    help="Comma-separated sample counts at which to time the evaluator metrics (training "
+    "images stand in for generated ones, against the 10,000 test images).",
+)
 @inception_weights_option
 @data_dir_option
 def perf_metrics_cmd(
     images: int,
     batch_size: int,
-    evaluator_samples: int,
+    evaluator_samples: str,
     inception_weights: Path | None,
     data_dir: Path | None,
 ) -> None:
@@ -203,13 +210,32 @@ def perf_metrics_cmd(
         click.echo(f"max |pool3 nchw - channels_last| = {diff:.2e} (max |pool3| {scale:.2f})")
     except InceptionUnavailable as exc:
         click.echo(f"inception: unavailable ({exc})")
-    scorer = Scorer(EvalSettings(num_samples=evaluator_samples), dd, "cpu")
-    scorer.reference(None)  # cached reference features, as in a run after the first job
-    real = test.images[:evaluator_samples]
-    t0 = time.perf_counter()
-    row = scorer.score_images(real, None, None)
-    dt = time.perf_counter() - t0
-    click.echo(
-        f"evaluator metrics on {len(real)} images: {dt:.1f} s "
-        f"(FID(fmnist) of test vs itself {row['metrics']['fid_fmnist']:.3f})"
-    )
+    try:
+        counts = [int(c) for c in evaluator_samples.split(",") if c.strip()]
+    except ValueError:
+        counts = []
+    if not counts or min(counts) < 2 or max(counts) > 60_000:
+        raise click.BadParameter("give counts between 2 and 60000, e.g. 1000,10000,50000",
+                                 param_hint="--evaluator-samples")  # fmt: skip
+    from metrics.suite import extract as run_extractor
+
+    train = load_part(DataOptions(), "train", dd)
+    click.echo("evaluator metrics (N training images vs the 10,000 test images):")
+    click.echo(f"{'N':>7} {'features s':>10} {'metrics s':>10} {'total s':>8} {'x per 10x N':>11}")
+    last = None
+    for n in counts:
+        scorer = Scorer(EvalSettings(num_samples=n), dd, "cpu")
+        scorer.reference(None)  # cached reference features, as in a run after the first job
+        images = train.images[:n]
+        t0 = time.perf_counter()
+        run_extractor(scorer.extractor, images, scorer.settings.batch_size)
+        feat_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        row = scorer.score_images(images, None, None)
+        total = time.perf_counter() - t0
+        growth = ""
+        if last is not None:
+            growth = f"{(total / last[1]) ** (1 / math.log10(n / last[0])):.1f}"
+        last = (n, total)
+        click.echo(f"{n:>7} {feat_s:>10.1f} {total - feat_s:>10.1f} {total:>8.1f} {growth:>11}"
+                   f"   FID(fmnist) {row['metrics']['fid_fmnist']:.3f}")  # fmt: skip
