@@ -167,33 +167,27 @@ def test_changed_plugin_code_is_refused_on_resume_and_score(
 # ---------------------------------------------------------------------- broken plugins
 
 GOOD = EXAMPLE_FILE.read_text()
+# kind: (text of the example replaced, by what, the message's telling part)
+EDITS = {
+    "clash": ('register_variant("lsgan")', 'register_variant("dcgan")',
+              "variant 'dcgan' is already registered"),
+    "loss-clash": ('register_loss("least-squares")', 'register_loss("hinge")',
+                   "loss 'hinge' is already registered"),
+    "shape": ("nn.ConvTranspose2d(g, 1, 4, 2, 1),  # 28x28", "nn.Conv2d(g, 1, 3, 1, 1),",
+              "G(z, labels) gave (4, 1, 14, 14) for a batch of 4, expected (4, 1, 28, 28)"),
+    "range": ("return self.net(self.fc(z)", "return 2 + self.net(self.fc(z)",
+              "outside data.value_range"),
+    "scores": ("nn.Linear(2 * d * 7 * 7, 1)", "nn.Linear(2 * d * 7 * 7, 3)",
+               "D(x, labels) gave (12,) for a batch of 4"),
+}  # fmt: skip
 BROKEN = {
     "import": ("import not_a_module_anywhere\n", "ModuleNotFoundError"),
-    "clash": (
-        GOOD.replace('register_variant("lsgan")', 'register_variant("dcgan")'),
-        "variant 'dcgan' is already registered",
-    ),
-    "loss-clash": (
-        GOOD.replace('register_loss("least-squares")', 'register_loss("hinge")'),
-        "loss 'hinge' is already registered",
-    ),
     "not-a-variant": (
         GOOD + '\n\n@register_variant("lsgan-b")\ndef _b():\n    return {"loss": "bce"}\n',
         "its factory returned dict, not a Variant",
     ),
-    "shape": (
-        GOOD.replace("nn.ConvTranspose2d(g, 1, 4, 2, 1),  # 28x28", "nn.Conv2d(g, 1, 3, 1, 1),"),
-        "G(z, labels) gave (4, 1, 14, 14) for a batch of 4, expected (4, 1, 28, 28)",
-    ),
-    "range": (
-        GOOD.replace("return self.net(self.fc(z)", "return 2 + self.net(self.fc(z)"),
-        "outside data.value_range",
-    ),
-    "scores": (
-        GOOD.replace("nn.Linear(2 * d * 7 * 7, 1)", "nn.Linear(2 * d * 7 * 7, 3)"),
-        "D(x, labels) gave (12,) for a batch of 4",
-    ),
     "empty": ("X = 1\n", "registered no variant"),
+    **{kind: (GOOD.replace(old, new), needle) for kind, (old, new, needle) in EDITS.items()},
 }
 
 
