@@ -1,4 +1,5 @@
-"""Package versions and git commit, recorded in every config and checkpoint."""
+"""Package versions, git commit and the CPU's native number formats, recorded in every config
+and checkpoint or printed by the benchmarks."""
 
 from __future__ import annotations
 
@@ -39,3 +40,24 @@ def git_commit() -> str | None:
         return sha.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that compute in bfloat16 natively
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> tuple[str, ...]:
+    """The CPU's native bfloat16 instruction sets (from /proc/cpuinfo's flags), empty when it
+    has none or the file cannot be read: without them bf16 autocast is emulated and slower
+    than fp32, so it pays only where this is non-empty."""
+    if cpuinfo is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8") as fh:
+                cpuinfo = fh.read()
+        except OSError:
+            return ()
+    flags: set[str] = set()
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return tuple(f for f in BF16_FLAGS if f in flags)

@@ -346,3 +346,16 @@ def test_smoke_run_all_on_real_data(real_dir: Path, tmp_path: Path) -> None:
     sizes = {r["variant"]: r["train_images"] for r in rows}
     assert sizes.pop("cgan-mlp-2class") == 9_600  # 80% of 2 x 6,000: seed 003's split
     assert set(sizes.values()) == {60_000}
+
+
+def test_cpu_bf16_flags() -> None:
+    from bench.provenance import cpu_bf16
+
+    zen4 = "processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512vl\n"
+    sapphire = "flags\t: avx512f amx_tile amx_bf16 avx512_bf16\n"
+    assert cpu_bf16(zen4) == ("avx512_bf16",)
+    assert cpu_bf16(sapphire) == ("avx512_bf16", "amx_bf16")
+    assert cpu_bf16("flags\t: fpu sse2 avx2\n") == () and cpu_bf16("") == ()
+    result = invoke("perf", "--variants", "cgan-mlp-2class", "--precision", "fp32", "--steps",
+                    "1", "--warmup", "0", "--device", "cpu")  # fmt: skip
+    assert result.exit_code == 0 and "CPU native bf16: " in result.output.splitlines()[0]

@@ -64,7 +64,11 @@ def perf_cmd(
     names = variants or tuple(models.variant_names())
     configs = [("fp32", False), *((p, channels_last) for p in precs)]
     configs = list(dict.fromkeys(configs))  # the baseline once, even if asked for again
-    click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from bench.provenance import cpu_bf16
+
+    native = ", ".join(cpu_bf16()) or "none: bf16 is emulated, expect it slower than fp32"
+    click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+               f"CPU native bf16: {native}")  # fmt: skip
     click.echo(f"{'variant':<20} {'config':<12} {'img/s':>8} {'ms/iter':>8} {'x ref':>7}")
 
     def sync() -> None:
