@@ -166,14 +166,13 @@ def score(
     from metrics.family import MetricInputError
     from metrics.images import load_images
     from metrics.suite import EvalSettings
-    from models.plugins import PluginError, load_plugin
+    from models.plugins import PluginError, ensure_plugins
     from models.registry import Variant, get_variant
 
-    for spec in plugins:
-        try:
-            load_plugin(str(spec))
-        except PluginError as exc:
-            raise BenchError(str(exc)) from None
+    try:
+        ensure_plugins([str(spec) for spec in plugins])
+    except PluginError as exc:
+        raise BenchError(str(exc)) from None
     dev = resolve_device(device)
     settings = EvalSettings(
         num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples,

@@ -108,13 +108,12 @@ def load_generator(
     """
     ckpt = path / "checkpoint.pt" if path.is_dir() else path
     state = load_checkpoint(ckpt)
-    try:
-        saved = state["config"]["variant"]
-        saved["name"], state[network]
-    except (KeyError, TypeError):
+    config = state.get("config")
+    saved = config.get("variant") if isinstance(config, dict) else None
+    if not isinstance(saved, dict) or "name" not in saved or network not in state:
         raise BenchError(
             f"{ckpt}: damaged checkpoint (no recipe or no {network} weights); restore it"
-        ) from None
+        )
     run_config = ckpt.parent.parent.parent / "config.json"
     run: dict[str, Any] = {}
     if run_config.is_file():

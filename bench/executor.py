@@ -121,7 +121,7 @@ def execute(
         prepare_run(plan, run, argv)
         torn = torn_tail(run.results_path)
         if torn:
-            echo(f"warning: {torn.replace('recomputes', 'now recomputes')}")
+            echo(f"warning: {torn}; `bench run` now recomputes that job's row")
         done = {k for k, r in run.latest().items() if job_finished(r, plan.kimg)}
         todo = []
         for variant_name, seed in plan.jobs():

@@ -224,12 +224,10 @@ def run_job(
         )
     except (BenchError, Interrupted, KeyboardInterrupt):
         raise  # user errors and Ctrl-C stop the whole run; the job stays resumable
-    except OSError as exc:
+    except Exception as exc:  # a crash in one variant must not stop the others
         disk = disk_error(exc)  # a full or read-only disk: the user's to fix, not a failed job
         if disk is not None:
             raise disk from None
-        row.update(_failed(exc, job_dir, trainer))
-    except Exception as exc:  # a crash in one variant must not stop the others
         row.update(_failed(exc, job_dir, trainer))
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     row["finished_at"] = dt.datetime.now(dt.UTC).isoformat()

@@ -54,14 +54,21 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     """
     html = html_path(out)
     runs = read_runs(run_dirs)
-    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, html.parent)
+    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()})
     page, figures, skipped = _html(runs, frame, summary)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
-        with atomic_path(html.parent / "tables.md") as tmp:
-            tmp.write_text(markdown, encoding="utf-8")
+    out_dir = html.parent
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, write in (
+        ("tidy.csv", lambda p: frame.to_csv(p, index=False)),
+        ("summary.csv", lambda p: summary.to_csv(p, index=False)),
+        ("tables.md", lambda p: Path(p).write_text(markdown, encoding="utf-8")),
+    ):
+        with atomic_path(out_dir / name) as tmp:
+            write(tmp)
     for fig in figures:
-        with atomic_path(html.parent / "figures" / f"{fig.name}.png") as tmp:
+        with atomic_path(out_dir / "figures" / f"{fig.name}.png") as tmp:
             tmp.write_bytes(fig.png)
     with atomic_path(html) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -136,17 +143,18 @@ def _html(
     for run, (folder, rows) in runs.items():
         for r in latest_rows(rows):
             paths = r.get("paths") or {}
-            for key, into in (("losses", losses), ("tracked", tracked)):
+            for key, columns, into in (
+                ("losses", ["kimg", "d_loss", "g_loss"], losses), ("tracked", None, tracked),
+            ):  # fmt: skip
                 f = _inside(folder, paths.get(key), skipped)
                 if f is None:
                     continue
                 try:
-                    frame_ = pd.read_csv(f, usecols=["kimg", "d_loss", "g_loss"] if key ==
-                                         "losses" else None)  # fmt: skip
+                    log = pd.read_csv(f, usecols=columns)
                 except (ValueError, OSError) as exc:  # damaged: the report goes on without it
                     skipped.append(f"{f} ({type(exc).__name__}: {str(exc)[:80]})")
                     continue
-                into.append(frame_.assign(variant=r["variant"], seed=r["seed"], run=run))
+                into.append(log.assign(variant=r["variant"], seed=r["seed"], run=run))
             if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
                 continue
             job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
@@ -297,7 +305,8 @@ def _agreement_markdown(summary: Any, runs: list[str]) -> str:
     return "".join(parts)
 
 
-def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
+def _tables(runs: dict[str, list]) -> tuple[str, Any, Any]:
+    """The Markdown tables of every run, with the tidy frame and the summary they come from."""
     frame = tidy(runs)
     summary = summarize(frame)
     parts = []
@@ -337,13 +346,4 @@ def _tables(runs: dict[str, list], out: Path) -> tuple[str, Any, Any]:
             parts.append(f"### `{variant}`\n\n")
             parts.append(to_markdown(compare_runs(summary, variant, present), index_name="run"))
             parts.append("\n")
-    markdown = "".join(parts)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, write in (
-        ("tidy.csv", lambda p: frame.to_csv(p, index=False)),
-        ("summary.csv", lambda p: summary.to_csv(p, index=False)),
-        ("tables.md", lambda p: Path(p).write_text(markdown, encoding="utf-8")),
-    ):
-        with atomic_path(out / name) as tmp:
-            write(tmp)
-    return markdown, frame, summary
+    return "".join(parts), frame, summary

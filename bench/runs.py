@@ -97,8 +97,8 @@ def _row_problem(row: Any) -> str | None:
 
 
 def torn_tail(path: str | os.PathLike[str]) -> str | None:
-    """A warning naming the file and line when results.jsonl ends in a torn line (its job's
-    row was lost: ``bench run`` on the folder recomputes it from the job's checkpoint)."""
+    """Where results.jsonl ends in a torn line (file:line and its size), or None. That job's
+    row was lost; ``bench run`` on the folder recomputes it from the job's checkpoint."""
     p = Path(path)
     try:
         data = p.read_bytes()
@@ -109,8 +109,7 @@ def torn_tail(path: str | os.PathLike[str]) -> str | None:
     line = data.count(b"\n") + 1
     size = len(data) - (data.rfind(b"\n") + 1)
     return (
-        f"{p}:{line}: torn last line ({size} bytes without an end: an interrupted write) "
-        "left out; `bench run` with the same --out recomputes that job's row"
+        f"{p}:{line}: torn last line ({size} bytes without an end: an interrupted write) left out"
     )
 
 

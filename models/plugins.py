@@ -119,8 +119,6 @@ def _checked(label: str, origin: dict[str, Any], run: Any) -> tuple[str, ...]:
             names = added()
             for name in names:
                 check_contract(get_variant(name))
-    except PluginError:
-        raise
     except Exception as exc:  # any failure of foreign code: one message naming the plugin
         raise PluginError(f"plugin {label}: {type(exc).__name__}: {exc}") from exc
     if not names:

@@ -55,6 +55,7 @@ def perf_cmd(
     import models
     from bench.data import random_dataset
     from bench.harness import Trainer, TrainSettings
+    from bench.provenance import cpu_bf16
 
     precs = [p.strip() for p in precisions.split(",") if p.strip()]
     for p in precs:
@@ -64,8 +65,6 @@ def perf_cmd(
     names = variants or tuple(models.variant_names())
     configs = [("fp32", False), *((p, channels_last) for p in precs)]
     configs = list(dict.fromkeys(configs))  # the baseline once, even if asked for again
-    from bench.provenance import cpu_bf16
-
     native = ", ".join(cpu_bf16()) or "none: bf16 is emulated, expect it slower than fp32"
     click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
                f"CPU native bf16: {native}")  # fmt: skip

@@ -16,7 +16,8 @@ def warn_torn(run_dir: Path) -> None:
     """Say so on stderr when the folder's results.jsonl ends in a torn line."""
     message = torn_tail(RunFolder(run_dir).results_path)
     if message:
-        click.echo(f"warning: {message}", err=True)
+        click.echo(f"warning: {message}; `bench run` with the same --out recomputes that "
+                   "job's row", err=True)  # fmt: skip
 
 
 @cli.command("report")
