@@ -53,7 +53,7 @@ class TrainSettings:
 
     kimg: float  # budget: thousands of real images shown to D
     seed: int = 0  # model init, noise stream and batch order all derive from it
-    precision: Precision = "fp32"  # "bf16": CPU/GPU autocast; opt-in until metrics vouch for it
+    precision: Precision = "fp32"  # "bf16": CPU/GPU autocast (commands choose: resolve_precision)
     channels_last: bool = True  # NHWC convolutions: faster on CPU oneDNN and GPU tensor cores
     device: str = "cpu"
     checkpoint_kimg: float = 10.0  # resumable checkpoint interval

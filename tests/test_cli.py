@@ -92,10 +92,12 @@ def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None
     result = invoke(*args, "--out", str(out))
     assert result.exit_code == 0, result.output
     config = json.loads((out / "config.json").read_text())
+    from bench.provenance import cpu_bf16
+
     assert config["run"] == {
         "profile": "smoke",
         "kimg": 0.256,
-        "precision": "fp32",
+        "precision": "bf16" if cpu_bf16() else "fp32",  # the default: auto
         "channels_last": True,
         "faithful": False,
         "overrides": {},
@@ -114,6 +116,52 @@ def test_run_writes_folder_and_rows(synthetic_dir: Path, tmp_path: Path) -> None
     again = invoke(*args, "--out", str(out))
     assert again.exit_code == 0 and again.output.count("finished earlier, skipped") == 2
     assert len((out / "results.jsonl").read_text().splitlines()) == 2
+
+
+def test_precision_auto_rules(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """auto: bf16 only on a CPU with native bf16, fp32 on other CPUs and on CUDA; an explicit
+    choice is kept; anything else is refused."""
+    import bench.jobs
+    from bench.jobs import resolve_precision
+
+    monkeypatch.setattr(bench.jobs, "cpu_bf16", lambda: ("avx512_bf16",))
+    assert resolve_precision("auto", "cpu") == "bf16"
+    assert (
+        resolve_precision("auto", "cuda") == "fp32"
+        and resolve_precision("auto", "cuda:1") == "fp32"
+    )
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("auto", "cpu", tmp_path / "new") == "bf16"  # no folder yet
+    monkeypatch.setattr(bench.jobs, "cpu_bf16", lambda: ())
+    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ValueError, match="auto, fp32 or bf16"):
+        resolve_precision("fp16", "cpu")
+
+
+def test_precision_auto_keeps_an_existing_folders_numerics(
+    monkeypatch: pytest.MonkeyPatch, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """A folder made under fp32 (an older default, or a CPU without bf16) resumes under the
+    default command on a bf16 CPU instead of being refused for changed numerics; an explicit
+    --precision bf16 on it is still refused, and a new folder gets bf16."""
+    import bench.jobs
+
+    out = tmp_path / "r"
+    base = ["run", "--variants", "dcgan", *TINY, "--data-dir", str(synthetic_dir), "--out"]
+    made = invoke(*base, str(out), "--precision", "fp32")
+    assert made.exit_code == 0, made.output
+    monkeypatch.setattr(bench.jobs, "cpu_bf16", lambda: ("amx_bf16",))
+    again = invoke(*base, str(out), "--seeds", "2")  # default precision: auto
+    assert again.exit_code == 0, again.output
+    assert "fp32" in again.output.splitlines()[0]
+    rows = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [(r["seed"], r["precision"]) for r in rows] == [(0, "fp32"), (1, "fp32")]
+    refused = invoke(*base, str(out), "--precision", "bf16")
+    assert refused.exit_code != 0 and "precision: folder has 'fp32', asked 'bf16'" in refused.output
+    fresh = invoke(*base, str(tmp_path / "new"))
+    assert fresh.exit_code == 0, fresh.output
+    (row,) = [json.loads(x) for x in (tmp_path / "new" / "results.jsonl").read_text().splitlines()]
+    assert row["precision"] == "bf16"
 
 
 def test_train_default_out_under_runs_dir(synthetic_dir: Path, isolated_env: Path) -> None:

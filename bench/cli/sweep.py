@@ -63,7 +63,7 @@ def sweep_cmd(
     from bench.api import check_trainable
     from bench.cluster import wait_for
     from bench.executor import execute
-    from bench.jobs import RunPlan
+    from bench.jobs import RunPlan, resolve_precision
     from bench.runs import RunFolder
     from bench.sweep import load_spec, run_sweep
 
@@ -87,15 +87,18 @@ def sweep_cmd(
     dev = checked_device(device)
     pending: list[tuple[Any, Any]] = []
 
-    def plan_for(variants: tuple[str, ...], seeds: tuple[int, ...], overrides: dict) -> Any:
+    def plan_for(
+        run_dir: Path, variants: tuple[str, ...], seeds: tuple[int, ...], overrides: dict
+    ) -> Any:
         return RunPlan.from_options(
             spec.profile, variants, seeds, spec.kimg, device=dev, data_dir=data_dir,
+            precision=resolve_precision("auto", dev, run_dir),
             overrides=tuple(overrides.items()), progress=progress, threads=threads,
             plugins=plugins,
         )  # fmt: skip
 
     def execute_setting(run_dir: Path, variants: tuple, seeds: tuple, overrides: dict) -> None:
-        plan, run = plan_for(variants, seeds, overrides), RunFolder(run_dir)
+        plan, run = plan_for(run_dir, variants, seeds, overrides), RunFolder(run_dir)
         check_trainable(plan)  # a setting no network can train with: one message, no folder
         argv = ["bench", *sys.argv[1:]]
         execute(plan, run, echo=click.echo, argv=argv, jobs=jobs, cluster=cluster,

@@ -159,9 +159,10 @@ def _train_and_score(
 ) -> None:
     """Build the run plan from the training options (declared once, in ``train_options``,
     under RunPlan's field names) and run it."""
-    from bench.jobs import RunPlan
+    from bench.jobs import RunPlan, resolve_precision
 
     options["device"] = checked_device(options["device"])
+    options["precision"] = resolve_precision(options["precision"], options["device"], out)
     plan = RunPlan.from_options(variants=variants, seeds=seeds, **options)
     prof = plan.profile
     for name in variants:  # a --set that does not fit a variant fails before any training
