@@ -406,4 +406,6 @@ def test_cpu_bf16_flags() -> None:
     assert cpu_bf16("flags\t: fpu sse2 avx2\n") == () and cpu_bf16("") == ()
     result = invoke("perf", "--variants", "cgan-mlp-2class", "--precision", "fp32", "--steps",
                     "1", "--warmup", "0", "--device", "cpu")  # fmt: skip
-    assert result.exit_code == 0 and "CPU native bf16: " in result.output.splitlines()[0]
+    head = result.output.splitlines()[0]
+    assert result.exit_code == 0 and "CPU native bf16: " in head
+    assert head.endswith("(--precision auto): " + ("bf16" if cpu_bf16() else "fp32"))

@@ -55,6 +55,7 @@ def perf_cmd(
     import models
     from bench.data import random_dataset
     from bench.harness import Trainer, TrainSettings
+    from bench.jobs import resolve_precision
     from bench.provenance import cpu_bf16
 
     precs = [p.strip() for p in precisions.split(",") if p.strip()]
@@ -67,7 +68,8 @@ def perf_cmd(
     configs = list(dict.fromkeys(configs))  # the baseline once, even if asked for again
     native = ", ".join(cpu_bf16()) or "none: bf16 is emulated, expect it slower than fp32"
     click.echo(f"device {dev}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-               f"CPU native bf16: {native}")  # fmt: skip
+               f"CPU native bf16: {native}; training default here "
+               f"(--precision auto): {resolve_precision('auto', dev)}")  # fmt: skip
     click.echo(f"{'variant':<20} {'config':<12} {'img/s':>8} {'ms/iter':>8} {'x ref':>7}")
 
     def sync() -> None:
