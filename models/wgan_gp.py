@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from models.init import keras_init
-from models.layers import Unconditional, keras_batch_norm
+from models.layers import Dropout, Unconditional, keras_batch_norm
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -84,10 +84,10 @@ class WGANGPCritic(Unconditional):
         self.net = nn.Sequential(
             nn.Conv2d(1, 64, 5, 2, 2),  # 14x14
             nn.LeakyReLU(s),
-            nn.Dropout(arch.dropout),
+            Dropout(arch.dropout),
             nn.Conv2d(64, 128, 5, 2, 2),  # 7x7
             nn.LeakyReLU(s),
-            nn.Dropout(arch.dropout),
+            Dropout(arch.dropout),
             nn.Flatten(),
             nn.Linear(128 * 7 * 7, 1),
         )
