@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from models.init import keras_init
-from models.layers import Dropout, Unconditional, keras_batch_norm
+from models.layers import Unconditional, keras_batch_norm
 from models.registry import OptimConfig, Variant, register_variant
 
 
@@ -86,20 +86,20 @@ class KerasDiscriminator(Unconditional):
         self.net = nn.Sequential(
             nn.Conv2d(1, 32, 3, 2, 1),  # 14x14
             nn.LeakyReLU(s),
-            Dropout(p),
+            nn.Dropout(p),
             nn.Conv2d(32, 64, 3, 2, 1),  # 7x7
             nn.ZeroPad2d((0, 1, 0, 1)),  # 8x8, as Keras-GAN's ZeroPadding2D(((0, 1), (0, 1)))
             bn(64),
             nn.LeakyReLU(s),
-            Dropout(p),
+            nn.Dropout(p),
             nn.Conv2d(64, 128, 3, 2, 1),  # 4x4
             bn(128),
             nn.LeakyReLU(s),
-            Dropout(p),
+            nn.Dropout(p),
             nn.Conv2d(128, 256, 3, 1, 1),  # 4x4
             bn(256),
             nn.LeakyReLU(s),
-            Dropout(p),
+            nn.Dropout(p),
             nn.Flatten(),
             nn.Linear(256 * 4 * 4, 1),
         )

@@ -27,7 +27,8 @@ class Dropout(nn.Dropout):
     by 1 / (1 - p), identity in eval mode), drawn from the same torch RNG so checkpoints
     resume it exactly, but 1.6-2.3x faster on CPUs, where ``bernoulli_`` took 39% of a
     ``wgan-gp`` training step. The draw stays float32 under bf16 autocast, so p keeps its
-    resolution; the mask keeps the input's memory format (channels-last)."""
+    resolution; the mask keeps the input's memory format (channels-last). Other masks mean
+    other numerics, so a variant adopts it only where it pays and its FID holds (wgan-gp)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with each unit zeroed with probability ``p`` (training mode only)."""

@@ -346,11 +346,12 @@ def test_dropout_is_inverted_dropout(dtype: torch.dtype) -> None:
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
 
 
-def test_dropout_variants_use_the_fast_dropout() -> None:
-    """wgan-gp and dcgan-upsample (the variants with dropout) build models.layers.Dropout."""
+def test_only_wgan_gp_uses_the_fast_dropout() -> None:
+    """wgan-gp's critic builds models.layers.Dropout (1.25x faster training at FID within
+    seed noise); dcgan-upsample keeps nn.Dropout, where the change gained 2% (README)."""
     from models.layers import Dropout
 
-    for name in ("wgan-gp", "dcgan-upsample"):
+    for name, kind in (("wgan-gp", Dropout), ("dcgan-upsample", torch.nn.Dropout)):
         _, D = get_variant(name).build(0)
         kinds = {type(m) for m in D.modules() if isinstance(m, torch.nn.Dropout)}
-        assert kinds == {Dropout}, (name, kinds)
+        assert kinds == {kind}, (name, kinds)
