@@ -22,13 +22,13 @@ class Unconditional(nn.Module):
 
 
 class Dropout(nn.Dropout):
-    """Inverted dropout whose keep mask is a float32 uniform draw compared with ``p`` instead
-    of ``bernoulli_``: the same distribution (each unit kept with probability 1 - p and scaled
-    by 1 / (1 - p), identity in eval mode), drawn from the same torch RNG so checkpoints
-    resume it exactly, but 1.6-2.3x faster on CPUs, where ``bernoulli_`` took 39% of a
-    ``wgan-gp`` training step. The draw stays float32 under bf16 autocast, so p keeps its
-    resolution; the mask keeps the input's memory format (channels-last). Other masks mean
-    other numerics, so a variant adopts it only where it pays and its FID holds (wgan-gp)."""
+    """Inverted dropout whose keep mask is a float32 uniform draw compared with ``p`` (as
+    TensorFlow draws it) instead of ``bernoulli_``, which is slow on CPUs: the same
+    distribution (each unit kept with probability 1 - p and scaled by 1 / (1 - p), identity
+    in eval mode), drawn from the same torch RNG so checkpoints resume it exactly. The draw
+    stays float32 under bf16 autocast, so p keeps its resolution; the mask keeps the input's
+    memory format. Other masks mean other numerics, so a variant adopts it only where the
+    speed-up pays and its FID holds (README, "Speed on the CPU")."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with each unit zeroed with probability ``p`` (training mode only)."""

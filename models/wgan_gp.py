@@ -11,8 +11,10 @@ steps per generator step.
 
 Keras defaults reproduced (the seed relies on them): LeakyReLU slope 0.3, batch-norm momentum
 0.99 (PyTorch momentum 0.01) and epsilon 1e-3, Glorot-uniform init, Adam epsilon 1e-7,
-dropout 0.3. Deviation: PyTorch's symmetric padding replaces TF's 'same' padding for stride-2
-convolutions (TF pads 1 before and 2 after; output sizes are identical).
+dropout 0.3, its mask drawn as TensorFlow draws it (a uniform draw compared with the rate:
+``models.layers.Dropout``, faster on CPUs than PyTorch's ``bernoulli_``). Deviation:
+PyTorch's symmetric padding replaces TF's 'same' padding for stride-2 convolutions (TF pads
+1 before and 2 after; output sizes are identical).
 Seed 004 trained on a random half of the training set. ``wgan-gp`` trains on the full set like
 every other variant so that the comparison is fair; ``--faithful`` (on ``bench run``/``train``)
 applies the seed's setting: a random half, fixed by ``fraction_seed`` 0 across training seeds.
