@@ -105,7 +105,7 @@ def test_sweep_runs_both_phases_resumes_and_reports(synthetic_dir: Path, tmp_pat
                     '"optim.betas" = ["0.5,0.999", "0.0,0.9"]\n')  # fmt: skip
     out = tmp_path / "sweep"
     args = ("sweep", spec, "--out", out, "--data-dir", synthetic_dir, "--device", "cpu",
-            "--no-progress")  # fmt: skip
+            "--no-progress", "--precision", "fp32")  # fmt: skip
     first = invoke(*args)
     assert first.exit_code == 0, first.output
     record = json.loads((out / "sweep.json").read_text())
@@ -116,6 +116,7 @@ def test_sweep_runs_both_phases_resumes_and_reports(synthetic_dir: Path, tmp_pat
         assert sorted(rows) == ([("dcgan-small", 0), ("dcgan-small", 1)] if s["id"] in best
                                 else [("dcgan-small", 0)])  # fmt: skip
         assert all(r["overrides"] == s["overrides"] for r in rows.values())
+        assert all(r["precision"] == "fp32" for r in rows.values())  # --precision reaches rows
     values = {s: RunFolder(out / s).latest()[("dcgan-small", 0)]["metrics"]["fid_fmnist"]
               for s in (x["id"] for x in record["settings"])}  # fmt: skip
     assert best == sorted(values, key=values.get)[:2]  # lower FID is better

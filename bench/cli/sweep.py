@@ -30,6 +30,10 @@ from bench.runs import new_run_dir
 )
 @data_dir_option
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+              show_default=True, help="Training numerics of every setting, as on `bench "
+              "run` (auto: a setting folder's own, else bf16 on CPUs with native bf16, else "
+              "fp32).")  # fmt: skip
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads per job (recorded in every row).")  # fmt: skip
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
@@ -44,6 +48,7 @@ def sweep_cmd(
     out: Path | None,
     data_dir: Path | None,
     device: str,
+    precision: str,
     threads: int | None,
     jobs: int,
     progress: bool | None,
@@ -92,7 +97,7 @@ def sweep_cmd(
     ) -> Any:
         return RunPlan.from_options(
             spec.profile, variants, seeds, spec.kimg, device=dev, data_dir=data_dir,
-            precision=resolve_precision("auto", dev, run_dir),
+            precision=resolve_precision(precision, dev, run_dir),
             overrides=tuple(overrides.items()), progress=progress, threads=threads,
             plugins=plugins,
         )  # fmt: skip
