@@ -64,7 +64,7 @@ def train(
     """
     from bench.data import locate
     from bench.executor import execute
-    from bench.jobs import RunPlan, resolve_device, resolve_precision
+    from bench.jobs import RunPlan, resolve_device
     from bench.runs import RunFolder, new_run_dir
     from models.plugins import PluginError
 
@@ -72,10 +72,8 @@ def train(
     seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
     if not names or not seed_list:
         raise ValueError("train needs at least one variant and one seed")
-    dev = resolve_device(device)
-    options["precision"] = resolve_precision(options.get("precision", "auto"), dev, out)
     plan = RunPlan.from_options(
-        profile, names, seed_list, kimg, device=dev, data_dir=data_dir,
+        profile, names, seed_list, kimg, out, device=resolve_device(device), data_dir=data_dir,
         overrides=tuple((overrides or {}).items()), **options,
     )  # fmt: skip
     for name in names:  # a bad name, plugin or --set fails before any folder is made

@@ -135,10 +135,12 @@ class RunPlan:
         variants: tuple[str, ...],
         seeds: tuple[int, ...],
         kimg: float | None = None,
+        out: str | Path | None = None,
         **options: Any,
     ) -> RunPlan:
         """A plan from a command's training options, named as the fields: paths become
-        strings, and ``kimg`` None means the profile's budget.
+        strings, ``kimg`` None means the profile's budget, and ``precision`` 'auto' (also
+        when not given) is resolved for the run folder ``out`` (:func:`resolve_precision`).
 
         Raises:
             TypeError: for an option that is not a field (a CLI option without a home).
@@ -152,6 +154,9 @@ class RunPlan:
         unknown = set(options) - {f.name for f in fields(cls)}
         if unknown:
             raise TypeError(f"RunPlan has no field(s) {sorted(unknown)}")
+        options["precision"] = resolve_precision(
+            options.get("precision", "auto"), options.get("device", "cpu"), out
+        )
         return cls(
             profile=prof, variants=tuple(variants), seeds=tuple(seeds),
             kimg=prof.kimg if kimg is None else kimg, **options,

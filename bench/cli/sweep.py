@@ -68,7 +68,7 @@ def sweep_cmd(
     from bench.api import check_trainable
     from bench.cluster import wait_for
     from bench.executor import execute
-    from bench.jobs import RunPlan, resolve_precision
+    from bench.jobs import RunPlan
     from bench.runs import RunFolder
     from bench.sweep import load_spec, run_sweep
 
@@ -96,8 +96,8 @@ def sweep_cmd(
         run_dir: Path, variants: tuple[str, ...], seeds: tuple[int, ...], overrides: dict
     ) -> Any:
         return RunPlan.from_options(
-            spec.profile, variants, seeds, spec.kimg, device=dev, data_dir=data_dir,
-            precision=resolve_precision(precision, dev, run_dir),
+            spec.profile, variants, seeds, spec.kimg, run_dir, device=dev, data_dir=data_dir,
+            precision=precision,
             overrides=tuple(overrides.items()), progress=progress, threads=threads,
             plugins=plugins,
         )  # fmt: skip

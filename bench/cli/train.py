@@ -159,11 +159,10 @@ def _train_and_score(
 ) -> None:
     """Build the run plan from the training options (declared once, in ``train_options``,
     under RunPlan's field names) and run it."""
-    from bench.jobs import RunPlan, resolve_precision
+    from bench.jobs import RunPlan
 
     options["device"] = checked_device(options["device"])
-    options["precision"] = resolve_precision(options["precision"], options["device"], out)
-    plan = RunPlan.from_options(variants=variants, seeds=seeds, **options)
+    plan = RunPlan.from_options(variants=variants, seeds=seeds, out=out, **options)
     prof = plan.profile
     for name in variants:  # a --set that does not fit a variant fails before any training
         try:
@@ -182,6 +181,7 @@ def _train_and_score(
 
     t0 = time.perf_counter()
     rest = {k: v for k, v in options.items() if k not in ("profile", "kimg", "overrides")}
+    rest["precision"] = plan.precision  # resolved once, for the folder the plan was made for
     rows = train(
         variants, seeds, prof.name, run.path, kimg=options["kimg"],
         overrides=dict(plan.overrides), jobs=jobs, cluster=cluster, detach=detach,
