@@ -281,3 +281,45 @@ def test_smoothness_protocols_name_their_own_settings() -> None:
     f = tidy({"r": [r]}).set_index("metric")["protocol"]
     assert f["ppl"] == "fmnist-evaluator-l2 200 pairs eps 0.0001"
     assert f["interp_discontinuity"] == "fmnist-evaluator-l2 8 slerp paths x 10 steps"
+
+
+def _inception_row(variant: str, seed: int, fid: float, n: int = 10_000) -> dict:
+    """A row whose FID(inception) used ``n`` generated images vs the 10k test images."""
+    r = row(variant, seed, 100.0, 3.0)
+    r["kimg"] = 1200.0
+    r["metrics"]["fid_inception"] = fid
+    r["protocol"]["inception"] = {
+        "extractor": "inception-v3-pool3-offline", "weights_sha256": "cd" * 32,
+        "num_samples": n, "reference": {"split": "test", "size": 10_000, "classes": "all"},
+    }  # fmt: skip
+    return r
+
+
+def test_published_fids_beside_a_lucic_protocol_run(tmp_path: Path) -> None:
+    """Variants whose FID(inception) is 10k vs the 10k test images are set beside the
+    published model of their loss (from the registry, or config.json's recipe); a variant
+    scored on 1k images is left out, and a run without any gets no such section."""
+    rows = [_inception_row("dcgan", s, f) for s, f in enumerate((30.0, 32.0, 34.0))]
+    rows += [_inception_row("sngan", 0, 20.0), _inception_row("wgan-gp", 0, 40.0, n=1_000)]
+    run = _report(tmp_path / "lucic", rows)
+    md = (run / "report" / "tables.md").read_text()
+    section = md.split("### Beside published Fashion-MNIST FIDs")[1]
+    lines = {line.split(" | ")[0]: line for line in section.splitlines() if line.startswith("| `")}
+    half = stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)
+    assert f"32.0 ± 2.0 [{32 - half:.1f}, {32 + half:.1f}]" in lines["| `dcgan`"]
+    assert "| NS GAN | 26.5 ± 1.6 | +5.5 |" in lines["| `dcgan`"]
+    assert "| bce | 1200 | 3 |" in lines["| `dcgan`"]
+    assert "| hinge |" in lines["| `sngan`"] and lines["| `sngan`"].endswith("| – | – | – |")
+    assert "| `wgan-gp`" not in lines  # scored on 1,000 images: not this protocol
+    assert "| `PA-GAN` | 15.8 ± 1.1 |" in section and "Lucic et al. 2018, Table 2" in section
+    html = (run / "report" / "report.html").read_text()
+    assert "lucic beside published Fashion-MNIST FIDs" in html and "NS GAN" in html
+
+    (run / "config.json").write_text(json.dumps({"variants": {"dcgan": {"loss": "wgan-gp"}}}))
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    md = (run / "report" / "tables.md").read_text()
+    assert "| `dcgan` | wgan-gp | 1200 | 3 |" in md and "| WGAN GP | 24.5 ± 2.1 | +7.5 |" in md
+
+    plain = _report(tmp_path / "quick", ROWS)
+    assert "published" not in (plain / "report" / "tables.md").read_text()
