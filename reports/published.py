@@ -46,7 +46,10 @@ PROTOCOL_NOTE = (
     "Protocol differences: Lucic et al. train InfoGAN-style networks (z of 64, batch 64) "
     "and report each model's best setting of a large hyper-parameter search; a row here is "
     "one of this suite's recipes with its own networks, z, batch and learning rates, as "
-    "registered, without a search. A variant is set beside the published model of its loss "
+    "registered, without a search; and a row scores G_ema, the exponential moving average of "
+    "G that every variant keeps (decay 0.999 unless its recipe says otherwise), where they "
+    "score G itself (`bench score --network G` scores the raw generator of a checkpoint). "
+    "A variant is set beside the published model of its loss "
     "(non-saturating BCE: NS GAN; WGAN-GP: WGAN GP); hinge-loss and conditional recipes have "
     "no published counterpart here."
 )

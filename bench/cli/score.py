@@ -106,7 +106,7 @@ def reference_export_cmd(
     type=click.IntRange(min=0),
     default=1_000,
     show_default=True,
-    help="Images for the Inception metrics (0 skips them; ~10 img/s on 2 CPU cores).",
+    help="Images for the Inception metrics (0 skips them; about 17 img/s on 2 CPU cores).",
 )
 @click.option(
     "--classes",
