@@ -17,6 +17,7 @@ from reports.frame import (
     to_markdown,
     wide_table,
 )
+from reports.published import INTRO as PUBLISHED_INTRO
 from reports.published import PROTOCOL_NOTE, matches_protocol, references
 from reports.published import comparison as published_comparison
 
@@ -56,9 +57,15 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     """
     html = html_path(out)
     runs = read_runs(run_dirs)
-    published = {run: _published_inputs(folder, rows) for run, (folder, rows) in runs.items()}
-    markdown, frame, summary = _tables({k: rows for k, (_, rows) in runs.items()}, published)
-    page, figures, skipped = _html(runs, frame, summary, published)
+    rows_by_run = {k: rows for k, (_, rows) in runs.items()}
+    frame = tidy(rows_by_run)
+    summary = summarize(frame)
+    beside = {
+        run: published_comparison(frame, summary, run, _protocol_losses(folder, rows))
+        for run, (folder, rows) in runs.items()
+    }
+    markdown = _tables(rows_by_run, frame, summary, beside)
+    page, figures, skipped = _html(runs, frame, summary, beside)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -82,9 +89,10 @@ def _html(
     runs: dict[str, tuple[Path, list]],
     frame: Any,
     summary: Any,
-    published: dict[str, tuple[dict, dict]] | None = None,
+    beside: dict[str, Any],
 ) -> tuple[str, list, list[str]]:
-    """The page, its named summary figures, and the files rows name that were left out."""
+    """The page, its named summary figures, and the files rows name that were left out;
+    ``beside`` holds each run's table beside the published FIDs (empty: no such section)."""
     import pandas as pd
 
     from reports import figures
@@ -113,13 +121,12 @@ def _html(
         sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
         sec.paragraphs += [f"{v} is a plugin variant: {o}" for v, o in _plugins(rows).items()]
         sections.append(sec)
-        beside = published_comparison(summary, run, *(published or {}).get(run, ({}, {})))
-        if not beside.empty:
+        if not beside[run].empty:
             sections.append(
                 Section(
                     f"{run} beside published Fashion-MNIST FIDs",
-                    paragraphs=[_PUBLISHED_INTRO, PROTOCOL_NOTE],
-                    tables=[("", beside), ("Published numbers", references())],
+                    paragraphs=[PUBLISHED_INTRO, PROTOCOL_NOTE],
+                    tables=[("", beside[run]), ("Published numbers", references())],
                 )
             )
     names = list(runs)
@@ -320,10 +327,10 @@ def _agreement_markdown(summary: Any, runs: list[str]) -> str:
     return "".join(parts)
 
 
-def _published_inputs(folder: Path, rows: list) -> tuple[dict[str, str], dict[str, float]]:
-    """Variant -> loss and variant -> kimg for the variants of one run whose every latest
-    row made FID(inception) under the Lucic et al. protocol's sample sizes. The loss is the
-    one config.json records for the run (a --set loss=... included), else the registry's."""
+def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
+    """Variant -> loss for the variants of one run whose every latest row made
+    FID(inception) under the Lucic et al. protocol's sample sizes. The loss is the one
+    config.json records for the run (a --set loss=... included), else the registry's."""
     from models.registry import UnknownVariantError, get_variant
     from reports.frame import latest_rows
 
@@ -339,35 +346,23 @@ def _published_inputs(folder: Path, rows: list) -> tuple[dict[str, str], dict[st
         config = {}
     recipes = config.get("variants") or {}
     ok: dict[str, bool] = {}
-    kimg: dict[str, float] = {}
     for r in latest_rows(rows):
         v = str(r["variant"])
-        good = r.get("status") == "ok" and matches_protocol(r)
-        ok[v] = ok.get(v, True) and good
-        kimg[v] = max(kimg.get(v, 0.0), float(r.get("kimg") or 0.0))
+        ok[v] = ok.get(v, True) and r.get("status") == "ok" and matches_protocol(r)
     losses = {}
     for v, good in ok.items():
         loss = (recipes.get(v) or {}).get("loss") or registered_loss(v)
         if good and isinstance(loss, str):
             losses[v] = loss
-    return losses, kimg
+    return losses
 
 
-_PUBLISHED_INTRO = (
-    "FID(inception) of 10,000 generated vs the 10,000 test images on TF-Inception pool3, "
-    "the protocol of Lucic et al. 2018 (20 epochs = 1,200 kimg; the kimg column is this "
-    "run's budget), beside the published model of the same loss. The published values are "
-    "quoted from the papers, not computed here."
-)
-
-
-def _published_markdown(summary: Any, run: str, published: tuple[dict, dict]) -> str:
-    """The published-numbers comparison of one run as Markdown ('' when none applies)."""
-    beside = published_comparison(summary, run, *published)
+def _published_markdown(beside: Any) -> str:
+    """One run's table beside the published FIDs as Markdown ('' when it is empty)."""
     if beside.empty:
         return ""
     return (
-        f"### Beside published Fashion-MNIST FIDs\n\n{_PUBLISHED_INTRO}\n\n"
+        f"### Beside published Fashion-MNIST FIDs\n\n{PUBLISHED_INTRO}\n\n"
         + to_markdown(beside)
         + "\n"
         + to_markdown(references(), index_name="published model")
@@ -375,12 +370,9 @@ def _published_markdown(summary: Any, run: str, published: tuple[dict, dict]) ->
     )
 
 
-def _tables(
-    runs: dict[str, list], published: dict[str, tuple[dict, dict]] | None = None
-) -> tuple[str, Any, Any]:
-    """The Markdown tables of every run, with the tidy frame and the summary they come from."""
-    frame = tidy(runs)
-    summary = summarize(frame)
+def _tables(runs: dict[str, list], frame: Any, summary: Any, beside: dict[str, Any]) -> str:
+    """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
+    with each run's table beside the published FIDs where it has one."""
     parts = []
     for run in runs:
         present = _present(summary, run, headline())
@@ -406,7 +398,7 @@ def _tables(
         for p in _metric_protocols(summary, run, present + more):
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
-        parts.append(_published_markdown(summary, run, (published or {}).get(run, ({}, {}))))
+        parts.append(_published_markdown(beside[run]))
     if len(runs) > 1:
         parts.append(_agreement_markdown(summary, list(runs)))
         parts.append("## Runs side by side\n\n")
@@ -419,4 +411,4 @@ def _tables(
             parts.append(f"### `{variant}`\n\n")
             parts.append(to_markdown(compare_runs(summary, variant, present), index_name="run"))
             parts.append("\n")
-    return "".join(parts), frame, summary
+    return "".join(parts)

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-LUCIC_KIMG = 1_200.0  # 20 epochs of the 60,000 training images
 LUCIC_SAMPLES = 10_000  # generated images, against the 10,000 test images
 
 
@@ -40,6 +39,13 @@ PUBLISHED: tuple[PublishedFID, ...] = (
     PublishedFID("WGAN", 21.5, 1.6, LUCIC_2018),
     PublishedFID("BEGAN", 22.9, 0.9, LUCIC_2018),
     PublishedFID("PA-GAN", 15.8, 1.1, "Zhang & Khoreva 2019 (PA-GAN), best known in this protocol"),
+)
+
+INTRO = (
+    "FID(inception) of 10,000 generated vs the 10,000 test images on TF-Inception pool3, "
+    "the protocol of Lucic et al. 2018 (20 epochs = 1,200 kimg; the kimg column is this "
+    "run's budget), beside the published model of the same loss. The published values are "
+    "quoted from the papers, not computed here."
 )
 
 PROTOCOL_NOTE = (
@@ -69,13 +75,14 @@ def matches_protocol(row: Mapping) -> bool:
 
 
 def comparison(
-    summary: pd.DataFrame, run: str, losses: Mapping[str, str], kimg: Mapping[str, float]
+    frame: pd.DataFrame, summary: pd.DataFrame, run: str, losses: Mapping[str, str]
 ) -> pd.DataFrame:
     """Per variant of ``run`` in ``losses`` (variant -> loss name; only variants whose rows
     all match the protocol belong there): our FID(inception) mean ± std [95% interval],
-    the budget, and the published model of the same loss with the difference of the means.
-    Empty when no variant qualifies."""
+    the budget (the largest kimg of its rows in the tidy ``frame``), and the published model
+    of the same loss with the difference of the means. Empty when no variant qualifies."""
     s = summary[(summary["run"] == run) & (summary["metric"] == "fid_inception")]
+    kimg = frame[frame["run"] == run].groupby("variant")["kimg"].max()
     by_loss = {p.loss: p for p in PUBLISHED if p.loss}
     records = []
     for r in s.itertuples():
