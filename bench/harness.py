@@ -35,7 +35,7 @@ from bench.checkpoint import (
 from bench.data import Dataset, EpochSampler, to_model_range
 from bench.errors import BenchError
 from bench.hooks import GridSaver, Hook, LossLog, ProgressBar, TensorBoardLog
-from bench.provenance import versions
+from bench.provenance import cpu_model, versions
 from bench.signals import stop_on_signal
 from models.augment import DiffAugmentD
 from models.ema import ema_decay_at, update_ema
@@ -83,6 +83,7 @@ class TrainResult:
     params_g: int
     params_d: int
     resumed_from_step: int | None
+    train_cpus: list[str] = field(default_factory=list)  # CPU models of its sessions, in order
     paths: dict[str, str] = field(default_factory=dict)
 
 
@@ -156,6 +157,9 @@ class Trainer:
         self.total_steps = max(1, math.ceil(settings.kimg * 1000 / self.images_per_step))
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
+        # The CPU model of every session that trained this job, in order (restored on resume):
+        # a job may be resumed on another machine, and its row says which ones made it.
+        self.cpus: list[str] = [cpu_model()]
         self.resumed_from_step: int | None = None
         self.hooks: list[Hook] = [
             LossLog(), GridSaver(), ProgressBar(), *(hooks or []), TensorBoardLog(),
@@ -280,6 +284,7 @@ class Trainer:
             {
                 "step": self.step,
                 "train_seconds": self.train_seconds,
+                "cpus": self.cpus,
                 "G": self.G.state_dict(),
                 "D": self.D.state_dict(),
                 "G_ema": self.G_ema.state_dict(),
@@ -313,6 +318,8 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             set_rng_state(state["rng"], self.device, self.noise)
             self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+            cpus = [str(c) for c in state.get("cpus", [])]  # absent in older checkpoints
+            self.cpus = cpus if cpus[-1:] == [cpu_model()] else [*cpus, cpu_model()]
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise BenchError(
@@ -372,6 +379,7 @@ class Trainer:
             params_g=count_parameters(self.G),
             params_d=count_parameters(self.D),
             resumed_from_step=self.resumed_from_step,
+            train_cpus=list(self.cpus),
             paths={
                 "checkpoint": str(self.checkpoint_path),
                 "losses": str(self.out_dir / LossLog.FILE),

@@ -22,7 +22,7 @@ from bench.errors import BenchError, disk_error
 from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
 from bench.hooks import Hook, MetricTracker
 from bench.profiles import Profile, get_profile
-from bench.provenance import cpu_bf16
+from bench.provenance import cpu_bf16, cpu_description
 from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
 from bench.scoring import Scorer
@@ -220,6 +220,7 @@ def run_job(
     row = job_row(plan, variant_name, seed)
     if torch.device(plan.device).type == "cpu":
         row["threads"] = torch.get_num_threads()
+    row["cpu"] = cpu_description()  # the machine that scored it; train_cpus: who trained it
     if data is None:
         data = load_part(variant.data, "train", plan.data_dir)
     row["train_images"] = len(data)

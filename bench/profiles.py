@@ -70,16 +70,18 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             "lucic",
-            kimg=1_200.0,
-            checkpoint_kimg=30.0,
-            grid_kimg=60.0,
+            kimg=1_000.0,
+            checkpoint_kimg=25.0,
+            grid_kimg=100.0,
             eval_samples=10_000,
             inception_samples=10_000,
             ppl_samples=10_000,
-            track_kimg=60.0,
+            track_kimg=50.0,
             track_samples=5_000,
-            description="Lucic et al. 2018's protocol: 20 epochs, 10k generated vs the 10k test "
-            "images on TF-Inception pool3 (GPU-sized: hours per variant on CPU)",
+            description="Lucic et al. 2018's protocol: 20 epochs as compare_gan v1 counts them "
+            "(20 x 50,000 real images shown to D, one real batch per D step, G every n_critic "
+            "D steps), 10k generated vs the 10k test images on TF-Inception pool3 (GPU-sized: "
+            "hours per variant on CPU)",
         ),
     )
 }

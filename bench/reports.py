@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.errors import BenchError
+from bench.floor import read_floor
 from bench.runs import RunFolder
 from metrics.common import atomic_path
 from metrics.keys import headline, ranking, secondary
@@ -64,8 +65,9 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         run: published_comparison(frame, summary, run, _protocol_losses(folder, rows))
         for run, (folder, rows) in runs.items()
     }
-    markdown = _tables(rows_by_run, frame, summary, beside)
-    page, figures, skipped = _html(runs, frame, summary, beside)
+    floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
+    markdown = _tables(rows_by_run, frame, summary, beside, floors)
+    page, figures, skipped = _html(runs, frame, summary, beside, floors)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -85,14 +87,33 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     return markdown, html
 
 
+FLOOR_NOTE = (
+    "Real-data floor: draws of real training images scored as if they were samples, with "
+    "this run's protocol (`bench floor`): what a perfect generator would score. Mean ± std "
+    "[95% t-interval] over the draws."
+)
+
+
+def floor_table(folder: Path) -> Any:
+    """The run's real-data floor (``bench floor``) as a one-row table of its headline
+    metrics, mean ± std over the draws; None when the folder has no floor rows."""
+    rows = [r for r in read_floor(folder) if r.get("status") == "ok"]
+    if not rows:
+        return None
+    summary = summarize(tidy({"floor": rows})).assign(best=False)  # the floor is not ranked
+    return wide_table(summary, _present(summary, "floor", headline()), "floor")
+
+
 def _html(
     runs: dict[str, tuple[Path, list]],
     frame: Any,
     summary: Any,
     beside: dict[str, Any],
+    floors: dict[str, Any],
 ) -> tuple[str, list, list[str]]:
     """The page, its named summary figures, and the files rows name that were left out;
-    ``beside`` holds each run's table beside the published FIDs (empty: no such section)."""
+    ``beside`` holds each run's table beside the published FIDs (empty: no such section),
+    ``floors`` each run's real-data floor (None: none measured)."""
     import pandas as pd
 
     from reports import figures
@@ -111,6 +132,9 @@ def _html(
             ],
             tables=[("", table)],
         )
+        if floors[run] is not None:
+            sec.paragraphs.append(FLOOR_NOTE)
+            sec.tables.insert(0, ("Real-data floor", floors[run]))
         more = _present(summary, run, secondary())
         if more:
             sec.tables.append(("More metrics", wide_table(summary, more, run)))
@@ -370,9 +394,12 @@ def _published_markdown(beside: Any) -> str:
     )
 
 
-def _tables(runs: dict[str, list], frame: Any, summary: Any, beside: dict[str, Any]) -> str:
+def _tables(
+    runs: dict[str, list], frame: Any, summary: Any, beside: dict[str, Any], floors: dict[str, Any]
+) -> str:
     """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
-    with each run's table beside the published FIDs where it has one."""
+    with each run's real-data floor above its rows and its table beside the published FIDs
+    where it has them."""
     parts = []
     for run in runs:
         present = _present(summary, run, headline())
@@ -384,6 +411,10 @@ def _tables(runs: dict[str, list], frame: Any, summary: Any, beside: dict[str, A
             f"## {run}\n\nSeeds per variant: {counts}. Cells: mean ± std [95% t-interval] "
             "over seeds; * best in the metric's direction.\n\n"
         )
+        if floors[run] is not None:
+            parts.append(f"{FLOOR_NOTE}\n\n")
+            parts.append(to_markdown(floors[run], index_name="floor"))
+            parts.append("\n")
         parts.append(to_markdown(table))
         more = _present(summary, run, secondary())
         if more:

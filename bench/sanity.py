@@ -29,12 +29,8 @@ RUNGS = ("real", *NOISE_RUNGS, "uniform", "constant")
 
 def rungs(data_dir: str | None, n: int, draw: int) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The ladder's image sets (uint8, N x 1 x 28 x 28) and their labels, by rung name."""
-    train = load_part(DataOptions(), "train", data_dir)
-    if not 1 <= n <= len(train):
-        raise ValueError(f"the ladder draws 1..{len(train)} training images, not {n}")
     g = torch.Generator().manual_seed(draw)
-    pick = torch.randperm(len(train), generator=g)[:n]
-    real, labels = train.images[pick], train.labels[pick]
+    real, labels = _draw(data_dir, n, g)
     random_labels = torch.randint(0, 10, (n,), generator=g)
     out = {"real": (real, labels)}
     for name, sigma in zip(NOISE_RUNGS, SIGMAS, strict=True):
@@ -45,6 +41,20 @@ def rungs(data_dir: str | None, n: int, draw: int) -> dict[str, tuple[torch.Tens
     out["uniform"] = (uniform, random_labels)
     out["constant"] = (real[:1].expand_as(real).clone(), random_labels)
     return out
+
+
+def _draw(data_dir: str | None, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    train = load_part(DataOptions(), "train", data_dir)
+    if not 1 <= n <= len(train):
+        raise ValueError(f"the ladder draws 1..{len(train)} training images, not {n}")
+    pick = torch.randperm(len(train), generator=g)[:n]
+    return train.images[pick], train.labels[pick]
+
+
+def real_draw(data_dir: str | None, n: int, draw: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` training images and their labels drawn by ``randperm`` seeded with ``draw``: the
+    ladder's ``real`` rung, and the images of the real-data floor (:mod:`bench.floor`)."""
+    return _draw(data_dir, n, torch.Generator().manual_seed(draw))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 run's FID(inception) beside them.
 
 The protocol (Lucic et al. 2018, "Are GANs Created Equal? A Large-Scale Study", NeurIPS):
-20 epochs (1,200 kimg), FID of 10,000 generated images against the 10,000 test images on
-TF-Inception pool3. Their networks are InfoGAN-style and every number is the best setting of
+20 epochs of 50,000 real images shown to D (1,000 kimg, as compare_gan v1 counts them), FID of
+10,000 generated images against the 10,000 test images on TF-Inception pool3. Their networks
+are InfoGAN-style and every number is the best setting of
 a large hyper-parameter search, so a recipe here is compared with its loss family's best
 case, not with the same network. The values are the papers' own (nothing here is computed);
 a run's values are shown beside them only where its FID(inception) was made with the same
@@ -43,7 +44,7 @@ PUBLISHED: tuple[PublishedFID, ...] = (
 
 INTRO = (
     "FID(inception) of 10,000 generated vs the 10,000 test images on TF-Inception pool3, "
-    "the protocol of Lucic et al. 2018 (20 epochs = 1,200 kimg; the kimg column is this "
+    "the protocol of Lucic et al. 2018 (20 epochs of 50,000 = 1,000 kimg; the kimg column is this "
     "run's budget), beside the published model of the same loss. The published values are "
     "quoted from the papers, not computed here."
 )

@@ -102,6 +102,21 @@ def test_resume_in_process_is_exact(train_data, tmp_path: Path) -> None:
     assert a == (tmp_path / "split" / "losses.csv").read_text()
 
 
+def test_a_job_resumed_on_another_cpu_names_both(
+    train_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A job trained in sessions on two machines stays valid and its result names both CPU
+    models in order; a session on the same machine adds nothing."""
+    import bench.harness as harness
+
+    monkeypatch.setattr(harness, "cpu_model", lambda: "CPU A")
+    assert Trainer(DCGAN, train_data, settings(2), tmp_path).train().train_cpus == ["CPU A"]
+    assert Trainer(DCGAN, train_data, settings(3), tmp_path).train().train_cpus == ["CPU A"]
+    monkeypatch.setattr(harness, "cpu_model", lambda: "CPU B")
+    result = Trainer(DCGAN, train_data, settings(4), tmp_path).train()
+    assert result.train_cpus == ["CPU A", "CPU B"] and result.resumed_from_step == 3
+
+
 def test_resume_refuses_a_different_configuration(train_data, tmp_path: Path) -> None:
     Trainer(DCGAN, train_data, settings(2), tmp_path).train()
     with pytest.raises(RunFolderError, match=r"settings\.seed"):

@@ -23,6 +23,7 @@ from bench.executor import execute
 from bench.harness import Trainer, TrainSettings
 from bench.jobs import RunPlan
 from bench.profiles import get_profile
+from bench.provenance import cpu_description, cpu_model
 from bench.runs import RunFolder, read_results
 from models.registry import get_variant
 from tests.conftest import ROOT, bench_process
@@ -65,6 +66,7 @@ def test_parallel_rows_equal_sequential_rows(synthetic_dir: Path, tmp_path: Path
     for key in a:
         assert _without_timing(a[key]) == _without_timing(b[key]), key
         assert b[key]["threads"] == 1 and "metrics" in b[key]
+        assert b[key]["cpu"] == cpu_description() and b[key]["train_cpus"] == [cpu_model()]
         for name in ("losses.csv", "tracked.csv"):
             assert (seq.job_dir(*key) / name).read_text() == (par.job_dir(*key) / name).read_text()
         ca = load_checkpoint(seq.job_dir(*key) / "checkpoint.pt")

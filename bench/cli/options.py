@@ -203,6 +203,27 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def parse_draws(ctx: click.Context, param: click.Parameter, value: str) -> list[int]:
+    """``--draws``: comma-separated non-negative seeds, at least one, no repeats."""
+    try:
+        seeds = [int(d) for d in value.split(",") if d.strip()]
+    except ValueError:
+        raise click.BadParameter("give integer seeds, e.g. 0,1,2") from None
+    if not seeds:
+        raise click.BadParameter("give at least one seed, e.g. 0 or 0,1,2")
+    if any(d < 0 for d in seeds) or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r}: seeds are distinct integers >= 0, e.g. 0,1,2")
+    return seeds
+
+
+def draws_option(default: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--draws``: the seeds of the training-image draws (see :func:`parse_draws`)."""
+    return click.option(
+        "--draws", default=default, show_default=True, callback=parse_draws,
+        help="Comma-separated seeds of the training-image draws, e.g. 0,1,2.",
+    )  # fmt: skip
+
+
 def checked_device(device: str) -> str:
     import torch
 

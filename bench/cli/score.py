@@ -13,11 +13,13 @@ from bench.cli.base import Fail, cli
 from bench.cli.options import (
     checked_device,
     data_dir_option,
+    draws_option,
     inception_weights_option,
     parse_classes,
     plugin_option,
     reference_stats_option,
 )
+from bench.profiles import PROFILES
 
 
 @cli.group("reference")
@@ -210,8 +212,7 @@ def score_cmd(
               help="Images per rung for the evaluator metrics.")  # fmt: skip
 @click.option("--inception-samples", type=click.IntRange(min=0), default=0, show_default=True,
               help="Images per rung for the Inception metrics (0: evaluator only).")  # fmt: skip
-@click.option("--draws", default="0", show_default=True,
-              help="Comma-separated seeds of the training-image draws, e.g. 0,1,2.")  # fmt: skip
+@draws_option("0")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @inception_weights_option
 @data_dir_option
@@ -219,7 +220,7 @@ def score_cmd(
 def sanity_cmd(
     samples: int,
     inception_samples: int,
-    draws: str,
+    draws: list[int],
     device: str,
     inception_weights: Path | None,
     data_dir: Path | None,
@@ -236,10 +237,7 @@ def sanity_cmd(
     from metrics.keys import METRICS
     from metrics.suite import EvalSettings
 
-    try:
-        seeds = [int(d) for d in draws.split(",") if d.strip()]
-    except ValueError:
-        raise click.BadParameter("give integer seeds, e.g. 0,1,2", param_hint="--draws") from None
+    seeds = draws
     dd = str(data_dir) if data_dir is not None else None
     locate(dd)
     settings = EvalSettings(num_samples=samples, inception_samples=inception_samples)
@@ -265,6 +263,61 @@ def sanity_cmd(
         raise Fail(f"ranked metrics out of order: {', '.join(sorted(failed))}", 1)
     if not as_json:
         click.echo("every ranked metric orders the ladder as declared (unranked: lower case)")
+
+
+@cli.command("floor")
+@click.option("--out", "run_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Run folder whose floor this is (created if missing); rows go to its "
+              "floor.jsonl.")  # fmt: skip
+@click.option("--profile", type=click.Choice(list(PROFILES)), default=None,
+              help="Whose sample counts to use (default: the run folder's profile).")  # fmt: skip
+@draws_option("0,1,2")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@inception_weights_option
+@data_dir_option
+def floor_cmd(
+    run_dir: Path,
+    profile: str | None,
+    draws: list[int],
+    device: str,
+    inception_weights: Path | None,
+    data_dir: Path | None,
+) -> None:
+    """Score draws of real training images as if they were a generator's samples: the floor
+    a perfect generator would reach under the run's protocol (FID and KID are not zero for two
+    finite real samples). One row per draw in RUN_DIR/floor.jsonl; draws already there are
+    skipped; `bench report` prints their mean ± std above the run's rows."""
+    from bench.data import locate
+    from bench.floor import run_floor
+    from bench.runs import RunFolder
+    from bench.scoring import Scorer
+    from metrics.suite import EvalSettings
+
+    run = RunFolder(run_dir)
+    recorded = ((run.read_config() or {}).get("run") or {}).get("profile")
+    if profile is not None and recorded is not None and profile != recorded:
+        raise Fail(f"{run_dir} holds a {recorded!r} run; its floor uses that profile "
+                   f"(drop --profile or give --profile {recorded})", 2)  # fmt: skip
+    name = profile or recorded
+    if name is None:
+        raise Fail(f"{run_dir} has no config.json of a run: name the --profile", 2)
+    prof = PROFILES[name]
+    dd = str(data_dir) if data_dir is not None else None
+    locate(dd)
+    settings = EvalSettings(num_samples=prof.eval_samples, inception_samples=prof.inception_samples)
+    weights = str(inception_weights) if inception_weights else None
+    scorer = Scorer(settings, dd, checked_device(device), weights)
+
+    def echo(row: dict) -> None:
+        m = row.get("metrics", {})
+        shown = " ".join(f"{k} {m[k]:.4g}" for k in FLOOR_SHOWN if m.get(k) is not None)
+        click.echo(f"draw {row['draw']}: {shown} ({row.get('eval_seconds', 0):.0f} s)")
+
+    rows = run_floor(run, scorer, name, draws, echo=echo)
+    click.echo(f"{run_dir / 'floor.jsonl'}: {len(rows)} floor rows ({name} profile)")
+
+
+FLOOR_SHOWN = ("fid_inception", "kid_inception", "fid_fmnist", "kid_fmnist", "is_fmnist")
 
 
 def _fmt(value: float | None) -> str:
