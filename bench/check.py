@@ -22,6 +22,7 @@ from typing import Any
 from bench.errors import BenchError
 from bench.fsutil import read_toml
 from bench.runs import read_results
+from bench.validate import is_number
 from metrics.keys import METRICS
 from reports.frame import latest_rows
 
@@ -77,12 +78,10 @@ def load_thresholds(path: Path, variants: list[str]) -> dict[str, dict[str, dict
                         f"{path}: [{variant}] {metric}: unknown rule {rule!r}; valid: "
                         + ", ".join(RULES)
                     )
-                if isinstance(limit, bool) or not isinstance(limit, int | float):
-                    raise ThresholdsError(f"{path}: [{variant}] {metric}.{rule} must be a number")
-                if not math.isfinite(limit):  # TOML allows nan and inf; no value passes nan
-                    raise ThresholdsError(
-                        f"{path}: [{variant}] {metric}.{rule} = {limit}: a bound must be finite"
-                    )
+                if not is_number(limit):  # TOML allows nan and inf; no value passes nan
+                    what = (f" = {limit}: a bound must be finite" if isinstance(limit, float)
+                            else " must be a number")  # fmt: skip
+                    raise ThresholdsError(f"{path}: [{variant}] {metric}.{rule}{what}")
                 if rule == "max_regression" and limit < 0:
                     raise ThresholdsError(f"{path}: [{variant}] {metric}: max_regression < 0")
             out.setdefault(variant, {})[metric] = {k: float(v) for k, v in rules.items()}

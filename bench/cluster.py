@@ -57,6 +57,7 @@ from bench.scheduler import (
 )
 from bench.scoring import Scorer
 from bench.signals import also_stop_on
+from bench.validate import int_problem, number_problem
 
 ENGINES = ("slurm", "submitit-local")
 
@@ -120,14 +121,15 @@ class ClusterSettings:
         if s.engine not in ENGINES:
             raise ClusterError(f"unknown cluster engine {s.engine!r}; one of {ENGINES}")
         ints = {"time_min": 1, "gpus": 0, "cpus": 1, "signal_delay_s": 0, "max_requeues": 0}
-        for name, low in ints.items():
-            v = getattr(s, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
-                raise ClusterError(f"cluster setting {name} must be an integer >= {low}, got {v!r}")
-        if s.parallel is not None and (not isinstance(s.parallel, int) or s.parallel < 1):
-            raise ClusterError(f"cluster setting parallel must be >= 1, got {s.parallel!r}")
-        if s.mem_gb is not None and (not isinstance(s.mem_gb, int | float) or s.mem_gb <= 0):
-            raise ClusterError(f"cluster setting mem_gb must be > 0, got {s.mem_gb!r}")
+        problems = [int_problem(f"cluster setting {k}", getattr(s, k), low)
+                    for k, low in ints.items()]  # fmt: skip
+        if s.parallel is not None:
+            problems.append(int_problem("cluster setting parallel", s.parallel, 1))
+        if s.mem_gb is not None:
+            problems.append(number_problem("cluster setting mem_gb", s.mem_gb, 0, above=True))
+        problem = next((p for p in problems if p), None)
+        if problem:
+            raise ClusterError(problem)
         if s.partition is not None and not isinstance(s.partition, str):
             raise ClusterError(f"cluster setting partition must be a string, got {s.partition!r}")
         if s.signal_delay_s >= s.time_min * 60:

@@ -35,11 +35,22 @@ class DiskError(BenchError):
     """A write the file system refused (full disk, read-only folder, no permission)."""
 
 
+# What a path of the wrong kind raises (a file where a folder must go, or the reverse).
+PATH_ERRNOS = frozenset({errno.EEXIST, errno.ENOTDIR, errno.EISDIR})
+
+
 def disk_error(exc: BaseException) -> DiskError | None:
-    """The one-line user error for an OSError of :data:`DISK_ERRNOS`, else None."""
-    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS:
+    """The one-line user error for an OSError of :data:`DISK_ERRNOS` or :data:`PATH_ERRNOS`,
+    else None."""
+    if not isinstance(exc, OSError) or exc.errno not in DISK_ERRNOS | PATH_ERRNOS:
         return None
     what = exc.filename or "a file"
+    if exc.errno in PATH_ERRNOS:
+        return DiskError(
+            f"cannot write {what}: {exc.strerror or exc} (a file stands where a folder must go, "
+            "or the reverse). Everything written before is intact; move it away, then run the "
+            "same command again to continue"
+        )
     return DiskError(
         f"cannot write {what}: {exc.strerror or exc}. Everything written before is intact "
         "(writes are atomic); free space or make the folder writable, then run the same "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -21,10 +22,11 @@ from bench.errors import RunFolderError
 from bench.jobs import RUN_DEFINING, RunPlan, format_row, job_finished, make_scorer, record, run_job
 from bench.pool import execute_parallel
 from bench.provenance import git_commit, versions
-from bench.runs import RunFolder, torn_tail
+from bench.runs import CONFIG, RunFolder, torn_tail
 from bench.scoring import Scorer
+from metrics.common import write_atomic
 from models.data_options import DataOptions
-from models.plugins import describe, loaded_plugins
+from models.plugins import describe, loaded_plugins, same_code
 from models.registry import UnknownVariantError
 
 if TYPE_CHECKING:
@@ -75,6 +77,15 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
                     else ""
                 )
             ) from None
+    for name, now in described.items():  # refused before config.json changes, not after
+        recorded = (old or {}).get("variants", {}).get(name)
+        was = recorded.get("origin") if isinstance(recorded, dict) else None
+        if recorded is not None and not same_code(was, now.get("origin")):
+            raise RunFolderError(
+                f"{run.path} holds variant {name!r} made by {describe(was)}, but it now comes "
+                f"from {describe(now.get('origin'))}: its code changed since; use a new --out "
+                "folder or the plugin code the run used"
+            )
     seeds = sorted(set((old or {}).get("seeds", [])) | set(plan.seeds))
     config = {
         "run_id": run.run_id,
@@ -115,6 +126,22 @@ def execute(
     """
     scorer = make_scorer(plan)
     scorer.check_references()  # a reference made with other weights fails before any writing
+    if cluster is not None:
+        with _undone_if_refused(run):
+            return _execute_locked(plan, run, echo, argv, jobs, cluster, detach, scorer)
+    return _execute_locked(plan, run, echo, argv, jobs, cluster, detach, scorer)
+
+
+def _execute_locked(
+    plan: RunPlan,
+    run: RunFolder,
+    echo: Callable[[str], None],
+    argv: list[str] | None,
+    jobs: int,
+    cluster: ClusterSettings | None,
+    detach: bool,
+    scorer: Scorer,
+) -> list[dict[str, Any]]:
     with run.locked():
         for stale in run.path.glob(".*.tmp"):  # config.json's, from a killed write
             stale.unlink(missing_ok=True)
@@ -137,6 +164,37 @@ def execute(
             return execute_parallel(plan, run, todo, jobs, scorer, echo)
         with _threads(plan.threads):
             return _execute_here(plan, run, todo, scorer, echo)
+
+
+@contextlib.contextmanager
+def _undone_if_refused(run: RunFolder) -> Iterator[None]:
+    """A submission the scheduler refuses (no controller, a bad partition) leaves the folder
+    as it found it: a folder this command made is removed, an existing one gets its
+    config.json back and loses the submission files made for the refused array."""
+    from bench.cluster import ClusterError
+    from bench.scheduler import FOLDER
+
+    existed = run.path.is_dir()
+    config = run.path / CONFIG
+    before = config.read_bytes() if config.is_file() else None
+    cluster_dir = run.path / FOLDER
+    had = set(cluster_dir.iterdir()) if cluster_dir.is_dir() else set()
+    try:
+        yield
+    except ClusterError:
+        if not existed:
+            shutil.rmtree(run.path, ignore_errors=True)
+        else:
+            if before is not None:
+                write_atomic(before, config)
+            elif config.is_file():
+                config.unlink()
+            if cluster_dir.is_dir():
+                for new in set(cluster_dir.iterdir()) - had:
+                    shutil.rmtree(new) if new.is_dir() else new.unlink(missing_ok=True)
+                if not had:
+                    cluster_dir.rmdir()
+        raise
 
 
 def _execute_here(

@@ -30,6 +30,7 @@ import os
 import queue as queue_mod
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -55,6 +56,7 @@ from metrics.family import MetricInputError
 from metrics.inception import InceptionUnavailable
 
 Key = tuple[str, int]
+PARENT_POLL_S = 0.5  # how often a worker checks that the bench process that started it lives
 STATUS_EVERY_S = 60.0  # without progress bars: one line naming every running job this often
 
 
@@ -118,11 +120,40 @@ def _context() -> Any:
     return mp.get_context("spawn")
 
 
+def process_start(pid: int) -> str | None:
+    """An identity of process ``pid`` that a reused pid does not share (its start time in
+    /proc), '' where /proc is missing but the pid exists, None when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""
+
+
+def _watch_parent(pid: int, start: str | None, every_s: float = PARENT_POLL_S) -> None:
+    """In a worker: when the ``bench`` process that started it is gone (killed with SIGKILL,
+    which it cannot forward), SIGTERM ourselves, so the job checkpoints and the worker ends
+    like on Ctrl-C instead of training on as an orphan that holds the job's lock."""
+
+    def watch() -> None:
+        while process_start(pid) == start:
+            time.sleep(every_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="bench-parent-watch", daemon=True).start()
+
+
 def _worker(
     plan: RunPlan, run_path: str, variant: str, seed: int, threads: int, q: Any,
-    env: dict[str, str], cwd: str,
+    env: dict[str, str], cwd: str, parent: tuple[int, str | None],
 ) -> None:  # fmt: skip
     """One job in a worker process: train, score, append the row, report it."""
+    _watch_parent(*parent)
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent, which stops workers in order
     os.environ.clear()  # the parent's environment now, not the fork server's at its start
     os.environ.update(env)
@@ -277,6 +308,7 @@ def execute_parallel(
     cpu = torch.device(plan.device).type == "cpu"
     where = f"{threads} thread(s) each" if cpu else "devices " + ", ".join(sorted(set(slots)))
     echo(f"{len(todo)} job(s), up to {jobs} at a time ({where})")
+    parent = (os.getpid(), process_start(os.getpid()))
     try:
         with stop_on_signal() as stop:
             while pending or running:
@@ -293,7 +325,7 @@ def execute_parallel(
                     proc = ctx.Process(
                         target=_worker,
                         args=(replace(worker_plan, device=dev), str(run.path), *key, threads,
-                              messages, dict(os.environ), os.getcwd()),
+                              messages, dict(os.environ), os.getcwd(), parent),
                         name=f"bench-{key[0]}-s{key[1]}",
                     )  # fmt: skip
                     proc.start()

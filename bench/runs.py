@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ CONFIG = "config.json"
 RESULTS = "results.jsonl"
 LOCK = ".lock"
 ENV_RUNS_DIR = "FMGAN_RUNS_DIR"
+JOB_LOCK_WAIT_S = 60.0  # a stopping worker's checkpoint write; then the job is refused
 FINISHED = ("ok", "diverged")  # a rerun of a diverged job would diverge again: deterministic
 
 
@@ -114,19 +116,26 @@ def torn_tail(path: str | os.PathLike[str]) -> str | None:
 
 
 @contextlib.contextmanager
-def exclusive(lock_path: Path, message: str) -> Iterator[None]:
+def exclusive(lock_path: Path, message: str, wait_s: float = 0.0) -> Iterator[None]:
     """Hold an exclusive ``flock`` on ``lock_path`` (created with its folder), or raise
-    RunFolderError(``message`` with ``{holder}`` filled in by the holder's pid) at once. The
-    kernel drops the lock when its holder dies, even by SIGKILL."""
+    RunFolderError(``message`` with ``{holder}`` filled in by the holder's pid) once
+    ``wait_s`` seconds have passed. The kernel drops the lock when its holder dies, even by
+    SIGKILL."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     fh = open(lock_path, "a+")  # noqa: SIM115 (held open for the lock's lifetime)
+    deadline = time.monotonic() + wait_s
     try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "unknown"
-            raise RunFolderError(message.format(holder=holder)) from None
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    continue
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunFolderError(message.format(holder=holder)) from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
@@ -169,11 +178,14 @@ class RunFolder:
     @contextlib.contextmanager
     def job_locked(self, variant: str, seed: int) -> Iterator[None]:
         """Hold one job's lock while it trains: two engines (a pool worker and an orphan of
-        a killed run, two cluster tasks) never write the same checkpoint."""
+        a killed run, two cluster tasks) never write the same checkpoint. Waits up to
+        :data:`JOB_LOCK_WAIT_S` for a holder that is stopping (the worker of a killed
+        parent writing its last checkpoint) before it refuses."""
         with exclusive(
             self.job_dir(variant, seed) / LOCK,
             f"{variant} seed {seed} in {self.path} is being trained by another process "
             "(pid {holder}); wait for it to finish",
+            wait_s=JOB_LOCK_WAIT_S,
         ):
             yield
 

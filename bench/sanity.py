@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.data import load_part
+from bench.errors import BenchError
 from bench.scoring import Scorer
 from metrics.keys import METRICS
 from models.data_options import DataOptions
@@ -46,7 +47,10 @@ def rungs(data_dir: str | None, n: int, draw: int) -> dict[str, tuple[torch.Tens
 def _draw(data_dir: str | None, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     train = load_part(DataOptions(), "train", data_dir)
     if not 1 <= n <= len(train):
-        raise ValueError(f"the ladder draws 1..{len(train)} training images, not {n}")
+        raise BenchError(
+            f"{n} images asked for, but the training set holds {len(train)}: ask for "
+            f"1..{len(train)} (--samples, --inception-samples or the profile's counts)"
+        )
     pick = torch.randperm(len(train), generator=g)[:n]
     return train.images[pick], train.labels[pick]
 

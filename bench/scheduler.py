@@ -9,7 +9,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from bench.errors import RunFolderError
 from bench.runs import RunFolder
+from bench.validate import shape_problem
 
 Key = tuple[str, int]
 FOLDER = "cluster"  # RUN/cluster: submitit's pickles and logs, and JOBS_FILE
@@ -28,20 +30,38 @@ GONE = "GONE"  # no longer known to the scheduler: ended (its final state aged o
 
 
 def submitted(run: RunFolder) -> dict[Key, dict[str, Any]]:
-    """The newest submission record of each job of the run (empty without any)."""
+    """The newest submission record of each job of the run (empty without any).
+
+    Raises:
+        RunFolderError: a complete line that is not a submission record (a torn last line,
+            the tail of a killed submitter, is left out).
+    """
     path = run.path / FOLDER / JOBS_FILE
     out: dict[Key, dict[str, Any]] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
         return out
-    for line in lines:
+    lines = text.split("\n")
+    lines = lines[:-1]  # after the last newline: '' or the torn tail of a killed submitter
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
-            out[(rec["variant"], int(rec["seed"]))] = rec
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
-            continue  # a torn last line of a killed submitter
+        except json.JSONDecodeError:
+            rec = None
+        problem = _record_problem(rec)
+        if problem:
+            raise RunFolderError(f"{path}:{i}: not a submission record of fmgan-bench "
+                                 f"({problem}); restore the line or delete it")  # fmt: skip
+        out[(rec["variant"], rec["seed"])] = rec
     return out
+
+
+def _record_problem(rec: Any) -> str | None:
+    """What makes ``rec`` unusable as a line of jobs.jsonl, or None."""
+    return shape_problem(rec, (("variant", str), ("seed", int), ("engine", str), ("job_id", str)))
 
 
 def scheduler_states(engine: str, job_ids: list[str]) -> dict[str, str]:

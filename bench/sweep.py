@@ -36,6 +36,7 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.fsutil import atomic_write_json, read_json, read_toml
+from bench.validate import is_int, is_number, number_problem, shape_problem
 
 SPEC_KEYS = {"name", "variants", "profile", "metric", "search", "settings", "sample_seed",
              "top", "seeds", "kimg", "set", "space"}  # fmt: skip
@@ -171,7 +172,7 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> SweepSpec:
     axes = tuple(_axis(k, v, search, bad) for k, v in space.items())
     settings = raw.get("settings")
     if search == "random":
-        if not _is_int(settings) or settings < 1:
+        if not is_int(settings) or settings < 1:
             raise bad("random search needs settings = N (an integer >= 1)")
     elif settings is not None:
         n = math.prod(len(a.values) for a in axes)
@@ -183,13 +184,11 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> SweepSpec:
     ints = {"top": raw.get("top", 2), "seeds": raw.get("seeds", 3),
             "sample_seed": raw.get("sample_seed", 0)}  # fmt: skip
     for name, value in ints.items():
-        if not _is_int(value) or value < (0 if name == "sample_seed" else 1):
+        if not is_int(value) or value < (0 if name == "sample_seed" else 1):
             raise bad(f"{name} must be an integer >= {0 if name == 'sample_seed' else 1}")
     kimg = raw.get("kimg")
-    if kimg is not None and (
-        not isinstance(kimg, int | float) or isinstance(kimg, bool) or kimg <= 0
-    ):
-        raise bad("kimg must be a number > 0")
+    if kimg is not None and number_problem("kimg", kimg, 0, above=True):
+        raise bad(str(number_problem("kimg", kimg, 0, above=True)))
     name = raw.get("name", "sweep")
     if not isinstance(name, str):
         raise bad("name must be a string")
@@ -203,16 +202,16 @@ def parse_spec(raw: dict[str, Any], where: str = "spec") -> SweepSpec:
     return spec
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _axis(key: str, value: Any, search: str, bad: Callable[[str], SweepError]) -> Axis:
     if isinstance(value, list):
         if not value:
             raise bad(f"space key {key!r}: empty grid")
-        if not all(isinstance(v, str | int | float | list) for v in value):
-            raise bad(f"space key {key!r}: values must be numbers, strings or lists")
+
+        def fits(v: Any) -> bool:
+            return isinstance(v, str) or is_number(v) or (isinstance(v, list) and all(map(fits, v)))
+
+        if not all(fits(v) for v in value):
+            raise bad(f"space key {key!r}: values must be finite numbers, strings or lists")
         return Axis(key, tuple(value))
     if isinstance(value, dict):
         if search != "random":
@@ -221,9 +220,9 @@ def _axis(key: str, value: Any, search: str, bad: Callable[[str], SweepError]) -
         if extra:
             raise bad(f"space key {key!r}: unknown range field(s) {extra}")
         low, high = value.get("low"), value.get("high")
-        nums = all(isinstance(x, int | float) and not isinstance(x, bool) for x in (low, high))
-        if not nums:
-            raise bad(f"space key {key!r}: a range needs numbers low and high")
+        if not (is_number(low) and is_number(high)):
+            raise bad(f"space key {key!r}: a range needs finite numbers low and high, "
+                      f"got {low!r}..{high!r}")  # fmt: skip
         log, integer = value.get("log", False), value.get("integer", False)
         if not isinstance(log, bool) or not isinstance(integer, bool):
             raise bad(f"space key {key!r}: log and integer are true or false")
@@ -236,12 +235,13 @@ def _axis(key: str, value: Any, search: str, bad: Callable[[str], SweepError]) -
 
 
 def _check_fits(spec: SweepSpec, bad: Callable[[str], SweepError]) -> None:
-    """Every setting's overrides must fit every variant (caught before any training)."""
+    """Every setting's overrides must fit every variant (caught before anything is written:
+    a value of the wrong type anywhere in a grid would otherwise stop the sweep midway)."""
     from models.registry import resolve_variant
 
     points = spec.points()
     for v in spec.variants:
-        for point in points[:1] + points[-1:]:
+        for point in points:
             try:
                 resolve_variant(v, False, {**dict(spec.fixed), **point})
             except ValueError as exc:
@@ -268,20 +268,50 @@ def prepare(spec: SweepSpec, sweep: Path) -> list[dict[str, str]]:
               "settings": [{"id": setting_dir(sweep, i).name, "overrides": p}
                            for i, p in enumerate(points)]}  # fmt: skip
     path = sweep / SWEEP_FILE
-    if path.is_file():
-        old = read_json(path, SweepError)
-        if old.get("spec") != spec.source:
-            raise SweepError(f"{sweep} holds a sweep made from another spec; give the same "
-                             "spec to resume it, or a new --out folder")  # fmt: skip
+    old = read_sweep(sweep)
+    if old is not None and old.get("spec") != spec.source:
+        raise SweepError(f"{sweep} holds a sweep made from another spec; give the same "
+                         "spec to resume it, or a new --out folder")  # fmt: skip
     sweep.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, record)
     return points
 
 
 def read_sweep(sweep: Path) -> dict[str, Any] | None:
-    """SWEEP/sweep.json, or None where the folder is not a sweep."""
+    """SWEEP/sweep.json, or None where the folder is not a sweep.
+
+    Raises:
+        SweepError: the file is unreadable, not JSON, or not shaped like a sweep record.
+    """
     path = sweep / SWEEP_FILE
-    return read_json(path, SweepError) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = read_json(path, SweepError)
+    problem = _record_problem(record)
+    if problem:
+        raise SweepError(f"{path}: not a sweep record of fmgan-bench ({problem}); restore it "
+                         "or use a new --out folder")  # fmt: skip
+    return record
+
+
+def _record_problem(record: Any) -> str | None:
+    """What makes ``record`` unusable as SWEEP/sweep.json, or None."""
+    fields = (("spec", dict), ("metric", str), ("higher_is_better", bool), ("settings", list))
+    problem = shape_problem(record, fields)
+    if problem:
+        return problem
+    for i, s in enumerate(record["settings"]):
+        if not (isinstance(s, dict) and isinstance(s.get("id"), str)
+                and isinstance(s.get("overrides"), dict)):  # fmt: skip
+            return f"settings[{i}] is not {{id, overrides}}"
+        if "/" in s["id"] or s["id"] in ("", ".", ".."):
+            return f"settings[{i}] id {s['id']!r} is not a folder name"
+    phase2 = record.get("phase2", {})
+    if not isinstance(phase2, dict) or not all(
+        isinstance(v, list) and all(isinstance(x, str) for x in v) for v in phase2.values()
+    ):
+        return "'phase2' is not a table of setting ids"
+    return None
 
 
 def scores(sweep: Path, record: dict[str, Any]) -> list[dict[str, Any]]:

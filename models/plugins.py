@@ -119,6 +119,9 @@ def _checked(label: str, origin: dict[str, Any], run: Any) -> tuple[str, ...]:
             names = added()
             for name in names:
                 check_contract(get_variant(name))
+    except SystemExit as exc:  # sys.exit() in foreign code must not end the command with 0
+        raise PluginError(f"plugin {label}: called sys.exit({exc.code!r}) while loading; a "
+                          "plugin registers variants and returns") from None  # fmt: skip
     except Exception as exc:  # any failure of foreign code: one message naming the plugin
         raise PluginError(f"plugin {label}: {type(exc).__name__}: {exc}") from exc
     if not names:

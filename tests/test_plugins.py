@@ -152,9 +152,11 @@ def test_changed_plugin_code_is_refused_on_resume_and_score(
 
     mine.write_text(mine.read_text().replace("0.5 * ((s - self.c)", "0.25 * ((s - self.c)"))
     forget_plugins()
+    config = (out / "config.json").read_bytes()
     result = CliRunner().invoke(cli, [*args, "--plugin", str(mine), "--extend", "--kimg", "0.5"])
     assert result.exit_code == 2 and "Traceback" not in result.output, result.output
     assert "code changed since" in result.output
+    assert (out / "config.json").read_bytes() == config  # refused before anything is written
     scored = CliRunner().invoke(cli, ["score", str(out / "lsgan" / "seed0"), "--plugin",
                                       str(mine), "--samples", "300", "--inception-samples", "0",
                                       "--ppl-samples", "0", "--device", "cpu", "--data-dir",

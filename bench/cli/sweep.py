@@ -70,7 +70,7 @@ def sweep_cmd(
     from bench.executor import execute
     from bench.jobs import RunPlan
     from bench.runs import RunFolder
-    from bench.sweep import load_spec, run_sweep
+    from bench.sweep import load_spec, run_sweep, setting_dir
 
     if detach:
         raise click.UsageError("bench sweep waits for phase 1 before phase 2; --detach is "
@@ -116,6 +116,11 @@ def sweep_cmd(
             plan, run = pending.pop(0)
             wait_for(plan, run, click.echo)
 
+    # Validate everything, then write: every phase-1 setting (phase 2 reruns some of them with
+    # more seeds) must make a trainable plan before sweep.json or any setting folder exists.
+    for i, point in enumerate(spec.points()):
+        check_trainable(plan_for(setting_dir(sweep, i), spec.variants, (0,),
+                                 {**dict(spec.fixed), **point}))  # fmt: skip
     click.echo(f"sweep folder: {sweep}")
     best = run_sweep(spec, sweep, execute_setting, finish_phase, click.echo)
     for variant, ids in best.items():
