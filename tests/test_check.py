@@ -89,3 +89,36 @@ def test_bad_thresholds_file_exits_2(tmp_path: Path, toml: str, needle: str) -> 
     result = check(run, toml, tmp_path)
     assert result.exit_code == 2 and needle in result.output, result.output
     assert "Traceback" not in result.output
+
+
+def test_expected_scores_tolerance_and_protocol(tmp_path: Path) -> None:
+    """`bench score --expect`: relative tolerance on every metric, one sample's share more
+    for the counting metrics, the protocol compared exactly, a missing metric is a mismatch,
+    a file that is not a score is one message."""
+    from bench.errors import BenchError
+    from bench.expect import mismatches, read_expected
+
+    proto = {"extractor": "e", "weights_sha256": "ab", "num_samples": 100, "metric_seed": 1,
+             "reference": {"split": "test", "size": 10, "images_sha256": "cd"}}  # fmt: skip
+    want = {"metrics": {"fid_fmnist": 100.0, "recall_fmnist": 0.5, "kid_fmnist_std": None},
+            "protocol": {"fmnist": proto}}  # fmt: skip
+    now = {"metrics": {"fid_fmnist": 100.09, "recall_fmnist": 0.509}, "protocol": {"fmnist": proto}}
+    assert mismatches(now, want) == []  # 0.09% < 0.1%; 0.009 < 0.0005 + 1/100
+    now["metrics"] = {"fid_fmnist": 100.2, "recall_fmnist": 0.52}
+    assert [m.split(":")[0] for m in mismatches(now, want)] == ["fid_fmnist", "recall_fmnist"]
+    assert mismatches(now, want, rtol=0.05) == []
+    now["metrics"] = {"recall_fmnist": 0.5}
+    assert mismatches(now, want) == ["fid_fmnist: expected 100, now None"]
+    moved = {**proto, "reference": {**proto["reference"], "images_sha256": "ef"}}
+    now = {"metrics": want["metrics"], "protocol": {"fmnist": moved}}
+    assert mismatches(now, want) == [
+        "protocol fmnist.reference.images_sha256: expected 'cd', now 'ef'"
+    ]
+    assert mismatches({"metrics": want["metrics"], "protocol": {}}, want) == [
+        "protocol fmnist: expected, not computed now"
+    ]
+    bad = tmp_path / "bad.json"
+    for text in ("[1]", "{", '{"metrics": {}}'):
+        bad.write_text(text)
+        with pytest.raises(BenchError, match="--expect"):
+            read_expected(bad)

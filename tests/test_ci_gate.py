@@ -64,3 +64,34 @@ def test_gate_passes_for_trained_variants_and_fails_for_noise(
             line.startswith(variant) and "fid_fmnist" in line and "VIOLATION" in line
             for line in gate.output.splitlines()
         ), gate.output
+
+
+@pytest.mark.integration
+def test_metric_pipeline_reproduces_its_committed_values(
+    real_dir: Path, shared_cache: Path
+) -> None:
+    """The metric-pipeline gate: 1,000 fixed images (.ci/pipeline/samples.npz) scored now
+    equal the committed scores (.ci/pipeline/expected.json) within rtol 1e-3 (one sample's
+    share for the counting metrics) and with the same protocol, so any change to data
+    loading, preprocessing, extractors or metric math fails CI (tests/test_mutations.py
+    shows it catches each of nine such bugs)."""
+    from metrics import inception as inc
+    from tests.conftest import USER_CACHE
+
+    pool3 = USER_CACHE / inc.OFFLINE_DIR / inc.OFFLINE_FILE
+    if not pool3.is_file():
+        pytest.skip("offline Inception not prepared (./setup.sh runs `bench weights fetch`)")
+    inc.offline_pool3_weights(USER_CACHE)  # records the file's sha256 if not yet done
+    (shared_cache / inc.OFFLINE_DIR).mkdir(exist_ok=True)
+    for name in (inc.OFFLINE_FILE, inc.OFFLINE_FILE + ".sha256"):
+        link = shared_cache / inc.OFFLINE_DIR / name
+        if not link.exists():
+            link.symlink_to(pool3.with_name(name))
+    pipeline = ROOT / ".ci" / "pipeline"
+    result = CliRunner().invoke(cli, [
+        "score", str(pipeline / "samples.npz"), "--samples", "1000", "--inception-samples",
+        "64", "--ppl-samples", "0", "--device", "cpu", "--data-dir", str(real_dir),
+        "--expect", str(pipeline / "expected.json"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "every metric and protocol matches" in result.output

@@ -14,6 +14,7 @@ from bench.cli.options import (
     checked_device,
     data_dir_option,
     draws_option,
+    finite,
     inception_weights_option,
     parse_classes,
     plugin_option,
@@ -135,6 +136,14 @@ def reference_export_cmd(
 @data_dir_option
 @click.option("--device", default="auto", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead.")
+@click.option("--expect", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=None, help="A `bench score --json` output of the same TARGET and "
+              "options: exit 1 unless every metric matches it within --rtol and the protocol "
+              "(extractor, weights, counts, reference images) exactly (a metric-pipeline "
+              "gate).")  # fmt: skip
+@click.option("--rtol", type=click.FloatRange(min=0), default=1e-3, show_default=True,
+              callback=finite, help="Relative tolerance of --expect (sample-counting metrics "
+              "also allow one sample's share).")  # fmt: skip
 @plugin_option
 def score_cmd(
     target: Path,
@@ -151,19 +160,23 @@ def score_cmd(
     data_dir: Path | None,
     device: str,
     as_json: bool,
+    expect: Path | None,
+    rtol: float,
 ) -> None:
     """Score TARGET against the Fashion-MNIST test split with every available metric.
 
     TARGET is one of our checkpoints (checkpoint.pt or its job folder: G_ema, or G with
     --network G, is sampled in memory), a folder of images, or an .npz holding one uint8
     array (N, H, W), (N, H, W, C) or (N, C, H, W). Prints each metric key with its value and
-    direction.
+    direction. With --expect, also compare with a committed score of the same input.
     """
     import json
 
     from bench.api import score
+    from bench.expect import mismatches, read_expected
     from metrics.keys import METRICS, ranking
 
+    expected = read_expected(expect) if expect is not None else None
     row = score(
         target, network=network, samples=samples, inception_samples=inception_samples,
         ppl_samples=ppl_samples, classes=parse_classes(classes), metric_seed=metric_seed,
@@ -171,6 +184,14 @@ def score_cmd(
         reference_stats=reference_stats, strip=strip, plugins=plugins,
     )  # fmt: skip
     about = row.pop("target")
+    if expected is not None:
+        assert expect is not None
+        differ = mismatches(row, expected, rtol)
+        for line in differ:
+            click.echo(f"  MISMATCH {line}", err=True)
+        if differ:
+            raise Fail(f"{len(differ)} value(s) differ from {expect} (rtol {rtol:g})", 1)
+        click.echo(f"every metric and protocol matches {expect} (rtol {rtol:g})", err=True)
     if as_json:
         click.echo(json.dumps({"target": about, **row}, indent=2, sort_keys=True))
         return
