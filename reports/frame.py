@@ -123,7 +123,10 @@ def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     """Per (run, variant, metric): seeds, mean, std, t-interval, rank and best flag.
 
     The interval is Student's t over seeds (undefined, NaN, with one seed). Ranks follow
-    the metric's declared direction within each (run, metric); ``best`` marks rank 1.
+    the metric's declared direction within each (run, metric, protocol): only values made
+    under the same protocol (extractor, sample count, reference split and size) are ranked
+    against each other, so a variant scored against its two classes' 2,000 test images never
+    takes a "best" mark from the ten-class rows. ``best`` marks rank 1 of each group.
     """
     data = frame.dropna(subset=["metric"])
     if data.empty:
@@ -144,12 +147,11 @@ def summarize(frame: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     direction = data.groupby("metric")["higher_is_better"].first()
     out["higher_is_better"] = out["metric"].map(direction)
     out["ranked"] = out["metric"].map(data.groupby("metric")["ranked"].first())
-    protocols = data.groupby(["run", "metric"])["protocol"].agg(lambda s: "; ".join(sorted(set(s))))
-    out["protocol"] = [
-        protocols.get((r, m), "") for r, m in zip(out["run"], out["metric"], strict=True)
-    ]
+    keys = ["run", "variant", "metric"]
+    protocols = data.groupby(keys)["protocol"].agg(lambda s: "; ".join(sorted(set(s))))
+    out["protocol"] = [protocols.get(k, "") for k in zip(*(out[c] for c in keys), strict=True)]
 
-    out["rank"] = out.groupby(["run", "metric"], group_keys=False)[
+    out["rank"] = out.groupby(["run", "metric", "protocol"], group_keys=False)[
         ["mean", "higher_is_better", "ranked"]
     ].apply(_rank)
     out["best"] = out["rank"] == 1

@@ -185,3 +185,126 @@ def test_the_pipeline_gate_catches(
     caught = [line.strip() for line in result.output.splitlines() if "MISMATCH" in line]
     print(f"{name}: exit {result.exit_code}; {len(caught)} mismatch(es): {caught[:4]}")
     assert result.exit_code == 1 and caught, result.output
+
+
+# ----------------------------------------------------------- training regressions: the CI gate
+
+
+def _lr_10x(mp: pytest.MonkeyPatch) -> None:
+    """Every learning rate 10x its recipe's (a unit slip: 2e-3 for 2e-4)."""
+    original = torch.optim.Adam.__init__
+
+    def init(self, params, lr=1e-3, *args, **kwargs):
+        original(self, params, lr * 10, *args, **kwargs)
+
+    mp.setattr(torch.optim.Adam, "__init__", init)
+
+
+def _betas_swapped(mp: pytest.MonkeyPatch) -> None:
+    """Adam's betas given in the wrong order ((0.999, 0.5) for (0.5, 0.999))."""
+    original = torch.optim.Adam.__init__
+
+    def init(self, params, lr=1e-3, betas=(0.9, 0.999), *args, **kwargs):
+        original(self, params, lr, (betas[1], betas[0]), *args, **kwargs)
+
+    mp.setattr(torch.optim.Adam, "__init__", init)
+
+
+def _batchnorm_removed(mp: pytest.MonkeyPatch) -> None:
+    """BatchNorm layers pass their input through (removed from G and D)."""
+    mp.setattr(torch.nn.BatchNorm2d, "forward", lambda self, x: x)
+    mp.setattr(torch.nn.BatchNorm1d, "forward", lambda self, x: x)
+
+
+def _labels_flipped(mp: pytest.MonkeyPatch) -> None:
+    """D's real and fake targets swapped for a quarter of each batch (a slicing bug)."""
+    from models.losses import NonSaturatingBCE as bce
+
+    original = bce.d_loss
+
+    def d_loss(self, D, real, fake, labels_real, labels_fake):
+        q = len(real) // 4
+        real2, fake2 = torch.cat([fake[:q], real[q:]]), torch.cat([real[:q], fake[q:]])
+        lr2 = labels_real if labels_real is None else torch.cat([labels_fake[:q], labels_real[q:]])
+        lf2 = labels_fake if labels_fake is None else torch.cat([labels_real[:q], labels_fake[q:]])
+        return original(self, D, real2, fake2, lr2, lf2)
+
+    mp.setattr(bce, "d_loss", d_loss)
+
+
+def _ema_off(mp: pytest.MonkeyPatch) -> None:
+    """G_ema never updated (the EMA step dropped in a refactor): G_ema stays at its init."""
+    mp.setattr("bench.harness.update_ema", lambda ema, model, decay: None)
+
+
+def _data_range(mp: pytest.MonkeyPatch) -> None:
+    """Training images mapped to [0, 1] while G outputs [-1, 1]."""
+    from bench import data
+
+    def to_model_range(batch, value_range=(-1.0, 1.0)):
+        return batch.to(torch.float32).div(255.0)
+
+    mp.setattr(data, "to_model_range", to_model_range)
+    mp.setattr("bench.harness.to_model_range", to_model_range)
+
+
+def _half_classes(mp: pytest.MonkeyPatch) -> None:
+    """Half of the classes silently dropped from the training data (classes 0-4 kept)."""
+    from bench import data
+
+    original = data.load_part
+
+    def load_part(options, part, data_dir=None):
+        d = original(options, part, data_dir)
+        if part == "train":
+            keep = d.labels < 5
+            d = dataclasses.replace(d, images=d.images[keep], labels=d.labels[keep])
+        return d
+
+    for module in ("bench.data", "bench.jobs", "bench.executor"):
+        mp.setattr(f"{module}.load_part", load_part, raising=False)
+
+
+def _output_squashed(mp: pytest.MonkeyPatch) -> None:
+    """G's output squashed to half its range (tanh(x) / 2) when sampled for scoring."""
+    from metrics import suite
+
+    original = suite.to_uint8
+    mp.setattr(suite, "to_uint8", lambda x, lo=-1.0, hi=1.0: original(x * 0.5, lo, hi))
+
+
+TRAINING: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
+    "learning rates 10x": _lr_10x,
+    "Adam betas swapped": _betas_swapped,
+    "BatchNorm removed": _batchnorm_removed,
+    "D's labels flipped for 1/4 of the batch": _labels_flipped,
+    "EMA never updated": _ema_off,
+    "training images in [0, 1]": _data_range,
+    "classes 5-9 dropped from training": _half_classes,
+    "G output squashed to half range": _output_squashed,
+}
+
+
+def _gate(real_dir: Path, out: Path, *extra: str) -> tuple[int, str]:
+    """The CI gate as tests/test_ci_gate.py runs it: train, then `bench check`."""
+    from tests.test_ci_gate import GATED, THRESHOLDS
+
+    runner = CliRunner()
+    args = ["run", "--variants", GATED, "--profile", "ci", "--data-dir", str(real_dir),
+            "--no-progress", "--out", str(out), *extra]  # fmt: skip
+    trained = runner.invoke(cli, args)
+    if trained.exit_code != 0:
+        return trained.exit_code, trained.output
+    gate = runner.invoke(cli, ["check", str(out), "--thresholds", str(THRESHOLDS)])
+    return gate.exit_code, gate.output
+
+
+@pytest.mark.parametrize("name", list(TRAINING))
+def test_the_training_gate_catches(
+    name: str, real_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    TRAINING[name](monkeypatch)
+    code, output = _gate(real_dir, tmp_path / "run", "--inception-samples", "0")
+    rules = [line.strip() for line in output.splitlines() if "VIOLATION" in line]
+    print(f"{name}: exit {code}; {rules}")
+    assert code == 1 and rules, output

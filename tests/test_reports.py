@@ -323,3 +323,21 @@ def test_published_fids_beside_a_lucic_protocol_run(tmp_path: Path) -> None:
 
     plain = _report(tmp_path / "quick", ROWS)
     assert "published" not in (plain / "report" / "tables.md").read_text()
+
+
+def test_rows_of_another_protocol_are_ranked_apart(tmp_path: Path) -> None:
+    """A two-class variant scored against its 2,000 test images does not take the "best"
+    mark from the ten-class rows: ranks are per protocol, each group has its own best."""
+    two = [row("cgan-mlp-2class", s, 5.0 + s, 2.0) for s in (0, 1)]  # better than every other
+    for r in two:
+        r["protocol"]["fmnist"] = {**r["protocol"]["fmnist"],
+                                   "reference": {"split": "test", "size": 2000}}  # fmt: skip
+    s = summarize(tidy({"r": [*ROWS[:5], *two]})).set_index(["variant", "metric"])
+    assert s.loc[("a", "fid_fmnist"), "best"] and s.loc[("a", "fid_fmnist"), "rank"] == 1
+    assert s.loc[("b", "fid_fmnist"), "rank"] == 2
+    assert s.loc[("cgan-mlp-2class", "fid_fmnist"), "rank"] == 1  # first of its own protocol
+    assert "[2000]" in s.loc[("cgan-mlp-2class", "fid_fmnist"), "protocol"]
+    run = _report(tmp_path / "mixed", [*ROWS[:5], *two])
+    md = (run / "report" / "tables.md").read_text()
+    line = next(x for x in md.splitlines() if x.startswith("| `a`"))
+    assert "12.0 ± 2.0" in line and "*" in line.split(" | ")[1]
