@@ -44,7 +44,7 @@ def resolve_precision(precision: str, device: str, out: Path | str | None = None
     'auto' (the default of every training command) is, in order: the precision recorded in
     ``out``'s config.json, so that the command that made a folder resumes it under a later
     default; bf16 autocast on a CPU with native bf16 (AVX-512 BF16 or AMX), where it is
-    faster and its FID was measured within seed noise of fp32 (README, "Speed on the CPU");
+    faster and its FID was measured within seed noise of fp32 (docs/speed.md);
     fp32 elsewhere: emulated bf16 is slower than fp32 on CPUs without those instructions,
     and on CUDA bf16 has not yet been validated against fp32 results.
     """

@@ -66,8 +66,8 @@ def compute(ctx: FeatureContext) -> tuple[dict[str, float | None], dict[str, Any
     return {ctx.key("density"): density, ctx.key("coverage"): coverage}, {}
 
 
-# Measured with `bench sanity` (README "Sanity ladder"): coverage orders the ladder on both
-# feature spaces; density gives one repeated real image (a collapsed generator) more than
+# Measured with `bench sanity` (docs/metrics.md, "Sanity ladder"): coverage orders the ladder on
+# both feature spaces; density gives one repeated real image (a collapsed generator) more than
 # real images, and has no "better" side (about 1 is matched).
 DENSITY_UNRANKED = ("fails the sanity ladder: a collapsed generator scores above real images "
                     "(about 1 means matched; no better direction)")  # fmt: skip

@@ -86,7 +86,7 @@ class EvaluatorTraining:
     the images it was built for, so the recipe fits the training set closely (no dropout, no
     weight decay, 14 one-cycle epochs) and keeps one augmentation, horizontal flips (garments
     are left-right symmetric), which holds the test accuracy above 93%. The recipes measured
-    on the way, and the shipped one's figures, are in the README ("Metrics").
+    on the way, and the shipped one's figures, are in docs/metrics.md.
     """
 
     epochs: int = 14  # ~20 s each on 2 idle CPU cores: inside the 5-minute budget

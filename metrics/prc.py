@@ -60,7 +60,7 @@ def compute(ctx: FeatureContext) -> tuple[dict[str, float | None], dict[str, Any
     return {ctx.key("precision"): precision, ctx.key("recall"): recall}, {}
 
 
-# Measured with `bench sanity` (README "Sanity ladder"): noise and a collapsed generator
+# Measured with `bench sanity` (docs/metrics.md, "Sanity ladder"): noise and a collapsed generator
 # score above real images on both feature spaces.
 UNRANKED = ("fails the sanity ladder: noisier images and a collapsed generator score higher "
             "(outliers inflate the k-NN manifold); see coverage")  # fmt: skip

@@ -9,7 +9,7 @@ concatenating labels.
 The discriminator is trained as Miyato & Koyama train it: spectral norm on every layer
 (embedding included) instead of batch norm, the hinge loss, Adam(2e-4, beta1 0, beta2 0.9).
 With dcgan's own D recipe (batch norm, BCE, beta1 0.5) the projection discriminator wins
-outright and G collapses (the README's variant notes give the measurements);
+outright and G collapses (docs/variants.md gives the measurements);
 ``--set arch.d_norm=batch --set loss=bce --set optim.betas=0.5,0.999`` reproduces it.
 """
 

@@ -22,7 +22,7 @@ def ema_decay_at(step: int, decay: float, rampup: float | None = None) -> float:
     (1+t)/(10+t))``, so the first averages track G. With ``rampup`` r: StyleGAN2-ADA's ramp,
     the half-life is at most r * t steps, i.e. ``min(decay, 0.5 ** (1 / (r * t)))``; the
     average then spans a fixed fraction of training at any budget instead of lagging a
-    generator that is still improving fast (measured on sngan-ema: README "Evidence").
+    generator that is still improving fast (measured on sngan-ema: docs/results/evidence.md).
     """
     if rampup is None:
         return min(decay, (1 + step) / (10 + step))

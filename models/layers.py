@@ -28,7 +28,7 @@ class Dropout(nn.Dropout):
     in eval mode), drawn from the same torch RNG so checkpoints resume it exactly. The draw
     stays float32 under bf16 autocast, so p keeps its resolution; the mask keeps the input's
     memory format. Other masks mean other numerics, so a variant adopts it only where the
-    speed-up pays and its FID holds (README, "Speed on the CPU")."""
+    speed-up pays and its FID holds (docs/speed.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` with each unit zeroed with probability ``p`` (training mode only)."""

@@ -49,7 +49,7 @@ class Variant:
     """
 
     seed_doc: str  # seed document reproduced ("000".."004") or "beyond" for our own recipes
-    summary: str  # one-line architecture summary for `bench list` and the README
+    summary: str  # one-line architecture summary for `bench list` and the docs
     arch: Any  # frozen dataclass of architecture hyper-parameters
     build_generator: Callable[[Any], nn.Module]
     build_discriminator: Callable[[Any], nn.Module]

@@ -19,7 +19,7 @@ and at every tracked point. `sngan-ema-diffaug` is kept as the ablation that sho
 every report, and for long runs where D overfits. Why the EMA ramp: a fixed 0.999 average
 (half-life ~690 steps) lags a generator that is still improving fast over runs of 1-2k
 steps; the ramp lengthens the average as training goes on, and r=0.005 tied the raw G. The
-measurements are in the README ("Evidence for `sngan-ema`", "Evidence for the EMA schedule").
+measurements are in docs/results/evidence.md.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Failure modes (README "Failure modes"): torn result lines, damaged files of our own formats,
+"""Failure modes (docs/failure-modes.md): torn result lines, damaged files of our own formats,
 a full or read-only disk, input that can never train, unsafe files, bounds that are not
 numbers. Each case: one message naming the file or value, a non-zero exit where the command
 cannot go on, no traceback, nothing written earlier lost."""

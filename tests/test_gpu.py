@@ -1,7 +1,7 @@
 """The GPU path: what a user does on CUDA works there, and what a GPU changes is measured.
 
-Skipped without CUDA (every CI machine); on a GPU machine: `python -m pytest -m gpu` (the
-README's "GPU" section has the command for the lent device, with the data staged).
+Skipped without CUDA (every CI machine); on a GPU machine: `python -m pytest -m gpu`
+(docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def test_resume_on_cuda(name: str, tmp_path: Path) -> None:
     """Train 6 steps straight, and 4 + resume to 6. On the CPU the two are bit-identical;
     on CUDA this measures what holds: the resumed job restores the CUDA RNG and continues,
     and its weights equal the straight run's (cuDNN and atomics may break bit-equality:
-    the assertion below is what the device showed, README "GPU")."""
+    the assertion below is what a GPU showed, docs/gpu.md)."""
     v = get_variant(name)
     per_step = v.batch_size * v.build_loss().n_critic / 1000
     data = random_dataset(v.batch_size * v.build_loss().n_critic * 3, 28, v.data.class_ids)

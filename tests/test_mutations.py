@@ -8,7 +8,7 @@ test's private cache, so reference features are extracted through the mutated co
 cached reference would hide a bug on that side).
 
 Marked ``mutation`` and kept out of the default run: `python -m pytest -m mutation -rA`
-prints the detection table (PASSED = caught); the README gives its last result.
+prints the detection table (PASSED = caught); docs/reports.md gives its last result.
 """
 
 from __future__ import annotations

@@ -82,7 +82,7 @@ def bench(site: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
 def test_installed_example_trains_scores_and_reports_beside_builtins(
     real_dir: Path, tmp_path: Path
 ) -> None:
-    """The README's walk-through: an installed package's variant in `bench list`, trained
+    """The walk-through of docs/own-gan.md: an installed package's variant in `bench list`, trained
     with a built-in one by one `bench run`, scored, and in the report."""
     site = installed(tmp_path / "site", EXAMPLE / "fmgan_lsgan", "fmgan-lsgan",
                      "[fmgan_bench.variants]\nlsgan = fmgan_lsgan.gan\n")  # fmt: skip

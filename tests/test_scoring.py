@@ -155,7 +155,7 @@ def test_tracked_metrics_resume_and_leave_training_untouched(
 def test_a_new_metric_family_reaches_the_row(
     synthetic_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The README's "one file, one line": a family declared and listed in FAMILIES is
+    """docs/contributing.md's "one file, one line": a family declared and listed in FAMILIES is
     computed on its pass by the scorer, its value lands in the row and its notes in the
     pass's protocol; a family returning a key it did not declare is refused."""
     from bench.scoring import Scorer

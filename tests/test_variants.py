@@ -348,7 +348,7 @@ def test_dropout_is_inverted_dropout(dtype: torch.dtype) -> None:
 
 def test_only_wgan_gp_uses_the_fast_dropout() -> None:
     """wgan-gp's critic builds models.layers.Dropout (1.25x faster training at FID within
-    seed noise); dcgan-upsample keeps nn.Dropout, where the change gained 2% (README)."""
+    seed noise); dcgan-upsample keeps nn.Dropout, where the change gained 2% (docs/speed.md)."""
     from models.layers import Dropout
 
     for name, kind in (("wgan-gp", Dropout), ("dcgan-upsample", torch.nn.Dropout)):
