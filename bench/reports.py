@@ -12,6 +12,7 @@ from metrics.common import atomic_path
 from metrics.keys import headline, ranking, secondary
 from reports.frame import (
     compare_runs,
+    latest_rows,
     ranking_agreement,
     summarize,
     tidy,
@@ -87,6 +88,12 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     return markdown, html
 
 
+TOGETHER_NOTE = (
+    "Runs made under the same profile and budget, ranked as one table (e.g. your run beside "
+    "committed baselines, which are not retrained); a variant present in several runs is "
+    "labelled with its run; ranks and * are per protocol."
+)
+
 FLOOR_NOTE = (
     "Real-data floor: draws of real training images scored as if they were samples, with "
     "this run's protocol (`bench floor`): what a perfect generator would score. Mean ± std "
@@ -153,6 +160,10 @@ def _html(
                     tables=[("", beside[run]), ("Published numbers", references())],
                 )
             )
+    rows_by_run = {k: rows for k, (_, rows) in runs.items()}
+    for labels, table in together(rows_by_run) if len(runs) > 1 else []:
+        sections.append(Section(f"Ranked together: {', '.join(labels)}",
+                                paragraphs=[TOGETHER_NOTE], tables=[("", table)]))  # fmt: skip
     names = list(runs)
     for other in names[1:]:
         agreement = ranking_agreement(summary, names[0], other, headline())
@@ -332,6 +343,35 @@ def _spread(items: list[Path], k: int) -> list[Path]:
     return [items[i] for i in idx]
 
 
+def together(runs: dict[str, list]) -> list[tuple[list[str], Any]]:
+    """Runs made under the same profile and budget, ranked as one table: a user's run beside
+    committed baselines (``bench report runs/mine reports/results/lucic/run``). A variant
+    present in several of them is labelled ``variant (run)``. Returns (run labels, table) per
+    group of two or more runs; ranks and best marks stay per protocol, as everywhere."""
+    groups: dict[tuple, list[str]] = {}
+    for run, rows in runs.items():
+        keys = {(r.get("profile"), r.get("kimg_budget")) for r in latest_rows(rows)}
+        if len(keys) == 1:
+            groups.setdefault(keys.pop(), []).append(run)
+    out = []
+    for labels in groups.values():
+        if len(labels) < 2:
+            continue
+        seen: dict[str, int] = {}
+        for run in labels:
+            for v in {str(r["variant"]) for r in runs[run]}:
+                seen[v] = seen.get(v, 0) + 1
+        merged = [
+            {**r, "variant": r["variant"] if seen[str(r["variant"])] == 1
+             else f"{r['variant']} ({run})"}
+            for run in labels for r in latest_rows(runs[run])
+        ]  # fmt: skip
+        summary = summarize(tidy({"together": merged}))
+        out.append((labels, wide_table(summary, _present(summary, "together", headline()),
+                                       "together")))  # fmt: skip
+    return out
+
+
 def _agreement_markdown(summary: Any, runs: list[str]) -> str:
     """How far each later run ranks the variants like the first one (Kendall's tau)."""
     parts = []
@@ -431,6 +471,10 @@ def _tables(
         parts.append("\n")
         parts.append(_published_markdown(beside[run]))
     if len(runs) > 1:
+        for labels, table in together(runs):
+            parts.append(f"## Ranked together: {', '.join(labels)}\n\n{TOGETHER_NOTE}\n\n")
+            parts.append(to_markdown(table))
+            parts.append("\n")
         parts.append(_agreement_markdown(summary, list(runs)))
         parts.append("## Runs side by side\n\n")
         for variant in dict.fromkeys(summary["variant"]):

@@ -341,3 +341,41 @@ def test_rows_of_another_protocol_are_ranked_apart(tmp_path: Path) -> None:
     md = (run / "report" / "tables.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| `a`"))
     assert "12.0 ± 2.0" in line and "*" in line.split(" | ")[1]
+
+
+def test_a_users_run_ranked_together_with_committed_baselines(tmp_path: Path) -> None:
+    """`bench report runs/mine <committed run folder>`: a plugin variant of the user's run is
+    ranked in one table with the baselines of the same profile and budget (not retrained); a
+    variant in both runs is labelled with its run; a run of another budget stays apart."""
+
+    def rows(variants: dict[str, float], kimg: float = 1000.0) -> list[dict]:
+        out = []
+        for v, fid in variants.items():
+            for s in (0, 1):
+                r = row(v, s, fid + s, 5.0)
+                r.update(profile="lucic", kimg_budget=kimg)
+                out.append(r)
+        return out
+
+    baseline = _report(tmp_path / "baseline", rows({"dcgan": 20.0, "sngan-ema": 30.0}))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    plugin_rows = rows({"lsgan": 25.0, "dcgan": 22.0})
+    plugin_rows[0]["origin"] = {"plugin": "lsgan", "file": "gan.py", "sha256": "ab" * 32}
+    (mine / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in plugin_rows))
+    other = _report(tmp_path / "quick", rows({"dcgan": 300.0}, kimg=60.0))
+    result = CliRunner().invoke(
+        cli,
+        ["report", str(mine), str(baseline), str(other), "--out", str(tmp_path / "r")],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "r" / "tables.md").read_text()
+    section = md.split("## Ranked together: mine, baseline")[1].split("\n## ")[0]
+    names = [x.split(" | ")[0] for x in section.splitlines() if x.startswith("| `")]
+    assert names == ["| `lsgan`", "| `dcgan (mine)`", "| `dcgan (baseline)`", "| `sngan-ema`"]
+    best = next(x for x in section.splitlines() if x.startswith("| `dcgan (baseline)`"))
+    assert "20.5 ± 0.7" in best and "*" in best.split(" | ")[1]
+    assert "quick" not in md.split("## Ranked together:")[1].split("\n")[0]
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "Ranked together: mine, baseline" in html and "dcgan (mine)" in html
