@@ -122,9 +122,11 @@ def _context() -> Any:
 
 def process_start(pid: int) -> str | None:
     """An identity of process ``pid`` that a reused pid does not share (its start time in
-    /proc), '' where /proc is missing but the pid exists, None when it is gone."""
+    /proc), '' where /proc is missing but the pid exists, None when it is gone or a zombie
+    (killed, not yet reaped)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
     except (OSError, IndexError):
         try:
             os.kill(pid, 0)

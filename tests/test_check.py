@@ -122,3 +122,15 @@ def test_expected_scores_tolerance_and_protocol(tmp_path: Path) -> None:
         bad.write_text(text)
         with pytest.raises(BenchError, match="--expect"):
             read_expected(bad)
+
+
+def test_a_plugin_variant_of_the_run_may_be_gated(tmp_path: Path) -> None:
+    """`bench check` runs no plugin code: a variant that the run's rows hold is a valid name
+    in the thresholds file even when no plugin registered it in this process."""
+    run = run_dir(tmp_path, "r", [row("lsgan", 0, 300.0, 3.9)])
+    result = check(run, "[lsgan]\nfid_fmnist = { max = 400.0 }\n", tmp_path)
+    assert result.exit_code == 0, result.output
+    result = check(run, "[lsgan]\nfid_fmnist = { max = 200.0 }\n", tmp_path)
+    assert result.exit_code == 1 and "VIOLATION" in result.output
+    result = check(run, "[mygan]\nfid_fmnist = { max = 200.0 }\n", tmp_path)
+    assert result.exit_code == 2 and "unknown variant 'mygan'" in result.output

@@ -101,7 +101,11 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
     if not (run_dir / "results.jsonl").is_file():
         raise Fail(f"{run_dir}: no results.jsonl (not a run folder?)", 2)
     warn_torn(run_dir)
-    rules = load_thresholds(thresholds, variant_names())
+    from bench.runs import read_results
+
+    # a plugin variant is known from the run's own rows: `bench check` runs no plugin code
+    in_run = [str(r["variant"]) for r in read_results(run_dir / "results.jsonl")]
+    rules = load_thresholds(thresholds, list(dict.fromkeys([*variant_names(), *in_run])))
     needs_base = any("max_regression" in r for m in rules.values() for r in m.values())
     if needs_base and baseline is None:
         raise ThresholdsError(f"{thresholds} has max_regression rules: give --baseline")
