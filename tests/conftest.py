@@ -107,3 +107,21 @@ def real_dir(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip("real Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     monkeypatch.setenv("FMGAN_CACHE_DIR", str(shared_cache))
     return REAL_DIR
+
+
+def link_offline_pool3(cache: Path) -> bool:
+    """Link the user's prepared offline Inception pool3 (./setup.sh: `bench weights fetch`)
+    into a test's ``cache``; False when it is not prepared (callers skip or leave the
+    Inception metrics out)."""
+    from metrics import inception as inc
+
+    pool3 = USER_CACHE / inc.OFFLINE_DIR / inc.OFFLINE_FILE
+    if not pool3.is_file():
+        return False
+    inc.offline_pool3_weights(USER_CACHE)  # records the file's sha256 if not yet done
+    (cache / inc.OFFLINE_DIR).mkdir(parents=True, exist_ok=True)
+    for name in (inc.OFFLINE_FILE, inc.OFFLINE_FILE + ".sha256"):
+        link = cache / inc.OFFLINE_DIR / name
+        if not link.exists():
+            link.symlink_to(pool3.with_name(name))
+    return True

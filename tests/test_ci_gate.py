@@ -75,18 +75,10 @@ def test_metric_pipeline_reproduces_its_committed_values(
     share for the counting metrics) and with the same protocol, so any change to data
     loading, preprocessing, extractors or metric math fails CI (tests/test_mutations.py
     shows it catches each of nine such bugs)."""
-    from metrics import inception as inc
-    from tests.conftest import USER_CACHE
+    from tests.conftest import link_offline_pool3
 
-    pool3 = USER_CACHE / inc.OFFLINE_DIR / inc.OFFLINE_FILE
-    if not pool3.is_file():
+    if not link_offline_pool3(shared_cache):
         pytest.skip("offline Inception not prepared (./setup.sh runs `bench weights fetch`)")
-    inc.offline_pool3_weights(USER_CACHE)  # records the file's sha256 if not yet done
-    (shared_cache / inc.OFFLINE_DIR).mkdir(exist_ok=True)
-    for name in (inc.OFFLINE_FILE, inc.OFFLINE_FILE + ".sha256"):
-        link = shared_cache / inc.OFFLINE_DIR / name
-        if not link.exists():
-            link.symlink_to(pool3.with_name(name))
     pipeline = ROOT / ".ci" / "pipeline"
     result = CliRunner().invoke(cli, [
         "score", str(pipeline / "samples.npz"), "--samples", "1000", "--inception-samples",

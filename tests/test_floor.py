@@ -27,17 +27,12 @@ def test_floor_rows_resume_and_sit_above_the_run_in_the_report(
     real_dir: Path, tmp_path: Path
 ) -> None:
     run = tmp_path / "run"
-    code, out = invoke(
-        "floor",
-        "--out",
-        str(run),
-        "--profile",
-        "smoke",
-        "--draws",
-        "0,1",
-        "--data-dir",
-        str(real_dir),
-    )
+
+    def floor(draws: str) -> tuple[int, str]:
+        return invoke("floor", "--out", str(run), "--profile", "smoke", "--draws", draws,
+                      "--data-dir", str(real_dir))  # fmt: skip
+
+    code, out = floor("0,1")
     assert code == 0, out
     rows = read_floor(run)
     assert [r["draw"] for r in rows] == [0, 1] and out.count("draw ") == 2
@@ -50,17 +45,7 @@ def test_floor_rows_resume_and_sit_above_the_run_in_the_report(
 
     # Only the missing draw is scored on a rerun; the first rows are kept byte for byte.
     before = (run / "floor.jsonl").read_text()
-    code, out = invoke(
-        "floor",
-        "--out",
-        str(run),
-        "--profile",
-        "smoke",
-        "--draws",
-        "0,1,2",
-        "--data-dir",
-        str(real_dir),
-    )
+    code, out = floor("0,1,2")
     assert code == 0, out
     assert out.count("draw ") == 1 and (run / "floor.jsonl").read_text().startswith(before)
     assert [r["draw"] for r in read_floor(run)] == [0, 1, 2]

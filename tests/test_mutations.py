@@ -24,14 +24,12 @@ from click.testing import CliRunner
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
 from bench.cli import cli
-from metrics import inception as inc
-from tests.conftest import ROOT, USER_CACHE
+from tests.conftest import ROOT, link_offline_pool3
 
 PIPELINE = ROOT / ".ci" / "pipeline"
 SCORE = ["score", str(PIPELINE / "samples.npz"), "--samples", "1000", "--inception-samples",
          "64", "--ppl-samples", "0", "--device", "cpu", "--expect",
          str(PIPELINE / "expected.json")]  # fmt: skip
-USER_POOL3 = USER_CACHE / inc.OFFLINE_DIR / inc.OFFLINE_FILE
 
 pytestmark = [pytest.mark.mutation, pytest.mark.integration]
 
@@ -157,13 +155,8 @@ MUTATIONS: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
 @pytest.fixture
 def pool3_in_private_cache(tmp_path: Path) -> None:
     """The offline pool3 linked into the test's private cache (nothing else cached)."""
-    if not USER_POOL3.is_file():
+    if not link_offline_pool3(tmp_path / "cache"):
         pytest.skip("offline Inception not prepared (./setup.sh runs `bench weights fetch`)")
-    inc.offline_pool3_weights(USER_CACHE)  # records the file's sha256 if not yet done
-    folder = tmp_path / "cache" / inc.OFFLINE_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in (inc.OFFLINE_FILE, inc.OFFLINE_FILE + ".sha256"):
-        (folder / name).symlink_to(USER_POOL3.with_name(name))
 
 
 def test_the_unchanged_pipeline_passes(

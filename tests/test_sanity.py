@@ -15,7 +15,7 @@ from bench.sanity import RUNGS, check_order, rungs
 from metrics import inception as inc
 from metrics.evaluator import WEIGHTS_PATH
 from metrics.keys import METRICS
-from tests.conftest import USER_CACHE
+from tests.conftest import USER_CACHE, link_offline_pool3
 
 USER_POOL3 = USER_CACHE / inc.OFFLINE_DIR / inc.OFFLINE_FILE
 LADDER = dict(zip(RUNGS, (1.0, 50.0, 100.0, 200.0, 300.0, 400.0), strict=True))  # FID-like
@@ -55,13 +55,7 @@ def test_every_metric_on_the_real_ladder(real_dir: Path, shared_cache: Path) -> 
     prepared (./setup.sh): every ranked metric orders the ladder, every unranked one fails
     it. `bench sanity` prints the table and exits 0 only when the ranked ones pass."""
     args = ["sanity", "--samples", "10000", "--data-dir", str(real_dir), "--json"]
-    if USER_POOL3.is_file():
-        inc.offline_pool3_weights(USER_CACHE)  # records the file's sha256 if not yet done
-        (shared_cache / inc.OFFLINE_DIR).mkdir(exist_ok=True)
-        for name in (inc.OFFLINE_FILE, inc.OFFLINE_FILE + ".sha256"):
-            link = shared_cache / inc.OFFLINE_DIR / name
-            if not link.exists():
-                link.symlink_to(USER_POOL3.with_name(name))
+    if link_offline_pool3(shared_cache):
         args += ["--inception-samples", "64"]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
