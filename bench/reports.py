@@ -67,8 +67,9 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         for run, (folder, rows) in runs.items()
     }
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
-    markdown = _tables(rows_by_run, frame, summary, beside, floors)
-    page, figures, skipped = _html(runs, frame, summary, beside, floors)
+    groups = together(rows_by_run) if len(runs) > 1 else []
+    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups)
+    page, figures, skipped = _html(runs, frame, summary, beside, floors, groups)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -117,10 +118,12 @@ def _html(
     summary: Any,
     beside: dict[str, Any],
     floors: dict[str, Any],
+    groups: list[tuple[list[str], Any]],
 ) -> tuple[str, list, list[str]]:
     """The page, its named summary figures, and the files rows name that were left out;
     ``beside`` holds each run's table beside the published FIDs (empty: no such section),
-    ``floors`` each run's real-data floor (None: none measured)."""
+    ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
+    together (:func:`together`)."""
     import pandas as pd
 
     from reports import figures
@@ -160,8 +163,7 @@ def _html(
                     tables=[("", beside[run]), ("Published numbers", references())],
                 )
             )
-    rows_by_run = {k: rows for k, (_, rows) in runs.items()}
-    for labels, table in together(rows_by_run) if len(runs) > 1 else []:
+    for labels, table in groups:
         sections.append(Section(f"Ranked together: {', '.join(labels)}",
                                 paragraphs=[TOGETHER_NOTE], tables=[("", table)]))  # fmt: skip
     names = list(runs)
@@ -435,7 +437,12 @@ def _published_markdown(beside: Any) -> str:
 
 
 def _tables(
-    runs: dict[str, list], frame: Any, summary: Any, beside: dict[str, Any], floors: dict[str, Any]
+    runs: dict[str, list],
+    frame: Any,
+    summary: Any,
+    beside: dict[str, Any],
+    floors: dict[str, Any],
+    groups: list[tuple[list[str], Any]],
 ) -> str:
     """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
     with each run's real-data floor above its rows and its table beside the published FIDs
@@ -471,7 +478,7 @@ def _tables(
         parts.append("\n")
         parts.append(_published_markdown(beside[run]))
     if len(runs) > 1:
-        for labels, table in together(runs):
+        for labels, table in groups:
             parts.append(f"## Ranked together: {', '.join(labels)}\n\n{TOGETHER_NOTE}\n\n")
             parts.append(to_markdown(table))
             parts.append("\n")
