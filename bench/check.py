@@ -15,6 +15,7 @@ variant whose job diverged or failed, or that has no row, is a violation, not a 
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,3 +159,87 @@ def read_baseline(path: Path) -> list[dict[str, Any]]:
     if not rows:
         raise ThresholdsError(f"baseline {p} has no rows")
     return rows
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One bound derived from seed spread: ``mean -/+ sigmas * std`` in the bad direction."""
+
+    variant: str
+    metric: str
+    rule: str  # "min" for a higher-is-better metric, else "max"
+    limit: float
+    mean: float
+    std: float  # sample standard deviation over the seeds (n - 1)
+    seeds: tuple[int, ...]
+
+
+def derive_thresholds(
+    rows: list[dict[str, Any]], metrics: list[str], sigmas: float, min_seeds: int = 3
+) -> list[Derived]:
+    """Bounds for a single-seed gate from a run's seed spread.
+
+    A gate that trains one seed must pass whichever seed's value it draws, so each bound sits
+    ``sigmas`` sample standard deviations beyond the mean of the clean seeds, on the metric's
+    bad side. The spread must come from the gate's own protocol (profile, sample counts,
+    numerics); the bounds are only as good as the seeds behind them.
+
+    Raises:
+        ThresholdsError: an unknown metric, a variant with a failed job, fewer than
+            ``min_seeds`` ok seeds, or a metric missing from a row.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        valid = ", ".join(METRICS)
+        raise ThresholdsError(f"unknown metric(s) {', '.join(unknown)}; valid: {valid}")
+    if not (math.isfinite(sigmas) and sigmas > 0):
+        raise ThresholdsError(f"sigmas must be a positive number, not {sigmas}")
+    per: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in latest_rows(rows):
+        variant, seed = str(r["variant"]), int(r["seed"])
+        if r.get("status") != "ok":
+            raise ThresholdsError(f"{variant} seed {seed} is {r.get('status')}: "
+                                  "derive bounds from clean seeds only")  # fmt: skip
+        per.setdefault(variant, {})[seed] = r.get("metrics") or {}
+    out = []
+    for variant, seeds in per.items():
+        if len(seeds) < min_seeds:
+            raise ThresholdsError(f"{variant}: {len(seeds)} seed(s); a spread needs at least "
+                                  f"{min_seeds} (bench run --seeds {min_seeds})")  # fmt: skip
+        for metric in metrics:
+            values = [seeds[s].get(metric) for s in sorted(seeds)]
+            if not all(is_number(v) for v in values):
+                raise ThresholdsError(f"{variant}: {metric} not measured in every seed")
+            mean, std = statistics.fmean(values), statistics.stdev(values)
+            higher = METRICS[metric].higher_is_better
+            limit = mean - sigmas * std if higher else mean + sigmas * std
+            rule = "min" if higher else "max"
+            out.append(Derived(variant, metric, rule, limit, mean, std, tuple(sorted(seeds))))
+    return out
+
+
+def thresholds_toml(derived: list[Derived], sigmas: float, source: str) -> str:
+    """A thresholds file for `bench check`, each bound commented with the spread behind it."""
+    lines = [f"# Derived by `bench thresholds` from {source}: each bound is the mean over the",
+             f"# seeds {sigmas:g} sample standard deviations toward the metric's bad side.",
+             "# Valid only for runs of the same profile, sample counts and numerics."]  # fmt: skip
+    variant = None
+    for d in derived:
+        if d.variant != variant:
+            variant = d.variant
+            seeds = ",".join(map(str, d.seeds))
+            lines += ["", f"# {variant}: seeds {seeds}", f"[{_toml_key(variant)}]"]
+        lines.append(f"{d.metric} = {{ {d.rule} = {_number(d.limit, 6)} }}  "
+                     f"# mean {_number(d.mean, 4)}, std {_number(d.std, 3)}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _number(x: float, digits: int) -> str:
+    """``x`` to ``digits`` significant digits in a form TOML reads as a float."""
+    return repr(float(f"{x:.{digits}g}"))
+
+
+def _toml_key(name: str) -> str:
+    """A variant name as a TOML table key (quoted unless it is a bare key)."""
+    bare = name.replace("-", "").replace("_", "").isalnum() and name.isascii()
+    return name if bare else '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -134,3 +134,50 @@ def test_a_plugin_variant_of_the_run_may_be_gated(tmp_path: Path) -> None:
     assert result.exit_code == 1 and "VIOLATION" in result.output
     result = check(run, "[mygan]\nfid_fmnist = { max = 200.0 }\n", tmp_path)
     assert result.exit_code == 2 and "unknown variant 'mygan'" in result.output
+
+
+def test_thresholds_from_seed_spread_gate_each_seed_and_the_bad_side(tmp_path: Path) -> None:
+    """`bench thresholds` bounds each metric at mean -/+ k std on its bad side; the file it
+    writes is a valid gate that every clean seed passes and a value beyond the bound fails."""
+    fids, iss = [50.0, 54.0, 52.0, 51.0, 53.0], [7.0, 7.4, 7.2, 7.1, 7.3]
+    rows = [row("dcgan", s, f, i) for s, (f, i) in enumerate(zip(fids, iss, strict=True))]
+    rows.append(row("wgan-gp", 0, 80.0, 5.0))
+    spread = run_dir(tmp_path, "spread", rows)
+    out = tmp_path / "gate.toml"
+    result = CliRunner().invoke(cli, ["thresholds", str(spread), "--variants", "dcgan",
+                                      "--metrics", "fid_fmnist,is_fmnist", "--sigmas", "2",
+                                      "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    std_fid = (sum((f - 52.0) ** 2 for f in fids) / 4) ** 0.5  # 1.58, sample std
+    assert f"fid_fmnist = {{ max = {52.0 + 2 * std_fid:.6g} }}" in text  # lower is better
+    assert "is_fmnist = { min = 6.88377 }" in text  # 7.2 - 2 * 0.158: higher is better
+    assert "wgan-gp" not in text
+    for seed in range(5):  # each clean seed alone passes the derived gate
+        one = run_dir(tmp_path, f"seed{seed}", [rows[seed]])
+        gate = CliRunner().invoke(cli, ["check", str(one), "--thresholds", str(out)])
+        assert gate.exit_code == 0, gate.output
+    worse = run_dir(tmp_path, "worse", [row("dcgan", 0, 52.0 + 2.1 * std_fid, 7.2)])
+    gate = CliRunner().invoke(cli, ["check", str(worse), "--thresholds", str(out)])
+    assert gate.exit_code == 1 and "fid_fmnist" in gate.output and "VIOLATION" in gate.output
+
+
+@pytest.mark.parametrize(
+    ("rows", "args", "needle"),
+    [
+        ([row("dcgan", 0, 50.0, 7.0), row("dcgan", 1, 51.0, 7.1)], [], "at least 3"),
+        ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)] + [row("dcgan", 3, 0, 0, "diverged")],
+         [], "clean seeds only"),
+        ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--metrics", "fid"], "unknown"),
+        ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--metrics", "kid_fmnist"],
+         "not measured"),
+        ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--variants", "sngan"], "no rows"),
+    ],
+)  # fmt: skip
+def test_thresholds_refuses_a_spread_it_cannot_trust(
+    tmp_path: Path, rows: list[dict], args: list[str], needle: str
+) -> None:
+    spread = run_dir(tmp_path, "spread", rows)
+    result = CliRunner().invoke(cli, ["thresholds", str(spread), "--metrics", "fid_fmnist", *args])
+    assert result.exit_code == 2 and needle in result.output, result.output
+    assert "Traceback" not in result.output

@@ -280,11 +280,10 @@ TRAINING: dict[str, Callable[[pytest.MonkeyPatch], None]] = {
 
 def _gate(real_dir: Path, out: Path, *extra: str) -> tuple[int, str]:
     """The CI gate as tests/test_ci_gate.py runs it: train, then `bench check`."""
-    from tests.test_ci_gate import GATED, THRESHOLDS
+    from tests.test_ci_gate import GATE_RUN, THRESHOLDS
 
     runner = CliRunner()
-    args = ["run", "--variants", GATED, "--profile", "ci", "--data-dir", str(real_dir),
-            "--no-progress", "--out", str(out), *extra]  # fmt: skip
+    args = ["run", *GATE_RUN, "--data-dir", str(real_dir), "--out", str(out), *extra]
     trained = runner.invoke(cli, args)
     if trained.exit_code != 0:
         return trained.exit_code, trained.output

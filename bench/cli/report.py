@@ -1,5 +1,6 @@
-"""``bench report``, ``bench check`` and ``bench status``: tables, figures and the HTML
-report; the quality gate; where each job of a run stands."""
+"""``bench report``, ``bench check``, ``bench thresholds`` and ``bench status``: tables,
+figures and the HTML report; the quality gate and its bounds from seed spread; where each job
+of a run stands."""
 
 from __future__ import annotations
 
@@ -124,6 +125,68 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
     click.echo(f"{len(checks) - len(bad)} of {len(checks)} checks hold")
     if bad:
         click.get_current_context().exit(1)
+
+
+@cli.command("thresholds")
+@click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--variants",
+    default=None,
+    help="Comma-separated variants to bound (default: every variant in the run).",
+)
+@click.option(
+    "--metrics",
+    default="kid_fmnist,is_fmnist",
+    show_default=True,
+    help="Comma-separated metrics to bound.",
+)
+@click.option(
+    "--sigmas",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3.0,
+    show_default=True,
+    help="How many sample standard deviations beyond the seeds' mean each bound sits.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the TOML here (atomically) instead of printing it.",
+)
+def thresholds_cmd(
+    run_dir: Path, variants: str | None, metrics: str, sigmas: float, out: Path | None
+) -> None:
+    """Derive a thresholds file for `bench check` from the seed spread of RUN_DIR.
+
+    Train the gated variants at the gate's own profile and numerics over several seeds
+    (`bench run --seeds 5`), then bound each metric at mean -/+ SIGMAS standard deviations
+    on its bad side, so that a one-seed gate passes whichever seed it draws and fails what
+    lies beyond the seeds' noise. Each bound is commented with the mean and std behind it.
+    """
+    from bench.check import ThresholdsError, derive_thresholds, thresholds_toml
+    from bench.fsutil import atomic_write_text
+
+    if not (run_dir / "results.jsonl").is_file():
+        raise Fail(f"{run_dir}: no results.jsonl (not a run folder?)", 2)
+    warn_torn(run_dir)
+    names = [m.strip() for m in metrics.split(",") if m.strip()]
+    if not names:
+        raise ThresholdsError("--metrics is empty")
+    rows = RunFolder(run_dir).results()
+    if variants is not None:
+        wanted = [v.strip() for v in variants.split(",") if v.strip()]
+        missing = [v for v in wanted if v not in {str(r["variant"]) for r in rows}]
+        if not wanted or missing:
+            raise ThresholdsError(f"--variants: no rows for {', '.join(missing) or 'nothing'} "
+                                  f"in {run_dir}")  # fmt: skip
+        rows = [r for r in rows if str(r["variant"]) in wanted]
+    derived = derive_thresholds(rows, names, sigmas)
+    text = thresholds_toml(derived, sigmas, str(run_dir))
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}: {len(derived)} bound(s)")
 
 
 @cli.command("status")
