@@ -146,6 +146,15 @@ def _find(folder: Path, stem: str) -> Path | None:
     return None
 
 
+def data_files(folder: Path) -> list[Path]:
+    """The four Fashion-MNIST files in ``folder`` (gzipped or not); DataNotFoundError if any
+    is missing."""
+    found = [_find(folder, s) for pair in FILES.values() for s in pair]
+    if not all(found):
+        raise DataNotFoundError(_how_to_provide(f"{folder} lacks some of the four files"))
+    return [f for f in found if f is not None]
+
+
 def _complete(folder: Path) -> bool:
     return all(_find(folder, stem) for pair in FILES.values() for stem in pair)
 
