@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,32 +164,43 @@ def read_baseline(path: Path) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Derived:
-    """One bound derived from seed spread: ``mean -/+ sigmas * std`` in the bad direction."""
+    """The bounds of one metric derived from seed spread: ``mean -/+ sigmas * std``."""
 
     variant: str
     metric: str
-    rule: str  # "min" for a higher-is-better metric, else "max"
-    limit: float
+    limits: dict[str, float]  # "min" and/or "max"
     mean: float
     std: float  # sample standard deviation over the seeds (n - 1)
     seeds: tuple[int, ...]
 
 
 def derive_thresholds(
-    rows: list[dict[str, Any]], metrics: list[str], sigmas: float, min_seeds: int = 3
+    rows: list[dict[str, Any]],
+    metrics: list[str],
+    sigmas: float,
+    two_sided: Collection[str] = (),
+    min_seeds: int = 3,
 ) -> list[Derived]:
     """Bounds for a single-seed gate from a run's seed spread.
 
     A gate that trains one seed must pass whichever seed's value it draws, so each bound sits
     ``sigmas`` sample standard deviations beyond the mean of the clean seeds, on the metric's
-    bad side. The spread must come from the gate's own protocol (profile, sample counts,
-    numerics); the bounds are only as good as the seeds behind them.
+    bad side, or on both sides for the metrics in ``two_sided``: then a change that moves
+    the recipe's numbers beyond its seed noise in either direction fails (a learning rate
+    that makes a short run better is still not the recipe the baseline was measured with).
+    The spread
+    must come from the gate's own protocol (profile, sample counts, numerics); the bounds are
+    only as good as the seeds behind them.
 
     Raises:
         ThresholdsError: an unknown metric, a variant with a failed job, fewer than
             ``min_seeds`` ok seeds, or a metric missing from a row.
     """
     unknown = [m for m in metrics if m not in METRICS]
+    stray = [m for m in two_sided if m not in metrics]
+    if stray:
+        raise ThresholdsError(f"two-sided {', '.join(stray)}: not among the bounded metrics "
+                              f"({', '.join(metrics)})")  # fmt: skip
     if unknown:
         valid = ", ".join(METRICS)
         raise ThresholdsError(f"unknown metric(s) {', '.join(unknown)}; valid: {valid}")
@@ -211,17 +223,19 @@ def derive_thresholds(
             if not all(is_number(v) for v in values):
                 raise ThresholdsError(f"{variant}: {metric} not measured in every seed")
             mean, std = statistics.fmean(values), statistics.stdev(values)
-            higher = METRICS[metric].higher_is_better
-            limit = mean - sigmas * std if higher else mean + sigmas * std
-            rule = "min" if higher else "max"
-            out.append(Derived(variant, metric, rule, limit, mean, std, tuple(sorted(seeds))))
+            limits = {"min": mean - sigmas * std, "max": mean + sigmas * std}
+            if metric not in two_sided:
+                bad = "min" if METRICS[metric].higher_is_better else "max"
+                limits = {bad: limits[bad]}
+            out.append(Derived(variant, metric, limits, mean, std, tuple(sorted(seeds))))
     return out
 
 
 def thresholds_toml(derived: list[Derived], sigmas: float, source: str) -> str:
     """A thresholds file for `bench check`, each bound commented with the spread behind it."""
     lines = [f"# Derived by `bench thresholds` from {source}: each bound is the mean over the",
-             f"# seeds {sigmas:g} sample standard deviations toward the metric's bad side.",
+             f"# seeds -/+ {sigmas:g} sample standard deviations (on the metric's bad side, or",
+             "# on both sides where a metric has a min and a max).",
              "# Valid only for runs of the same profile, sample counts and numerics."]  # fmt: skip
     variant = None
     for d in derived:
@@ -229,7 +243,8 @@ def thresholds_toml(derived: list[Derived], sigmas: float, source: str) -> str:
             variant = d.variant
             seeds = ",".join(map(str, d.seeds))
             lines += ["", f"# {variant}: seeds {seeds}", f"[{_toml_key(variant)}]"]
-        lines.append(f"{d.metric} = {{ {d.rule} = {_number(d.limit, 6)} }}  "
+        rules = ", ".join(f"{rule} = {_number(x, 6)}" for rule, x in d.limits.items())
+        lines.append(f"{d.metric} = {{ {rules} }}  "
                      f"# mean {_number(d.mean, 4)}, std {_number(d.std, 3)}")  # fmt: skip
     return "\n".join(lines) + "\n"
 

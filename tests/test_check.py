@@ -160,6 +160,21 @@ def test_thresholds_from_seed_spread_gate_each_seed_and_the_bad_side(tmp_path: P
     worse = run_dir(tmp_path, "worse", [row("dcgan", 0, 52.0 + 2.1 * std_fid, 7.2)])
     gate = CliRunner().invoke(cli, ["check", str(worse), "--thresholds", str(out)])
     assert gate.exit_code == 1 and "fid_fmnist" in gate.output and "VIOLATION" in gate.output
+    better = run_dir(tmp_path, "better", [row("dcgan", 0, 40.0, 7.2)])
+    gate = CliRunner().invoke(cli, ["check", str(better), "--thresholds", str(out)])
+    assert gate.exit_code == 0, gate.output  # one-sided: an improvement passes
+
+    two = tmp_path / "two.toml"
+    result = CliRunner().invoke(cli, ["thresholds", str(spread), "--variants", "dcgan",
+                                      "--metrics", "fid_fmnist", "--sigmas", "2",
+                                      "--two-sided", "fid_fmnist", "--out", str(two)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lo, hi = 52.0 - 2 * std_fid, 52.0 + 2 * std_fid
+    assert f"fid_fmnist = {{ min = {lo:.6g}, max = {hi:.6g} }}" in two.read_text()
+    gate = CliRunner().invoke(cli, ["check", str(better), "--thresholds", str(two)])
+    assert gate.exit_code == 1 and "min" in gate.output, gate.output  # beyond noise either way
+    gate = CliRunner().invoke(cli, ["check", str(spread), "--thresholds", str(two)])
+    assert gate.exit_code == 0, gate.output
 
 
 @pytest.mark.parametrize(
@@ -172,6 +187,8 @@ def test_thresholds_from_seed_spread_gate_each_seed_and_the_bad_side(tmp_path: P
         ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--metrics", "kid_fmnist"],
          "not measured"),
         ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--variants", "sngan"], "no rows"),
+        ([row("dcgan", s, 50.0 + s, 7.0) for s in range(3)], ["--two-sided", "is_fmnist"],
+         "not among the bounded metrics"),
     ],
 )  # fmt: skip
 def test_thresholds_refuses_a_spread_it_cannot_trust(

@@ -7,8 +7,12 @@ to data loading, preprocessing, an extractor or a metric's math. Each mutation r
 test's private cache, so reference features are extracted through the mutated code too (a
 cached reference would hide a bug on that side).
 
+The training gate (tests/test_ci_gate.py: `dcgan` at the `ci` profile in fp32 against
+.ci/thresholds.toml) must catch each injected training regression.
+
 Marked ``mutation`` and kept out of the default run: `python -m pytest -m mutation -rA`
-prints the detection table (PASSED = caught); docs/reports.md gives its last result.
+prints the detection table (PASSED = caught); the README and docs/reports.md give its last
+result.
 """
 
 from __future__ import annotations

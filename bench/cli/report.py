@@ -148,20 +148,34 @@ def check_cmd(run_dir: Path, thresholds: Path, baseline: Path | None) -> None:
     help="How many sample standard deviations beyond the seeds' mean each bound sits.",
 )
 @click.option(
+    "--two-sided",
+    default="",
+    help="Comma-separated metrics (of --metrics) bounded on both sides of the mean: a "
+    "change that moves them beyond the seed noise either way fails, an unexplained "
+    "improvement included. Leave out bounded counts such as class_coverage, whose upper "
+    "bound may fall below their best value.",
+)
+@click.option(
     "--out",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Write the TOML here (atomically) instead of printing it.",
 )
 def thresholds_cmd(
-    run_dir: Path, variants: str | None, metrics: str, sigmas: float, out: Path | None
+    run_dir: Path,
+    variants: str | None,
+    metrics: str,
+    sigmas: float,
+    two_sided: str,
+    out: Path | None,
 ) -> None:
     """Derive a thresholds file for `bench check` from the seed spread of RUN_DIR.
 
     Train the gated variants at the gate's own profile and numerics over several seeds
     (`bench run --seeds 5`), then bound each metric at mean -/+ SIGMAS standard deviations
-    on its bad side, so that a one-seed gate passes whichever seed it draws and fails what
-    lies beyond the seeds' noise. Each bound is commented with the mean and std behind it.
+    on its bad side (both sides for the --two-sided ones), so that a one-seed gate passes whichever
+    seed it draws and fails what lies beyond the seeds' noise. Each bound is commented with
+    the mean and std behind it.
     """
     from bench.check import ThresholdsError, derive_thresholds, thresholds_toml
     from bench.fsutil import atomic_write_text
@@ -180,7 +194,8 @@ def thresholds_cmd(
             raise ThresholdsError(f"--variants: no rows for {', '.join(missing) or 'nothing'} "
                                   f"in {run_dir}")  # fmt: skip
         rows = [r for r in rows if str(r["variant"]) in wanted]
-    derived = derive_thresholds(rows, names, sigmas)
+    both = [m.strip() for m in two_sided.split(",") if m.strip()]
+    derived = derive_thresholds(rows, names, sigmas, both)
     text = thresholds_toml(derived, sigmas, str(run_dir))
     if out is None:
         click.echo(text, nl=False)
