@@ -112,6 +112,18 @@ CHECKPOINT_KEYS = ("config", "G", "D", "G_ema", "opt_g", "opt_d", "rng", "step",
 _RESTART = "delete it to train the job again from the start, or restore the file"
 
 
+def images_per_step(variant: Variant) -> int:
+    """Real images one training step shows D: a batch per critic step."""
+    return variant.batch_size * variant.build_loss().n_critic
+
+
+def steps_for_budget(kimg: float, per_step: int) -> int:
+    """Training steps for a budget of ``kimg`` thousand real images: the first step count
+    that reaches it (at least one). The one source of the count, for training and for the
+    plans that `bench run --dry-run` prints."""
+    return max(1, math.ceil(kimg * 1000 / per_step))
+
+
 class Trainer:
     """Trains one variant with one seed into ``out_dir``; resumes from its checkpoint.
 
@@ -153,8 +165,8 @@ class Trainer:
         self.images = data.images.to(self.device)
         self.labels = data.labels.to(self.device)
         self.sampler = EpochSampler(len(data), variant.batch_size, settings.seed, self.device)
-        self.images_per_step = variant.batch_size * self.loss.n_critic
-        self.total_steps = max(1, math.ceil(settings.kimg * 1000 / self.images_per_step))
+        self.images_per_step = images_per_step(variant)
+        self.total_steps = steps_for_budget(settings.kimg, self.images_per_step)
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
         # The CPU model of every session that trained this job, in order (restored on resume):

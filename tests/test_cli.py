@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import click
@@ -179,6 +180,24 @@ def test_dry_run_writes_nothing(tmp_path: Path) -> None:
     assert "dcgan" in result.output and "wgan-gp" in result.output and "new" in result.output
     assert "8 steps x 128 img" in result.output and "2 steps x 640 img" in result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize("kimg", ["0.0005", "0.0645", "0.256"])
+def test_dry_run_step_count_is_what_training_does(
+    kimg: str, synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """One source for the step count: the plan the dry run prints equals the steps trained
+    (a budget that is not a whole number of images, or under one step, included)."""
+    args = ["run", "--variants", "dcgan", "--profile", "smoke", "--kimg", kimg,
+            "--inception-samples", "0", "--data-dir", str(synthetic_dir),
+            "--out", str(tmp_path / "r")]  # fmt: skip
+    plan = invoke(*args, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    steps, per_step = map(int, re.search(r"(\d+) steps x (\d+) img", plan.output).groups())
+    trained = invoke(*args)
+    assert trained.exit_code == 0, trained.output
+    row = json.loads((tmp_path / "r" / "results.jsonl").read_text())
+    assert row["kimg"] == pytest.approx(steps * per_step / 1000) and steps >= 1
 
 
 @pytest.mark.parametrize(

@@ -201,6 +201,7 @@ def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
 
 
 def _print_plan(plan: Any, run: RunFolder) -> None:
+    from bench.harness import images_per_step, steps_for_budget
     from bench.jobs import job_finished
 
     latest = run.latest() if run.results_path.is_file() else {}
@@ -212,8 +213,8 @@ def _print_plan(plan: Any, run: RunFolder) -> None:
     )
     for name, seed in plan.jobs():
         v = plan.variant(name)
-        per_step = v.batch_size * v.build_loss().n_critic
-        steps = -(-int(plan.kimg * 1000) // per_step)
+        per_step = images_per_step(v)
+        steps = steps_for_budget(plan.kimg, per_step)
         state = "new"
         if job_finished(latest.get((name, seed), {}), plan.kimg):
             state = f"finished ({latest[(name, seed)]['status']}), skip"
