@@ -188,9 +188,8 @@ def derive_thresholds(
     bad side, or on both sides for the metrics in ``two_sided``: then a change that moves
     the recipe's numbers beyond its seed noise in either direction fails (a learning rate
     that makes a short run better is still not the recipe the baseline was measured with).
-    The spread
-    must come from the gate's own protocol (profile, sample counts, numerics); the bounds are
-    only as good as the seeds behind them.
+    The spread must come from the gate's own protocol (profile, sample counts, numerics);
+    the bounds are only as good as the seeds behind them.
 
     Raises:
         ThresholdsError: an unknown metric, a variant with a failed job, fewer than
