@@ -18,7 +18,6 @@ per-upload size limit); ``install.sh`` joins them and refuses a kit whose checks
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 from bench.data import cache_dir, data_files, locate
 from bench.errors import BenchError
 from bench.fsutil import atomic_write_text
+from metrics.common import file_digest
 from metrics.inception import OFFLINE_DIR, OFFLINE_FILE
 
 # What GPU images with torch preinstalled lack, and what `pip install -e .` builds with
@@ -48,19 +48,11 @@ class KitFile:
     parts: tuple[str, ...] = ()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _add(src: Path, kit: Path, rel: str, split_bytes: int | None) -> KitFile:
     """Copy ``src`` to ``kit/rel``, or into ``kit/rel.partNNN`` pieces of ``split_bytes``."""
     dest = kit / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
-    size, digest = src.stat().st_size, _sha256(src)
+    size, digest = src.stat().st_size, file_digest(src)
     if split_bytes is None or size <= split_bytes:
         shutil.copyfile(src, dest)
         return KitFile(rel, size, digest)
