@@ -1,36 +1,26 @@
-"""Executors own a run folder: ``execute`` writes config.json first, skips finished jobs,
-and runs the rest, resuming unfinished ones from their checkpoints, either one after another
-in this process, with ``jobs > 1`` in a pool of worker processes (:mod:`bench.pool`), or as a
-submitit job array on Slurm or local processes (:mod:`bench.cluster`).
-Every engine runs :func:`bench.jobs.run_job` and appends one row per job with
-:meth:`RunFolder.append_result`, which is safe under concurrent writers.
+"""The dispatcher: ``execute`` owns a run folder, writes config.json first, skips finished
+jobs, and hands the rest to one execution engine (:mod:`bench.engines`): ``local``, one
+after another in this process; ``pool``, ``jobs > 1`` worker processes; ``slurm`` or
+``submitit-local``, a submitit job array. Every engine runs :func:`bench.jobs.run_job` and
+appends one row per job with :meth:`RunFolder.append_result`, safe under concurrent writers.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import shutil
 import sys
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
-import torch
-
-from bench.data import Dataset, load_part
+from bench.cluster import ClusterSettings
+from bench.engines import make_engine
+from bench.engines.common import Batch, EngineOptions
 from bench.errors import RunFolderError
-from bench.jobs import RUN_DEFINING, RunPlan, format_row, job_finished, make_scorer, record, run_job
-from bench.pool import execute_parallel
+from bench.jobs import RUN_DEFINING, RunPlan, job_finished, make_scorer
 from bench.provenance import git_commit, versions
-from bench.runs import CONFIG, RunFolder, torn_tail
-from bench.scoring import Scorer
-from metrics.common import write_atomic
-from models.data_options import DataOptions
+from bench.runs import RunFolder, torn_tail
 from models.plugins import describe, loaded_plugins, same_code
 from models.registry import UnknownVariantError
-
-if TYPE_CHECKING:
-    from bench.cluster import ClusterSettings
 
 _DEFINING_DEFAULTS: dict[str, Any] = {"overrides": {}}  # folders written before a key existed
 
@@ -109,6 +99,16 @@ def prepare_run(plan: RunPlan, run: RunFolder, argv: list[str] | None = None) ->
     return config
 
 
+def engine_name(options: EngineOptions, jobs_to_run: int | None = None) -> str:
+    """The engine ``options`` ask for: the cluster's when given, else ``pool`` for more than
+    one job at once (``jobs_to_run``: how many remain, when known; one job runs here)."""
+    if options.cluster is not None:
+        return options.cluster.engine
+    if options.jobs > 1 and (jobs_to_run is None or jobs_to_run > 1):
+        return "pool"
+    return "local"
+
+
 def execute(
     plan: RunPlan,
     run: RunFolder,
@@ -120,29 +120,15 @@ def execute(
 ) -> list[dict[str, Any]]:
     """Run every unfinished job of ``plan`` in ``run``; return the rows written now.
 
-    ``jobs`` > 1 runs up to that many jobs at once in worker processes (:mod:`bench.pool`);
-    ``cluster`` submits them as a job array (:mod:`bench.cluster`), and ``detach`` returns
-    once they are submitted. Rows equal a one-at-a-time run's at the same threads per job.
+    ``jobs`` > 1 runs up to that many jobs at once in worker processes; ``cluster`` submits
+    them as a job array, and ``detach`` returns once they are submitted (see
+    :func:`engine_name`). Rows equal a one-at-a-time run's at the same threads per job.
     """
+    options = EngineOptions(jobs=jobs, cluster=cluster, detach=detach)
     scorer = make_scorer(plan)
     scorer.check_references()  # a reference made with other weights fails before any writing
-    if cluster is not None:
-        with _undone_if_refused(run):
-            return _execute_locked(plan, run, echo, argv, jobs, cluster, detach, scorer)
-    return _execute_locked(plan, run, echo, argv, jobs, cluster, detach, scorer)
-
-
-def _execute_locked(
-    plan: RunPlan,
-    run: RunFolder,
-    echo: Callable[[str], None],
-    argv: list[str] | None,
-    jobs: int,
-    cluster: ClusterSettings | None,
-    detach: bool,
-    scorer: Scorer,
-) -> list[dict[str, Any]]:
-    with run.locked():
+    engine = make_engine(engine_name(options), options)
+    with engine.guard(run), run.locked():
         for stale in run.path.glob(".*.tmp"):  # config.json's, from a killed write
             stale.unlink(missing_ok=True)
         prepare_run(plan, run, argv)
@@ -156,77 +142,6 @@ def _execute_locked(
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
             else:
                 todo.append((variant_name, seed))
-        if cluster is not None:
-            from bench.cluster import execute_cluster
-
-            return execute_cluster(plan, run, todo, cluster, echo, detach, scorer) if todo else []
-        if jobs > 1 and len(todo) > 1:
-            return execute_parallel(plan, run, todo, jobs, scorer, echo)
-        with _threads(plan.threads):
-            return _execute_here(plan, run, todo, scorer, echo)
-
-
-@contextlib.contextmanager
-def _undone_if_refused(run: RunFolder) -> Iterator[None]:
-    """A submission the scheduler refuses (no controller, a bad partition) leaves the folder
-    as it found it: a folder this command made is removed, an existing one gets its
-    config.json back and loses the submission files made for the refused array."""
-    from bench.cluster import ClusterError
-    from bench.scheduler import FOLDER
-
-    existed = run.path.is_dir()
-    config = run.path / CONFIG
-    before = config.read_bytes() if config.is_file() else None
-    cluster_dir = run.path / FOLDER
-    had = set(cluster_dir.iterdir()) if cluster_dir.is_dir() else set()
-    try:
-        yield
-    except ClusterError:
-        if not existed:
-            shutil.rmtree(run.path, ignore_errors=True)
-        else:
-            if before is not None:
-                write_atomic(before, config)
-            elif config.is_file():
-                config.unlink()
-            if cluster_dir.is_dir():
-                for new in set(cluster_dir.iterdir()) - had:
-                    shutil.rmtree(new) if new.is_dir() else new.unlink(missing_ok=True)
-                if not had:
-                    cluster_dir.rmdir()
-        raise
-
-
-def _execute_here(
-    plan: RunPlan,
-    run: RunFolder,
-    todo: list[tuple[str, int]],
-    scorer: Scorer,
-    echo: Callable[[str], None],
-) -> list[dict[str, Any]]:
-    written: list[dict[str, Any]] = []
-    data_cache: dict[tuple[DataOptions, str | None], Dataset] = {}
-    for variant_name, seed in todo:
-        options = plan.variant(variant_name).data
-        key = (options, plan.data_dir)
-        if key not in data_cache:
-            data_cache[key] = load_part(options, "train", plan.data_dir)
-        with run.job_locked(variant_name, seed):
-            job_dir = run.job_dir(variant_name, seed)
-            row = run_job(plan, variant_name, seed, job_dir, data_cache[key], scorer)
-            record(run, row)
-        written.append(row)
-        echo(format_row(row))
-    return written
-
-
-@contextlib.contextmanager
-def _threads(n: int | None) -> Iterator[None]:
-    """torch's intra-op thread count set to ``n`` for the block (None: unchanged)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+        if engine_name(options, len(todo)) != engine_name(options):  # a pool of one job
+            engine = make_engine(engine_name(options, len(todo)), options)
+        return engine.run(Batch(plan, run, todo, scorer, echo))

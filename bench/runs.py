@@ -22,6 +22,7 @@ from typing import Any
 from bench.errors import RunFolderError
 from bench.fsutil import append_line, atomic_write_json, read_json
 
+JobKey = tuple[str, int]  # (variant, seed): one job of a run
 CONFIG = "config.json"
 RESULTS = "results.jsonl"
 LOCK = ".lock"
@@ -212,7 +213,7 @@ class RunFolder:
         """All result rows, oldest first."""
         return read_results(self.results_path)
 
-    def latest(self) -> dict[tuple[str, int], dict[str, Any]]:
+    def latest(self) -> dict[JobKey, dict[str, Any]]:
         """The newest row of each (variant, seed) job."""
         return {(r["variant"], int(r["seed"])): r for r in self.results()}
 

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 from typing import Any
 
 from bench.errors import RunFolderError
-from bench.runs import RunFolder
+from bench.runs import JobKey, RunFolder
+from bench.signals import process_start
 from bench.validate import shape_problem
 
-Key = tuple[str, int]
 FOLDER = "cluster"  # RUN/cluster: submitit's pickles and logs, and JOBS_FILE
 JOBS_FILE = "jobs.jsonl"  # one line per submitted job: variant, seed, engine, job_id, log
 EVENTS_FILE = "events.jsonl"  # one line per task stopped by a signal: by, step, job_id, at
@@ -29,7 +28,7 @@ ENDED_BADLY = frozenset({
 GONE = "GONE"  # no longer known to the scheduler: ended (its final state aged out)
 
 
-def submitted(run: RunFolder) -> dict[Key, dict[str, Any]]:
+def submitted(run: RunFolder) -> dict[JobKey, dict[str, Any]]:
     """The newest submission record of each job of the run (empty without any).
 
     Raises:
@@ -37,7 +36,7 @@ def submitted(run: RunFolder) -> dict[Key, dict[str, Any]]:
             the tail of a killed submitter, is left out).
     """
     path = run.path / FOLDER / JOBS_FILE
-    out: dict[Key, dict[str, Any]] = {}
+    out: dict[JobKey, dict[str, Any]] = {}
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
@@ -104,13 +103,12 @@ def _alive(pid: str) -> bool:
         proc = _PROCESSES.get(pid)
         if proc is not None:
             return proc.poll() is None
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-    except (ImportError, ValueError, OSError):
+        return process_start(int(pid)) is not None
+    except (ImportError, ValueError):
         return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def job_ids_for_status(run: RunFolder) -> dict[Key, tuple[str, str, str]]:
+def job_ids_for_status(run: RunFolder) -> dict[JobKey, tuple[str, str, str]]:
     """(engine, job id, scheduler state or "") of each submitted job, for ``bench status``."""
     recs = submitted(run)
     states = states_of(list(recs.values()))

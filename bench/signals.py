@@ -1,13 +1,17 @@
 """Stopping cleanly on Ctrl-C and SIGTERM: the loop finishes its step, checkpoints and ends,
 in one process (the harness) or in every worker of ``--jobs`` (the pool). A cluster job adds
-its scheduler's timeout signal (:func:`also_stop_on`)."""
+its scheduler's timeout signal (:func:`also_stop_on`). Whether a process still lives
+(:func:`process_start`) is asked by a worker about its parent and by ``bench status`` about
+a submitit-local controller."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 _EXTRA: list[tuple[tuple[int, ...], list[int]]] = []  # (signals, where to record them)
@@ -60,3 +64,20 @@ def stop_on_signal() -> Iterator[threading.Event]:
         signal.signal(s, h)
     if received:
         signal.raise_signal(received[0])
+
+
+def process_start(pid: int) -> str | None:
+    """An identity of process ``pid`` that a reused pid does not share (its start time in
+    /proc), '' where /proc is missing but the pid exists, None when it is gone or a zombie
+    (killed, not yet reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return None if fields[0] == "Z" else fields[19]
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ""

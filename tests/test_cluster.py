@@ -249,7 +249,7 @@ def test_slurm_array_survives_a_requeue_and_equals_a_local_run(
 def test_a_task_gone_without_a_row_gets_a_failed_row(synthetic_dir: Path, tmp_path: Path) -> None:
     """The waiting submitter's view: a submitted task whose process ended without writing a
     row (killed, out of memory) becomes a `failed` row naming its log; a rerun resumes it."""
-    from bench.cluster import wait_for
+    from bench.engines.submitit import wait_for
     from bench.executor import prepare_run
     from bench.fsutil import append_line
     from bench.jobs import RunPlan

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 
 from bench.cli import cli
 from bench.cluster import ClusterError, ClusterSettings
-from bench.pool import process_start
 from bench.runs import RunFolder
+from bench.signals import process_start
 from bench.sweep import SweepError, parse_spec
 from tests.conftest import bench_process
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import pool
 from bench.checkpoint import load_checkpoint
 from bench.data import random_dataset
+from bench.engines import pool
 from bench.errors import BenchError, RunFolderError
 from bench.executor import execute
 from bench.harness import Trainer, TrainSettings

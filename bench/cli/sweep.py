@@ -66,7 +66,7 @@ def sweep_cmd(
     waits for the phase (keep it running, e.g. in tmux, or rerun it to resume waiting).
     """
     from bench.api import check_trainable
-    from bench.cluster import wait_for
+    from bench.engines.submitit import wait_for
     from bench.executor import execute
     from bench.jobs import RunPlan
     from bench.runs import RunFolder

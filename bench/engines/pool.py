@@ -8,7 +8,7 @@ spread over them (worker slot i uses ``cuda:(i mod count)``). On the CPU each jo
 ``plan.threads`` intra-op threads, by default ``cores // N``, so N jobs do not fight over
 the cores.
 
-Each worker runs the same :func:`bench.jobs.run_job` as the sequential executor and
+Each worker runs the same :func:`bench.jobs.run_job` as the local engine and
 appends its own row (a locked append), so the rows equal a one-at-a-time run's at the same
 threads per job. The parent holds the run folder's lock, starts and watches the workers,
 shows every running job, writes a ``failed`` row for a worker that died without one, and on
@@ -43,21 +43,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from bench.data import load_part
+from bench.engines.common import STATUS_EVERY_S, Batch, Engine, warm_caches
 from bench.errors import BenchError
 from bench.harness import Interrupted, Trainer
 from bench.hooks import Hook
 from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_job
-from bench.runs import RunFolder
-from bench.scoring import Scorer
-from bench.signals import stop_on_signal
-from metrics.evaluator import EvaluatorUnavailable
-from metrics.family import MetricInputError
-from metrics.inception import InceptionUnavailable
+from bench.runs import JobKey, RunFolder
+from bench.signals import process_start, stop_on_signal
 
-Key = tuple[str, int]
 PARENT_POLL_S = 0.5  # how often a worker checks that the bench process that started it lives
-STATUS_EVERY_S = 60.0  # without progress bars: one line naming every running job this often
 
 
 def cpu_count() -> int:
@@ -87,7 +81,7 @@ class _Reporter(Hook):
     """Worker side of the progress display: kimg and img/s at most once a second, and the
     moment training ends and scoring starts."""
 
-    def __init__(self, messages: Any, key: Key) -> None:
+    def __init__(self, messages: Any, key: JobKey) -> None:
         self.messages, self.key = messages, key
 
     def on_start(self, trainer: Trainer) -> None:
@@ -114,27 +108,10 @@ def _context() -> Any:
         from multiprocessing import forkserver
 
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["bench.pool"])
+        ctx.set_forkserver_preload(["bench.engines.pool"])
         forkserver.ensure_running()  # its imports overlap the parent's cache warming
         return ctx
     return mp.get_context("spawn")
-
-
-def process_start(pid: int) -> str | None:
-    """An identity of process ``pid`` that a reused pid does not share (its start time in
-    /proc), '' where /proc is missing but the pid exists, None when it is gone or a zombie
-    (killed, not yet reaped)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return None if fields[0] == "Z" else fields[19]
-    except (OSError, IndexError):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
 
 
 def _watch_parent(pid: int, start: str | None, every_s: float = PARENT_POLL_S) -> None:
@@ -184,7 +161,7 @@ def _worker(
 
 @dataclass
 class _Job:
-    key: Key
+    key: JobKey
     proc: BaseProcess
     slot: int
     device: str
@@ -263,105 +240,113 @@ class Board:
         self._bars.clear()
 
 
-def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[Key]) -> None:
-    """Parse the data and extract the reference features once, here, so that N workers
-    read them from the caches instead of computing the same thing N times at once. A
-    failure is left for the jobs to report in their rows, as a one-at-a-time run does."""
-    for options in {plan.variant(v).data for v, _ in todo}:
-        load_part(options, "train", plan.data_dir)
-        classes = options.classes
+class PoolEngine(Engine):
+    """Up to ``options.jobs`` jobs at once, each in a worker process (module docstring)."""
+
+    status_every: float = STATUS_EVERY_S
+
+    def run(self, batch: Batch) -> list[dict[str, Any]]:
+        """Run the batch in worker processes; return the rows written now.
+
+        Raises:
+            BenchError: a worker met a user error (the first one); running jobs finish first.
+            Interrupted: Ctrl-C or SIGTERM; every started job checkpointed and can resume.
+        """
+        plan, jobs = batch.plan, self.options.jobs
+        bars = plan.progress if plan.progress is not None else sys.stderr.isatty()
+        state = _PoolState(batch, jobs, Board(batch.echo, bars, self.status_every))
+        warm_caches(plan, batch.scorer, batch.todo)  # while the fork server imports
+        cpu = torch.device(plan.device).type == "cpu"
+        where = (f"{state.threads} thread(s) each" if cpu
+                 else "devices " + ", ".join(sorted(set(state.slots))))  # fmt: skip
+        batch.echo(f"{len(batch.todo)} job(s), up to {jobs} at a time ({where})")
         try:
-            scorer.reference(classes)
-            if scorer.settings.inception_samples > 0:
-                scorer.inception_reference(classes)
-        except (EvaluatorUnavailable, InceptionUnavailable, MetricInputError):
-            pass
+            with stop_on_signal() as stop:
+                while state.pending or state.running:
+                    if stop.is_set() and not state.stopping:
+                        state.stop()
+                    if state.errors:
+                        state.pending.clear()  # a user error: start nothing new
+                    state.start_free()
+                    state.drain(wait=0.5)
+                    state.reap()
+                    state.board.tick(list(state.running.values()))
+                if state.stopping:  # raised inside: the signal was handled, not to be raised again
+                    raise Interrupted("every running job saved a checkpoint")
+        except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoints stay
+            for job in state.running.values():
+                _signal(job.proc, signal.SIGKILL)
+                job.proc.join()
+            raise
+        finally:
+            state.board.close()
+            state.messages.close()
+        if state.errors:
+            raise BenchError(state.errors[0])
+        return state.written
 
 
-def execute_parallel(
-    plan: RunPlan,
-    run: RunFolder,
-    todo: list[Key],
-    jobs: int,
-    scorer: Scorer,
-    echo: Callable[[str], None],
-    status_every: float = STATUS_EVERY_S,
-) -> list[dict[str, Any]]:
-    """Run ``todo`` in up to ``jobs`` worker processes; return the rows written now.
+class _PoolState:
+    """The parent's view of a pool at work: jobs waiting, running (by worker slot), rows
+    written and user errors reported so far."""
 
-    Raises:
-        BenchError: a worker met a user error (the first one); running jobs finish first.
-        Interrupted: Ctrl-C or SIGTERM; every started job checkpointed and can resume.
-    """
-    ctx = _context()
-    messages = ctx.Queue()
-    slots = job_devices(plan.device, jobs)
-    threads = threads_per_job(plan, jobs)
-    worker_plan = replace(plan, progress=False)
-    warm_caches(plan, scorer, todo)
-    bars = plan.progress if plan.progress is not None else sys.stderr.isatty()
-    board = Board(echo, bars, status_every)
-    pending: deque[Key] = deque(todo)
-    running: dict[Key, _Job] = {}
-    free = list(range(jobs))
-    written: list[dict[str, Any]] = []
-    errors: list[str] = []
-    stopping = False
-    cpu = torch.device(plan.device).type == "cpu"
-    where = f"{threads} thread(s) each" if cpu else "devices " + ", ".join(sorted(set(slots)))
-    echo(f"{len(todo)} job(s), up to {jobs} at a time ({where})")
-    parent = (os.getpid(), process_start(os.getpid()))
-    try:
-        with stop_on_signal() as stop:
-            while pending or running:
-                if stop.is_set() and not stopping:
-                    stopping = True
-                    pending.clear()
-                    for job in running.values():
-                        _signal(job.proc, signal.SIGTERM)  # checkpoint and stop
-                if errors:
-                    pending.clear()  # a user error: start nothing new, let running jobs end
-                while pending and free and not stopping:
-                    key, slot = pending.popleft(), free.pop(0)
-                    dev = slots[slot]
-                    proc = ctx.Process(
-                        target=_worker,
-                        args=(replace(worker_plan, device=dev), str(run.path), *key, threads,
-                              messages, dict(os.environ), os.getcwd(), parent),
-                        name=f"bench-{key[0]}-s{key[1]}",
-                    )  # fmt: skip
-                    proc.start()
-                    running[key] = job = _Job(key, proc, slot, dev)
-                    board.say(f"{key[0]} seed {key[1]}: started on {dev}")
-                    board.update(job)
-                _drain(messages, running, board, written, errors, wait=0.5)
-                for key, job in list(running.items()):
-                    if job.proc.is_alive():
-                        continue
-                    job.proc.join()
-                    _drain(messages, running, board, written, errors, wait=0.0)
-                    if job.ended is None and not stopping:
-                        row = _died(plan, run, job)
-                        written.append(row)
-                        board.say(format_row(row))
-                    board.done(job)
-                    free.append(job.slot)
-                    free.sort()
-                    del running[key]
-                board.tick(list(running.values()))
-            if stopping:  # raised inside: the signal was handled, not to be raised again
-                raise Interrupted("every running job saved a checkpoint")
-    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoints stay
-        for job in running.values():
-            _signal(job.proc, signal.SIGKILL)
+    def __init__(self, batch: Batch, jobs: int, board: Board) -> None:
+        self.batch, self.board = batch, board
+        self.ctx = _context()
+        self.messages = self.ctx.Queue()
+        self.slots = job_devices(batch.plan.device, jobs)
+        self.threads = threads_per_job(batch.plan, jobs)
+        self.worker_plan = replace(batch.plan, progress=False)
+        self.pending: deque[JobKey] = deque(batch.todo)
+        self.running: dict[JobKey, _Job] = {}
+        self.free = list(range(jobs))
+        self.written: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+        self.stopping = False
+        self.parent = (os.getpid(), process_start(os.getpid()))
+
+    def stop(self) -> None:
+        """Ctrl-C or SIGTERM: start nothing more; every worker checkpoints and stops."""
+        self.stopping = True
+        self.pending.clear()
+        for job in self.running.values():
+            _signal(job.proc, signal.SIGTERM)
+
+    def start_free(self) -> None:
+        """Start waiting jobs on the free worker slots."""
+        while self.pending and self.free and not self.stopping:
+            key, slot = self.pending.popleft(), self.free.pop(0)
+            dev = self.slots[slot]
+            proc = self.ctx.Process(
+                target=_worker,
+                args=(replace(self.worker_plan, device=dev), str(self.batch.run.path), *key,
+                      self.threads, self.messages, dict(os.environ), os.getcwd(), self.parent),
+                name=f"bench-{key[0]}-s{key[1]}",
+            )  # fmt: skip
+            proc.start()
+            self.running[key] = job = _Job(key, proc, slot, dev)
+            self.board.say(f"{key[0]} seed {key[1]}: started on {dev}")
+            self.board.update(job)
+
+    def drain(self, wait: float) -> None:
+        """Handle the workers' messages (see :func:`_drain`)."""
+        _drain(self.messages, self.running, self.board, self.written, self.errors, wait)
+
+    def reap(self) -> None:
+        """Collect ended workers; one that ended without a row gets a ``failed`` row."""
+        for key, job in list(self.running.items()):
+            if job.proc.is_alive():
+                continue
             job.proc.join()
-        raise
-    finally:
-        board.close()
-        messages.close()
-    if errors:
-        raise BenchError(errors[0])
-    return written
+            self.drain(wait=0.0)
+            if job.ended is None and not self.stopping:
+                row = _died(self.batch.plan, self.batch.run, job)
+                self.written.append(row)
+                self.board.say(format_row(row))
+            self.board.done(job)
+            self.free.append(job.slot)
+            self.free.sort()
+            del self.running[key]
 
 
 def _signal(proc: BaseProcess, sig: int) -> None:
@@ -372,7 +357,7 @@ def _signal(proc: BaseProcess, sig: int) -> None:
 
 def _drain(
     messages: Any,
-    running: dict[Key, _Job],
+    running: dict[JobKey, _Job],
     board: Board,
     written: list[dict[str, Any]],
     errors: list[str],
