@@ -164,9 +164,8 @@ def score(
     from bench.jobs import resolve_device
     from bench.reference import load_reference
     from bench.scoring import Scorer
-    from metrics.family import MetricInputError
+    from metrics.family import EvalSettings, MetricInputError
     from metrics.images import load_images
-    from metrics.suite import EvalSettings
     from models.plugins import PluginError, ensure_plugins
     from models.registry import Variant, get_variant
 

@@ -18,7 +18,7 @@ import contextlib
 import copy
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,40 +34,17 @@ from bench.checkpoint import (
 )
 from bench.data import Dataset, EpochSampler, to_model_range
 from bench.errors import BenchError
-from bench.hooks import GridSaver, Hook, LossLog, ProgressBar, TensorBoardLog
+from bench.hooks import GridSaver, LossLog, ProgressBar, TensorBoardLog
 from bench.provenance import cpu_model, versions
 from bench.signals import stop_on_signal
+from bench.training import Hook, TrainSettings
 from models.augment import DiffAugmentD
 from models.ema import ema_decay_at, update_ema
 from models.layers import has_conv
 from models.registry import Variant, count_parameters
 
-Precision = Literal["fp32", "bf16"]
 CHECKPOINT_NAME = "checkpoint.pt"
 GRID_SEED = 2017_08_25  # fixed noise for grids: the same latents at every interval and seed
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """How to train (not what): budget, seed, numerics and side-output intervals."""
-
-    kimg: float  # budget: thousands of real images shown to D
-    seed: int = 0  # model init, noise stream and batch order all derive from it
-    precision: Precision = "fp32"  # "bf16": CPU/GPU autocast (commands choose: resolve_precision)
-    channels_last: bool = True  # NHWC convolutions: faster on CPU oneDNN and GPU tensor cores
-    device: str = "cpu"
-    checkpoint_kimg: float = 10.0  # resumable checkpoint interval
-    grid_kimg: float = 5.0  # fixed-noise sample grid interval
-    progress: bool | None = None  # None: a bar only when stderr is a terminal
-    # Steps between read-backs of the loss statistics. Reading a GPU scalar waits for the GPU,
-    # so a per-step read would serialise host and device; None: every step on the CPU (where a
-    # read is free), every 50 on CUDA. Every step is still logged and checked for NaN, and
-    # statistics are always read back before a checkpoint, so no broken weights are saved.
-    sync_every: int | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form."""
-        return asdict(self)
 
 
 @dataclass

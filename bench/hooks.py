@@ -1,6 +1,7 @@
 """The training loop's hooks: everything beside the optimisation steps.
 
-:class:`Hook` is the interface the loop (:mod:`bench.harness`) calls; the built-in hooks
+:class:`~bench.training.Hook` is the interface the loop (:mod:`bench.harness`) calls and
+:class:`~bench.training.TrainingState` what a hook sees of it; the built-in hooks
 write the loss log, the fixed-noise sample grids and the progress bar; :class:`MetricTracker`
 scores G_ema during training (the metric-versus-kimg curve); :class:`TensorBoardLog` writes
 all of these as TensorBoard events when the optional package is installed. The loop calls
@@ -12,41 +13,19 @@ from __future__ import annotations
 import csv
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from bench.scoring import Scorer
+from bench.training import Hook, TrainingState
 from metrics.common import CLASS_NAMES, atomic_path
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.family import MetricInputError
 from metrics.suite import generate
 from models.registry import Variant
-
-if TYPE_CHECKING:
-    from bench.harness import Trainer
-    from bench.scoring import Scorer
-
-
-class Hook:
-    """Side outputs of training. Every method is optional."""
-
-    def on_start(self, trainer: Trainer) -> None:
-        """Called once before the first step (after a resume, if any)."""
-
-    def after_step(self, trainer: Trainer) -> None:
-        """Called after each iteration (grids, metrics, signals: what needs the models)."""
-
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
-        """Called with the iterations' losses, read back together (``TrainSettings.
-        sync_every``): one row per step, oldest first, each with ``step`` and ``kimg``."""
-
-    def before_checkpoint(self, trainer: Trainer) -> None:
-        """Called before a checkpoint is written: flush anything that must be on disk."""
-
-    def on_end(self, trainer: Trainer) -> None:
-        """Called once after the last step."""
 
 
 def rows_through(path: Path, step: int) -> list[dict[str, str]]:
@@ -71,13 +50,13 @@ class LossLog(Hook):
 
     FILE = "losses.csv"
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         self.path = trainer.out_dir / self.FILE
         self.columns = ["step", "kimg", "d_loss", "g_loss", *trainer.loss.stat_names]
         self.rows: list[dict[str, Any]] = []
         write_csv(self.path, self.columns, rows_through(self.path, trainer.step))
 
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+    def on_stats(self, trainer: TrainingState, rows: list[dict[str, float]]) -> None:
         self.rows.extend(rows)
         if len(self.rows) >= 200:
             self.flush()
@@ -90,10 +69,10 @@ class LossLog(Hook):
             csv.DictWriter(fh, fieldnames=self.columns, extrasaction="ignore").writerows(self.rows)
         self.rows = []
 
-    def before_checkpoint(self, trainer: Trainer) -> None:
+    def before_checkpoint(self, trainer: TrainingState) -> None:
         self.flush()
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainingState) -> None:
         self.flush()
 
 
@@ -105,21 +84,21 @@ class GridSaver(Hook):
     def __init__(self) -> None:
         self.last: tuple[int, torch.Tensor] | None = None  # (step, grid) of the newest grid
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         self.every = trainer.every(trainer.settings.grid_kimg)
         if trainer.step == 0:
             self._save(trainer, trainer.out_dir / "grids" / "step0000000-kimg0.0.png")
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, trainer: TrainingState) -> None:
         if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
             name = f"step{trainer.step:07d}-kimg{trainer.kimg:.1f}.png"
             self._save(trainer, trainer.out_dir / "grids" / name)
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainingState) -> None:
         if trainer.step == trainer.total_steps:
             self._save(trainer, trainer.out_dir / self.FINAL)
 
-    def _save(self, trainer: Trainer, path: Path) -> None:
+    def _save(self, trainer: TrainingState, path: Path) -> None:
         import torchvision.utils as vutils  # deferred: importing torchvision costs ~5 s
 
         if self.last is not None and self.last[0] == trainer.step:
@@ -154,7 +133,7 @@ def label_rows(grid: torch.Tensor, names: list[str] | None) -> Image.Image:
 class ProgressBar(Hook):
     """tqdm bar in kimg with img/s and current losses; silent when stderr is not a terminal."""
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         s = trainer.settings
         self.bar = tqdm(
             total=round(trainer.total_steps * trainer.images_per_step / 1000, 3),
@@ -169,10 +148,10 @@ class ProgressBar(Hook):
         )
         self._t, self._k = time.perf_counter(), trainer.kimg
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, trainer: TrainingState) -> None:
         self.bar.update(trainer.images_per_step / 1000)
 
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+    def on_stats(self, trainer: TrainingState, rows: list[dict[str, float]]) -> None:
         now = time.perf_counter()
         if rows and now - self._t >= 1.0:
             rate = (trainer.kimg - self._k) * 1000 / (now - self._t)
@@ -182,7 +161,7 @@ class ProgressBar(Hook):
                 f"{rate:.0f} img/s, D {last['d_loss']:.3f}, G {last['g_loss']:.3f}", refresh=False
             )
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainingState) -> None:
         self.bar.close()
 
 
@@ -206,7 +185,7 @@ class MetricTracker(Hook):
         self.error: str | None = None
         self.rows: list[dict[str, Any]] = []
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         self.path = trainer.out_dir / self.FILE
         self.every = trainer.every(self.every_kimg)
         self.rows = rows_through(self.path, trainer.step)
@@ -214,7 +193,7 @@ class MetricTracker(Hook):
         if trainer.step == 0:
             self._measure(trainer)
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, trainer: TrainingState) -> None:
         if trainer.step % self.every == 0 or trainer.step == trainer.total_steps:
             self._measure(trainer)
 
@@ -230,7 +209,7 @@ class MetricTracker(Hook):
             **({"error": self.error} if self.error else {}),
         }
 
-    def _measure(self, trainer: Trainer) -> None:
+    def _measure(self, trainer: TrainingState) -> None:
         if self.error is not None:
             return
         try:
@@ -273,7 +252,7 @@ class TensorBoardLog(Hook):
     def __init__(self) -> None:
         self.writer: Any = None
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         writer_class = summary_writer_class()
         if writer_class is None:
             return
@@ -289,10 +268,10 @@ class TensorBoardLog(Hook):
         self.after_step(trainer)
 
     @staticmethod
-    def _nimg(trainer: Trainer, step: int) -> int:
+    def _nimg(trainer: TrainingState, step: int) -> int:
         return step * trainer.images_per_step
 
-    def on_stats(self, trainer: Trainer, rows: list[dict[str, float]]) -> None:
+    def on_stats(self, trainer: TrainingState, rows: list[dict[str, float]]) -> None:
         if self.writer is None:
             return
         for row in rows:
@@ -301,7 +280,7 @@ class TensorBoardLog(Hook):
                 if key not in ("step", "kimg"):
                     self.writer.add_scalar(f"loss/{key}", value, nimg)
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, trainer: TrainingState) -> None:
         if self.writer is None:
             return
         if self.tracker is not None:
@@ -316,11 +295,11 @@ class TensorBoardLog(Hook):
             self.writer.add_image("samples", last[1], self._nimg(trainer, last[0]))
             self.grid_step = last[0]
 
-    def before_checkpoint(self, trainer: Trainer) -> None:
+    def before_checkpoint(self, trainer: TrainingState) -> None:
         if self.writer is not None:
             self.writer.flush()
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainingState) -> None:
         if self.writer is not None:
             self.after_step(trainer)
             self.writer.close()

@@ -19,14 +19,15 @@ import torch
 
 from bench.data import Dataset, load_part
 from bench.errors import BenchError, disk_error
-from bench.harness import Diverged, Interrupted, Precision, Trainer, TrainSettings
-from bench.hooks import Hook, MetricTracker
+from bench.harness import Diverged, Interrupted, Trainer
+from bench.hooks import MetricTracker
 from bench.profiles import Profile, get_profile
 from bench.provenance import cpu_bf16, cpu_description
 from bench.reference import load_reference
 from bench.runs import FINISHED, RunFolder
 from bench.scoring import Scorer
-from metrics.suite import EvalSettings
+from bench.training import Hook, Precision, TrainSettings
+from metrics.family import EvalSettings
 from models.plugins import canonical, ensure_plugins
 from models.registry import Variant, resolve_variant
 

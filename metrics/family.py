@@ -27,8 +27,25 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from metrics.suite import EvalSettings
     from models.registry import Variant
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How the metrics are computed; recorded with every result."""
+
+    num_samples: int  # generated samples scored
+    metric_seed: int = 2020  # latents/labels and metric subsampling; independent of training
+    batch_size: int = 500  # feature-extraction batch; results do not depend on it
+    isc_splits: int = 10  # the Inception Score convention
+    kid_subsets: int = 100  # torch-fidelity's defaults
+    kid_subset_size: int = 1000  # lowered to the sample count when that is smaller (recorded)
+    prc_neighborhood: int = 3  # k of the k-NN manifolds (Kynkaanniemi et al. 2019)
+    dnc_neighborhood: int = 5  # k of density/coverage (Naeem et al. 2020 recommend 5)
+    inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
+    inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
+    ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
+
 
 # Metric groups and the protocol section of a row that describes how each group was made.
 GROUPS: dict[str, str] = {

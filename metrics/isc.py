@@ -6,12 +6,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from metrics.family import Family, FeatureContext, MetricInputError, MetricKey
+from metrics.family import EvalSettings, Family, FeatureContext, MetricInputError, MetricKey
 
 if TYPE_CHECKING:
     import torch
-
-    from metrics.suite import EvalSettings
 
 
 def inception_score(logits: torch.Tensor, settings: EvalSettings) -> tuple[float, float]:

@@ -14,7 +14,7 @@ import contextlib
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -24,27 +24,10 @@ from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorIncepti
 
 from metrics.common import package_versions, save_atomic
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
-from metrics.family import FeatureContext
+from metrics.family import EvalSettings, FeatureContext
 from metrics.images import check_images, module_device, to_uint8
 from metrics.keys import families
 from models.registry import Variant
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How the metrics are computed; recorded with every result."""
-
-    num_samples: int  # generated samples scored
-    metric_seed: int = 2020  # latents/labels and metric subsampling; independent of training
-    batch_size: int = 500  # feature-extraction batch; results do not depend on it
-    isc_splits: int = 10  # the Inception Score convention
-    kid_subsets: int = 100  # torch-fidelity's defaults
-    kid_subset_size: int = 1000  # lowered to the sample count when that is smaller (recorded)
-    prc_neighborhood: int = 3  # k of the k-NN manifolds (Kynkaanniemi et al. 2019)
-    dnc_neighborhood: int = 5  # k of density/coverage (Naeem et al. 2020 recommend 5)
-    inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
-    inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
-    ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
 
 
 def versions() -> dict[str, str]:

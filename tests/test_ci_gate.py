@@ -46,7 +46,7 @@ def test_gate_passes_for_trained_variants_and_fails_for_noise(
 
     from bench.profiles import get_profile
     from bench.scoring import Scorer
-    from metrics.suite import EvalSettings
+    from metrics.family import EvalSettings
     from models import get_variant
 
     p = get_profile("ci")

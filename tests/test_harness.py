@@ -22,10 +22,10 @@ from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.executor import execute
 from bench.harness import Diverged, Interrupted, Trainer, TrainSettings
-from bench.hooks import Hook
 from bench.jobs import RunPlan
 from bench.profiles import get_profile
 from bench.runs import RunFolder
+from bench.training import Hook
 from models import registry
 from models.data_options import DataOptions
 from models.ema import ema_decay_at, update_ema

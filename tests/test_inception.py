@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from bench.cli import cli
 from metrics import inception as inc
-from metrics.suite import EvalSettings, inception_metrics, reference_features
+from metrics.family import EvalSettings
+from metrics.suite import inception_metrics, reference_features
 from tests.conftest import USER_CACHE
 
 USER_TS = USER_CACHE / inc.OFFLINE_DIR / inc.TORCHSCRIPT_FILE

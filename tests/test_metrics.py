@@ -10,13 +10,13 @@ import torch
 
 from metrics.dnc import density_coverage, reference_radii
 from metrics.evaluator import FMNISTEvaluator
-from metrics.family import FeatureContext, MetricInputError
+from metrics.family import EvalSettings, FeatureContext, MetricInputError
 from metrics.fid import fid
 from metrics.images import check_images, to_uint8
 from metrics.isc import inception_score
 from metrics.keys import METRICS, higher_is_better
 from metrics.prc import precision_recall
-from metrics.suite import EvalSettings, feature_metrics
+from metrics.suite import feature_metrics
 
 
 def gaussian(n: int, dim: int, seed: int, shift: float = 0.0, scale: float = 1.0) -> torch.Tensor:

@@ -13,9 +13,10 @@ from click.testing import CliRunner
 from bench.cli import cli
 from metrics.evaluator import WEIGHTS_PATH, accuracy, load_evaluator
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
+from metrics.family import EvalSettings
 from metrics.fid import fid
 from metrics.isc import inception_score
-from metrics.suite import EvalSettings, extract
+from metrics.suite import extract
 
 needs_weights = pytest.mark.skipif(
     not WEIGHTS_PATH.is_file(), reason="evaluator weights not built (bench evaluator train)"

@@ -189,8 +189,9 @@ def perf_metrics_cmd(
 
     from bench.data import cache_dir, load_part
     from bench.scoring import Scorer
+    from metrics.family import EvalSettings
     from metrics.inception import InceptionUnavailable, load_inception
-    from metrics.suite import EvalSettings, extract
+    from metrics.suite import extract
     from models.data_options import DataOptions
 
     dd = str(data_dir) if data_dir is not None else None

@@ -61,7 +61,7 @@ def reference_export_cmd(
     from bench.reference import export_reference
     from bench.scoring import Scorer
     from metrics.extractors import FMNIST_EXTRACTOR
-    from metrics.suite import EvalSettings
+    from metrics.family import EvalSettings
 
     class_ids = parse_classes(classes)
     dd = str(data_dir) if data_dir is not None else None
@@ -255,8 +255,8 @@ def sanity_cmd(
     from bench.data import locate
     from bench.sanity import RUNGS, run_ladder
     from bench.scoring import Scorer
+    from metrics.family import EvalSettings
     from metrics.keys import METRICS
-    from metrics.suite import EvalSettings
 
     seeds = draws
     dd = str(data_dir) if data_dir is not None else None
@@ -312,7 +312,7 @@ def floor_cmd(
     from bench.floor import run_floor
     from bench.runs import RunFolder
     from bench.scoring import Scorer
-    from metrics.suite import EvalSettings
+    from metrics.family import EvalSettings
 
     run = RunFolder(run_dir)
     recorded = ((run.read_config() or {}).get("run") or {}).get("profile")

@@ -45,11 +45,11 @@ from tqdm.auto import tqdm
 
 from bench.engines.common import STATUS_EVERY_S, Batch, Engine, warm_caches
 from bench.errors import BenchError
-from bench.harness import Interrupted, Trainer
-from bench.hooks import Hook
+from bench.harness import Interrupted
 from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_job
 from bench.runs import JobKey, RunFolder
 from bench.signals import process_start, stop_on_signal
+from bench.training import Hook, TrainingState
 
 PARENT_POLL_S = 0.5  # how often a worker checks that the bench process that started it lives
 
@@ -84,19 +84,19 @@ class _Reporter(Hook):
     def __init__(self, messages: Any, key: JobKey) -> None:
         self.messages, self.key = messages, key
 
-    def on_start(self, trainer: Trainer) -> None:
+    def on_start(self, trainer: TrainingState) -> None:
         self.total = trainer.total_steps * trainer.images_per_step / 1000
         self._t, self._k = time.monotonic(), trainer.kimg
         self.messages.put(("progress", self.key, trainer.kimg, self.total, None))
 
-    def after_step(self, trainer: Trainer) -> None:
+    def after_step(self, trainer: TrainingState) -> None:
         now = time.monotonic()
         if now - self._t >= 1.0:
             rate = (trainer.kimg - self._k) * 1000 / (now - self._t)
             self._t, self._k = now, trainer.kimg
             self.messages.put(("progress", self.key, trainer.kimg, self.total, rate))
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainingState) -> None:
         if trainer.step == trainer.total_steps:
             self.messages.put(("phase", self.key, "scoring"))
 
