@@ -145,3 +145,16 @@ def execute(
         if engine_name(options, len(todo)) != engine_name(options):  # a pool of one job
             engine = make_engine(engine_name(options, len(todo)), options)
         return engine.run(Batch(plan, run, todo, scorer, echo))
+
+
+def wait_for(
+    plan: RunPlan,
+    run: RunFolder,
+    echo: Callable[[str], None] = print,
+    jobs: int = 1,
+    cluster: ClusterSettings | None = None,
+) -> list[dict[str, Any]]:
+    """Wait for the jobs of ``plan`` that a detached :func:`execute` left to the engine
+    these options choose; return their rows (none for an engine that never detaches)."""
+    options = EngineOptions(jobs=jobs, cluster=cluster)
+    return make_engine(engine_name(options), options).wait(plan, run, echo)

@@ -1,5 +1,6 @@
-"""The package's shape: no import cycle, and imports go one way (bench -> models, metrics,
-reports; metrics -> models; reports never imports bench)."""
+"""The package's shape: no import cycle (deferred and TYPE_CHECKING imports included), imports
+go one way (bench -> models, metrics, reports; metrics -> models; reports never imports
+bench), and the execution engines are siblings that never import each other."""
 
 from __future__ import annotations
 
@@ -27,23 +28,12 @@ def _modules() -> dict[str, Path]:
     return out
 
 
-def _is_type_checking(node: ast.If) -> bool:
-    test = node.test
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
 def _imports(path: Path, modules: dict[str, Path]) -> set[str]:
-    """Modules of ours that ``path`` imports at run time, at any depth (function-level
-    imports count: a deferred import is still a dependency); TYPE_CHECKING blocks do not."""
+    """Modules of ours that ``path`` imports, at any depth: a deferred (function-level)
+    import is still a dependency, and a TYPE_CHECKING one is a dependency of its types."""
     found: set[str] = set()
 
     def visit(node: ast.AST) -> None:
-        if isinstance(node, ast.If) and _is_type_checking(node):
-            for child in node.orelse:
-                visit(child)
-            return
         if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.split(".")[0] in PACKAGES:
                 for alias in node.names:
@@ -115,3 +105,34 @@ def test_imports_go_one_way() -> None:
         if t.split(".")[0] != m.split(".")[0] and t.split(".")[0] not in ALLOWED[m.split(".")[0]]
     )
     assert wrong == []
+
+
+ENGINES = ROOT / "bench" / "engines"
+
+
+def test_engines_are_siblings() -> None:
+    """Each engine imports only the shared module of the engines package, and nothing but
+    the registry and the dispatcher imports an engine (by name, when chosen)."""
+    graph = _graph()
+    engines = {f"bench.engines.{p.stem}" for p in ENGINES.glob("*.py")} - {
+        "bench.engines.__init__",
+        "bench.engines.common",
+    }
+    assert {"bench.engines.local", "bench.engines.pool", "bench.engines.submitit"} <= engines
+    for engine in engines:
+        assert graph[engine] & engines == set(), engine
+        assert "bench.engines" not in graph[engine], f"{engine} imports the registry"
+    assert graph["bench.engines.common"] & engines == set()
+    importers = {m for m, targets in graph.items() if targets & engines} - engines
+    assert importers <= {"tests"}, f"engines imported directly by {sorted(importers)}"
+
+
+def test_every_registered_engine_is_an_engine_class() -> None:
+    import importlib
+
+    from bench.engines import ENGINES as REGISTERED
+    from bench.engines.common import Engine
+
+    for name, where in REGISTERED.items():
+        module, cls = where.split(":")
+        assert issubclass(getattr(importlib.import_module(module), cls), Engine), name

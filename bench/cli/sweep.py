@@ -66,8 +66,7 @@ def sweep_cmd(
     waits for the phase (keep it running, e.g. in tmux, or rerun it to resume waiting).
     """
     from bench.api import check_trainable
-    from bench.engines.submitit import wait_for
-    from bench.executor import execute
+    from bench.executor import execute, wait_for
     from bench.jobs import RunPlan
     from bench.runs import RunFolder
     from bench.sweep import load_spec, run_sweep, setting_dir
@@ -114,7 +113,7 @@ def sweep_cmd(
     def finish_phase() -> None:
         while pending:
             plan, run = pending.pop(0)
-            wait_for(plan, run, click.echo)
+            wait_for(plan, run, click.echo, cluster=cluster)
 
     # Validate everything, then write: every phase-1 setting (phase 2 reruns some of them with
     # more seeds) must make a trainable plan before sweep.json or any setting folder exists.

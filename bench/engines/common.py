@@ -69,6 +69,13 @@ class Engine:
         """Run every job of ``batch``; return the rows written now."""
         raise NotImplementedError
 
+    def wait(
+        self, plan: RunPlan, run: RunFolder, echo: Callable[[str], None]
+    ) -> list[dict[str, Any]]:
+        """Wait for the jobs of ``plan`` that an earlier, detached ``run`` left running
+        elsewhere; return their rows. An engine that never detaches has none."""
+        return []
+
 
 def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[JobKey]) -> None:
     """Parse the data and extract the reference features once, here, so that N workers or

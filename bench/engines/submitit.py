@@ -142,6 +142,12 @@ class SubmititEngine(Engine):
             records[k] = before[k]
         return _wait(plan, run, records, echo, self.poll_s)
 
+    def wait(
+        self, plan: RunPlan, run: RunFolder, echo: Callable[[str], None]
+    ) -> list[dict[str, Any]]:
+        """Wait for every submitted, unfinished job of ``plan`` in ``run``; their rows."""
+        return wait_for(plan, run, echo, self.poll_s)
+
 
 def _submit(
     plan: RunPlan,
