@@ -28,7 +28,87 @@ if TYPE_CHECKING:
     from torch import nn
 
     from bench.cluster import ClusterSettings
+    from bench.jobs import RunPlan
     from models.registry import Variant
+
+
+def plan_run(
+    variants: str | Iterable[str],
+    seeds: int | Iterable[int] = 1,
+    profile: str = "quick",
+    out: str | Path | None = None,
+    *,
+    kimg: float | None = None,
+    device: str = "auto",
+    data_dir: str | Path | None = None,
+    overrides: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+    check_data: bool = True,
+    **options: Any,
+) -> RunPlan:
+    """The run plan of a training command, built once and checked: every variant resolves
+    with its plugins and ``overrides``, and (``check_data``) the data is found and every
+    variant can train on it. Arguments as :func:`train`; ``out`` is the run folder whose
+    recorded precision 'auto' resumes.
+
+    Raises:
+        BenchError: an unknown variant or plugin, a bad override, missing data, a variant
+            that cannot train.
+    """
+    from bench.data import locate
+    from bench.jobs import RunPlan, resolve_device
+    from models.plugins import PluginError
+
+    names = (variants,) if isinstance(variants, str) else tuple(variants)
+    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
+    if not names or not seed_list:
+        raise ValueError("train needs at least one variant and one seed")
+    pairs = tuple(dict(overrides or {}).items())
+    plan = RunPlan.from_options(
+        profile, names, seed_list, kimg, out, device=resolve_device(device), data_dir=data_dir,
+        overrides=pairs, **options,
+    )  # fmt: skip
+    for name in names:  # a bad name, plugin or --set fails before any folder is made
+        try:
+            plan.variant(name)
+        except PluginError as exc:
+            raise BenchError(str(exc)) from None
+        except KeyError as exc:
+            raise BenchError(str(exc.args[0])) from None
+        except ValueError as exc:
+            raise BenchError(f"--set: {exc}") from None
+    if check_data:
+        locate(plan.data_dir)  # a data problem must not leave an empty run folder behind
+        check_trainable(plan)
+    return plan
+
+
+def run_plan(
+    plan: RunPlan,
+    out: str | Path | None = None,
+    *,
+    jobs: int = 1,
+    cluster: ClusterSettings | None = None,
+    detach: bool = False,
+    echo: Callable[[str], None] = print,
+    argv: list[str] | None = None,
+    desc: str | None = None,
+) -> list[dict[str, Any]]:
+    """Execute ``plan`` in the run folder ``out`` (a new runs/<time>-<profile>-<desc> when
+    None; an existing one resumes) and return the rows written now. ``jobs``, ``cluster``
+    and ``detach`` choose the engine as on the command line."""
+    from bench.executor import execute
+    from bench.runs import RunFolder, new_run_dir
+
+    names = plan.variants
+    if desc is None:
+        desc = "-".join(names) if len(names) <= 3 else f"{len(names)}-variants"
+    run = RunFolder(Path(out) if out is not None else new_run_dir(f"{plan.profile.name}-{desc}"))
+    sets = " ".join(f"{k}={v}" for k, v in plan.overrides)
+    echo(f"run folder: {run.path}  (profile {plan.profile.name}, {plan.kimg:g} kimg per job, "
+         f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
+         + (f"\n  overrides: {sets}" if sets else ""))  # fmt: skip
+    return execute(plan, run, echo=echo, argv=argv or ["bench.api.train"], jobs=jobs,
+                   cluster=cluster, detach=detach)  # fmt: skip
 
 
 def train(
@@ -49,7 +129,8 @@ def train(
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Train and score ``variants`` x ``seeds`` into the run folder ``out`` (a new folder
-    under runs/ when None; an existing one resumes) and return the rows written now.
+    under runs/ when None; an existing one resumes) and return the rows written now:
+    :func:`plan_run`, then :func:`run_plan`.
 
     ``seeds`` is a count K (seeds 0..K-1) or the seeds themselves; ``overrides`` are
     ``--set`` pairs; ``options`` are the other training options of ``bench run`` under
@@ -62,42 +143,12 @@ def train(
     Raises:
         BenchError: missing data, a locked or conflicting run folder, a bad override.
     """
-    from bench.data import locate
-    from bench.executor import execute
-    from bench.jobs import RunPlan, resolve_device
-    from bench.runs import RunFolder, new_run_dir
-    from models.plugins import PluginError
-
-    names = (variants,) if isinstance(variants, str) else tuple(variants)
-    seed_list = tuple(range(seeds)) if isinstance(seeds, int) else tuple(seeds)
-    if not names or not seed_list:
-        raise ValueError("train needs at least one variant and one seed")
-    plan = RunPlan.from_options(
-        profile, names, seed_list, kimg, out, device=resolve_device(device), data_dir=data_dir,
-        overrides=tuple((overrides or {}).items()), **options,
-    )  # fmt: skip
-    for name in names:  # a bad name, plugin or --set fails before any folder is made
-        try:
-            plan.variant(name)
-        except PluginError as exc:
-            raise BenchError(str(exc)) from None
-        except KeyError as exc:
-            raise BenchError(str(exc.args[0])) from None
-        except ValueError as exc:
-            raise BenchError(f"--set: {exc}") from None
-    locate(plan.data_dir)
-    check_trainable(plan)
-    desc = "-".join(names) if len(names) <= 3 else f"{len(names)}-variants"
-    run = RunFolder(Path(out) if out is not None else new_run_dir(f"{plan.profile.name}-{desc}"))
-    sets = " ".join(f"{k}={v}" for k, v in plan.overrides)
-    echo(f"run folder: {run.path}  (profile {plan.profile.name}, {plan.kimg:g} kimg per job, "
-         f"{len(plan.jobs())} job(s), {plan.precision}, {plan.device})"
-         + (f"\n  overrides: {sets}" if sets else ""))  # fmt: skip
-    return execute(plan, run, echo=echo, argv=argv or ["bench.api.train"], jobs=jobs,
-                   cluster=cluster, detach=detach)  # fmt: skip
+    plan = plan_run(variants, seeds, profile, out, kimg=kimg, device=device,
+                    data_dir=data_dir, overrides=overrides, **options)  # fmt: skip
+    return run_plan(plan, out, jobs=jobs, cluster=cluster, detach=detach, echo=echo, argv=argv)
 
 
-def check_trainable(plan: Any) -> None:
+def check_trainable(plan: RunPlan) -> None:
     """Refuse, before any folder is made, a run that can never train: a budget that is not a
     positive finite number, or a variant whose training set is empty or smaller than one
     batch (a --classes/--set choice that leaves too few images).

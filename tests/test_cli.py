@@ -8,16 +8,13 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from bench.cli import cli
 from bench.runs import RunFolder
+from tests.conftest import invoke
 
 TINY = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress"]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def assert_usage_error(result: Result, *needles: str) -> None:
@@ -198,6 +195,31 @@ def test_dry_run_step_count_is_what_training_does(
     assert trained.exit_code == 0, trained.output
     row = json.loads((tmp_path / "r" / "results.jsonl").read_text())
     assert row["kimg"] == pytest.approx(steps * per_step / 1000) and steps >= 1
+
+
+@pytest.mark.parametrize("command", ["train", "run"])
+def test_a_command_builds_one_plan(
+    command: str, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plan a command checks is the plan it trains: built once, with 'auto' precision
+    resolved once, and handed down to the engine."""
+    from bench.jobs import RunPlan
+
+    built: list[RunPlan] = []
+    make = RunPlan.from_options.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[RunPlan], *a: object, **kw: object) -> RunPlan:
+        built.append(make(cls, *a, **kw))
+        return built[-1]
+
+    monkeypatch.setattr(RunPlan, "from_options", classmethod(counted))
+    which = ["train", "dcgan-small"] if command == "train" else ["run", "--variants", "dcgan-small"]
+    result = invoke(*which, *TINY, "--inception-samples", "0", "--data-dir", synthetic_dir,
+                    "--out", tmp_path / "r")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert len(built) == 1
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["run"]["precision"] == built[0].precision
 
 
 @pytest.mark.parametrize(

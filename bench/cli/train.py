@@ -157,36 +157,20 @@ def _train_and_score(
     detach: bool = False,
     **options: Any,
 ) -> None:
-    """Build the run plan from the training options (declared once, in ``train_options``,
-    under RunPlan's field names) and run it."""
-    from bench.jobs import RunPlan
+    """Build the command's one run plan from the training options (declared once, in
+    ``train_options``, under RunPlan's field names) and run it, or print it (``dry_run``)."""
+    from bench.api import plan_run, run_plan
 
     options["device"] = checked_device(options["device"])
-    plan = RunPlan.from_options(variants=variants, seeds=seeds, out=out, **options)
-    prof = plan.profile
-    for name in variants:  # a --set that does not fit a variant fails before any training
-        try:
-            plan.variant(name)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--set") from None
-    run = RunFolder(out if out is not None else new_run_dir(f"{prof.name}-{desc}"))
-    if not dry_run:
-        from bench.data import locate
-
-        locate(plan.data_dir)  # a data problem must not leave an empty run folder behind
+    profile, kimg = options.pop("profile"), options.pop("kimg")
+    plan = plan_run(variants, seeds, profile, out, kimg=kimg, check_data=not dry_run, **options)
+    run = RunFolder(out if out is not None else new_run_dir(f"{plan.profile.name}-{desc}"))
     if dry_run:
         _print_plan(plan, run)
         return
-    from bench.api import train
-
     t0 = time.perf_counter()
-    rest = {k: v for k, v in options.items() if k not in ("profile", "kimg", "overrides")}
-    rest["precision"] = plan.precision  # resolved once, for the folder the plan was made for
-    rows = train(
-        variants, seeds, prof.name, run.path, kimg=options["kimg"],
-        overrides=dict(plan.overrides), jobs=jobs, cluster=cluster, detach=detach,
-        echo=click.echo, argv=["bench", *sys.argv[1:]], **rest,
-    )  # fmt: skip
+    rows = run_plan(plan, run.path, jobs=jobs, cluster=cluster, detach=detach, echo=click.echo,
+                    argv=["bench", *sys.argv[1:]])  # fmt: skip
     if detach:
         return
     bad = [r for r in rows if r["status"] != "ok"]
