@@ -10,8 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner, Result
 
 from bench import data as data_mod
+from bench.cli import cli
 
 # The real data: $FMGAN_DATA_DIR as the session started (a GPU machine's staged copy), else
 # Debian's package.
@@ -19,6 +21,18 @@ REAL_DIR = Path(os.environ.get("FMGAN_DATA_DIR") or "/usr/share/datasets/fashion
 # The user's cache as it was before the per-test isolation: setup.sh put the
 # offline Inception TorchScript there, and tests that compare against it read it from here.
 USER_CACHE = data_mod.cache_dir()
+
+
+def invoke(*args: object) -> Result:
+    """``bench ARGS`` in this process (each argument str()-ed); an exception the CLI does not
+    turn into a message propagates, so a traceback fails the test where it happens."""
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def invoke_caught(*args: object) -> Result:
+    """:func:`invoke`, with click catching any exception into ``result.exception``: for
+    tests that assert what the user sees when something breaks."""
+    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = True) -> Path:

@@ -10,20 +10,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from torch import nn
 
 from bench.cli import cli
+from tests.conftest import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 THRESHOLDS = ROOT / ".ci" / "thresholds.toml"
 GATED = "dcgan"
 # The gate's own protocol: bounds derived from seeds trained exactly so (.ci/thresholds.toml)
 GATE_RUN = ("--variants", GATED, "--profile", "ci", "--precision", "fp32", "--no-progress")
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 class Noise(nn.Module):

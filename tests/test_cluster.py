@@ -15,22 +15,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from bench.cli import cli
 from bench.cluster import ClusterError, ClusterSettings
 from bench.runs import RunFolder
 from bench.scheduler import EVENTS_FILE, FOLDER, submitted
 from bench.status import JobStatus, run_status
 from tests import slurm_cluster
-from tests.conftest import bench_process
+from tests.conftest import bench_process, invoke
 
 VOLATILE = {"eval_seconds", "finished_at", "img_per_s", "run_id", "train_seconds",
             "wall_seconds", "cluster", "resumed_from_step"}  # fmt: skip
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def comparable(run: Path) -> dict:

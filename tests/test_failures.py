@@ -13,19 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.fsutil import append_line
 from bench.runs import RunFolder, read_results, torn_tail
+from tests.conftest import invoke_caught
 
 TINY = ["--profile", "smoke", "--kimg", "0.256", "--device", "cpu", "--no-progress",
         "--inception-samples", "0"]  # fmt: skip
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def assert_one_error(result: Result, *needles: str, code: int = 2) -> None:
@@ -73,7 +69,7 @@ def two_seed_run(synthetic_dir: Path, tmp_path: Path) -> tuple[Path, list[str]]:
     out = tmp_path / "run"
     args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small",
             "--seeds", "2", "--out", out]  # fmt: skip
-    result = invoke(*args)
+    result = invoke_caught(*args)
     assert result.exit_code == 0, result.output
     return out, [str(a) for a in args]
 
@@ -85,11 +81,11 @@ def test_torn_row_is_reported_and_recomputed(two_seed_run: tuple[Path, list[str]
     text = results.read_text()
     results.write_text(text[: len(text) - 40])  # seed 1's row cut short by a kill
     for command in (("report", out), ("status", out)):
-        result = invoke(*command)
+        result = invoke_caught(*command)
         assert result.exit_code == 0 and f"{results}:2: torn last line" in result.output, (
             result.output
         )
-    rerun = invoke(*args)
+    rerun = invoke_caught(*args)
     assert rerun.exit_code == 0, rerun.output
     assert f"{results}:2: torn last line" in rerun.output and "now recomputes" in rerun.output
     assert "dcgan-small seed 0: finished earlier, skipped" in rerun.output
@@ -122,7 +118,7 @@ def test_damaged_rows_are_one_message(
     with pytest.raises(RunFolderError, match="not a result row"):
         read_results(results)
     for command in (("report", out), ("status", out), tuple(args)):
-        assert_one_error(invoke(*command), f"{results}:3: not a result row", problem)
+        assert_one_error(invoke_caught(*command), f"{results}:3: not a result row", problem)
     assert results.read_text() == before + line + "\n"  # no junk row appended by the rerun
 
 
@@ -137,7 +133,7 @@ def test_non_finite_threshold_is_a_bad_file(
     rules = tmp_path / "thresholds.toml"
     rules.write_text(f"[dcgan-small]\nfid_fmnist = {{ max = {bound} }}\n")
     assert_one_error(
-        invoke("check", out, "--thresholds", rules),
+        invoke_caught("check", out, "--thresholds", rules),
         f"[dcgan-small] fid_fmnist.max = {float(bound)}: a bound must be finite",
     )
 
@@ -176,10 +172,10 @@ def digests(folder: Path) -> dict[str, str]:
 def test_full_disk_during_a_checkpoint(small_disk: Path, synthetic_dir: Path) -> None:
     out = small_disk / "run"
     args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out]
-    assert invoke(*args).exit_code == 0  # seed 0: about 6 MB of checkpoint, grids, logs
+    assert invoke_caught(*args).exit_code == 0  # seed 0: about 6 MB of checkpoint, grids, logs
     before = digests(out)
     filler = fill(small_disk, 256 << 10)  # 256 KiB left: seed 1's files cannot all fit
-    full = invoke(*args, "--seeds", "2")
+    full = invoke_caught(*args, "--seeds", "2")
     assert_one_error(full, f"cannot write {out}/dcgan-small/seed1/", "No space left on device",
                      "Everything written before is intact")  # fmt: skip
     after = digests(out)
@@ -191,7 +187,9 @@ def test_full_disk_during_a_checkpoint(small_disk: Path, synthetic_dir: Path) ->
         and not (out / "dcgan-small" / "seed1" / "checkpoint.pt").exists()
     )
     filler.unlink()
-    again = invoke(*args, "--seeds", "2")  # the locks were released: the same command goes on
+    again = invoke_caught(
+        *args, "--seeds", "2"
+    )  # the locks were released: the same command goes on
     assert again.exit_code == 0, again.output
     assert [(r["seed"], r["status"]) for r in RunFolder(out).results()] == [(0, "ok"), (1, "ok")]
 
@@ -199,15 +197,15 @@ def test_full_disk_during_a_checkpoint(small_disk: Path, synthetic_dir: Path) ->
 def test_read_only_folder_for_report_run_and_export(small_disk: Path, synthetic_dir: Path) -> None:
     out = small_disk / "run"
     args = ["run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out]
-    assert invoke(*args).exit_code == 0
+    assert invoke_caught(*args).exit_code == 0
     before = digests(out)
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     try:
-        assert_one_error(invoke("report", out), f"cannot write {out}/report",
+        assert_one_error(invoke_caught("report", out), f"cannot write {out}/report",
                          "Read-only file system")  # fmt: skip
-        assert_one_error(invoke(*args, "--seeds", "2"), "Read-only file system")
+        assert_one_error(invoke_caught(*args, "--seeds", "2"), "Read-only file system")
         assert_one_error(
-            invoke("reference", "export", "--kind", "fmnist", "--data-dir", synthetic_dir,
+            invoke_caught("reference", "export", "--kind", "fmnist", "--data-dir", synthetic_dir,
                    "--out", small_disk / "ref.npz"),
             f"cannot write {small_disk}/ref.npz: Read-only file system",
         )  # fmt: skip
@@ -231,7 +229,7 @@ def test_full_disk_without_a_mount(
 
     monkeypatch.setattr(os, "fsync", fsync)
     out = tmp_path / "run"
-    result = invoke("run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small",
+    result = invoke_caught("run", *TINY, "--data-dir", synthetic_dir, "--variants", "dcgan-small",
                     "--out", out)  # fmt: skip
     assert_one_error(result, f"cannot write {out}/dcgan-small/seed0/checkpoint.pt: No space left")
     assert not list(out.rglob("*.tmp")) and not (out / "results.jsonl").exists()
@@ -258,7 +256,7 @@ def test_untrainable_input_is_refused_before_any_folder(
     args: list[str], needle: str, synthetic_dir: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    result = invoke("run", "--profile", "smoke", "--device", "cpu", "--no-progress",
+    result = invoke_caught("run", "--profile", "smoke", "--device", "cpu", "--no-progress",
                     "--data-dir", synthetic_dir, "--variants", "dcgan-small", "--out", out,
                     *args)  # fmt: skip
     assert_one_error(result, needle)
@@ -270,7 +268,7 @@ def test_empty_training_set_is_refused(tmp_path: Path) -> None:
 
     data = make_dataset_dir(tmp_path / "tiny", n_train_per_class=2)  # 20 images < batch 128
     assert_one_error(
-        invoke("run", *TINY, "--data-dir", data, "--variants", "dcgan-small", "--out",
+        invoke_caught("run", *TINY, "--data-dir", data, "--variants", "dcgan-small", "--out",
                tmp_path / "run"),
         "variant 'dcgan-small' has 20 training images", "but a batch of 128: it cannot train",
     )  # fmt: skip
@@ -294,15 +292,17 @@ def test_damaged_checkpoint_config_and_reference(
 
     state = torch.load(ckpt, weights_only=True)
     torch.save({k: v for k, v in state.items() if k not in ("G_ema", "opt_d")}, ckpt)
-    assert_one_error(invoke(*extend), f"{ckpt}: damaged checkpoint, no G_ema, opt_d")
-    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
+    assert_one_error(invoke_caught(*extend), f"{ckpt}: damaged checkpoint, no G_ema, opt_d")
+    assert_one_error(invoke_caught("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
                      f"{ckpt}: damaged checkpoint (no recipe or no G_ema weights)")  # fmt: skip
 
     other = dict(state, G={k: v[..., :1] if v.dim() else v for k, v in state["G"].items()})
     torch.save(other, ckpt)  # tensors of another shape: another architecture
-    assert_one_error(invoke(*extend), f"{ckpt}: its contents do not fit variant 'dcgan-small'")
+    assert_one_error(
+        invoke_caught(*extend), f"{ckpt}: its contents do not fit variant 'dcgan-small'"
+    )
     torch.save(dict(state, G_ema=other["G"]), ckpt)
-    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
+    assert_one_error(invoke_caught("score", job, "--data-dir", synthetic_dir, "--samples", "100"),
                      f"{ckpt}: its G_ema weights do not fit variant 'dcgan-small'")  # fmt: skip
     ckpt.write_bytes(original)
     # seed 0 extended meanwhile; seed 1 got no junk row for its damaged checkpoint
@@ -311,10 +311,10 @@ def test_damaged_checkpoint_config_and_reference(
     config = out / "config.json"
     good = config.read_text()
     config.write_text(json.dumps({**json.loads(good), "run": ["profile", "smoke"]}))
-    assert_one_error(invoke(*args), f"{config}: not a run configuration of fmgan-bench "
+    assert_one_error(invoke_caught(*args), f"{config}: not a run configuration of fmgan-bench "
                      "('run' is not a dict)")  # fmt: skip
     config.write_text("[1, 2]")
-    assert_one_error(invoke(*args), "(not an object)")
+    assert_one_error(invoke_caught(*args), "(not an object)")
     config.write_text(good)
 
     ref = tmp_path / "ref.npz"
@@ -324,7 +324,7 @@ def test_damaged_checkpoint_config_and_reference(
 
     np.savez(ref, features=np.zeros((4, 8), np.float32), labels=np.zeros(0, np.int64),
              protocol=np.array(json.dumps({"format": FORMAT, "kind": "fmnist"})))  # fmt: skip
-    assert_one_error(invoke("score", job, "--data-dir", synthetic_dir, "--samples", "100",
+    assert_one_error(invoke_caught("score", job, "--data-dir", synthetic_dir, "--samples", "100",
                             "--reference-stats", ref),
                      f"{ref}: its protocol lacks extractor, weights_sha256, reference")  # fmt: skip
 
@@ -341,7 +341,7 @@ def test_stale_temporary_files_are_cleaned_on_resume(
              out / ".config.json.abc123.tmp"]  # fmt: skip
     for p in stale:
         p.write_bytes(b"half a file")
-    result = invoke(*args, "--extend", "--kimg", "0.512")
+    result = invoke_caught(*args, "--extend", "--kimg", "0.512")
     assert result.exit_code == 0, result.output
     assert not [p for p in stale if p.exists()]
 
@@ -357,7 +357,7 @@ def test_report_reads_only_files_inside_the_run_folders(
     rows[0]["interpolation"]["strip"] = str(secret)  # absolute
     rows[1]["paths"]["losses"] = "../../etc/passwd"  # leads out
     results.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    result = invoke("report", out)
+    result = invoke_caught("report", out)
     assert result.exit_code == 0, result.output
     html = (out / "report" / "report.html").read_text()
     import base64

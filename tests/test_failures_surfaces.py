@@ -13,20 +13,15 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from bench.cli import cli
 from bench.cluster import ClusterError, ClusterSettings
 from bench.runs import RunFolder
 from bench.signals import process_start
 from bench.sweep import SweepError, parse_spec
-from tests.conftest import bench_process
+from tests.conftest import bench_process, invoke_caught
 
 SMOKE = ["--profile", "smoke", "--inception-samples", "0", "--device", "cpu"]
-
-
-def invoke(*args: object) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args])
 
 
 def refused(result: Result, *words: str) -> None:
@@ -46,12 +41,14 @@ def test_a_bad_value_inside_a_grid_is_refused_before_the_sweep_writes(
     spec.write_text('variants = ["dcgan-small"]\nprofile = "smoke"\ntop = 1\nseeds = 1\n'
                     '[space]\n"optim.lr_g" = [1e-4, "abc", 2e-4]\n')  # fmt: skip
     out = tmp_path / "sweep"
-    refused(invoke("sweep", spec, "--out", out, "--data-dir", synthetic_dir), "optim.lr_g=abc")
+    refused(
+        invoke_caught("sweep", spec, "--out", out, "--data-dir", synthetic_dir), "optim.lr_g=abc"
+    )
     assert not out.exists()
     # A setting no network can train (a batch larger than the data) anywhere in the grid.
     spec.write_text('variants = ["cgan-mlp-2class"]\nprofile = "smoke"\ntop = 1\nseeds = 1\n'
                     '[space]\nbatch_size = [64, 100000]\n')  # fmt: skip
-    refused(invoke("sweep", spec, "--out", out, "--data-dir", synthetic_dir), "cannot train")
+    refused(invoke_caught("sweep", spec, "--out", out, "--data-dir", synthetic_dir), "cannot train")
     assert not out.exists()
 
 
@@ -76,12 +73,14 @@ def test_a_damaged_sweep_record_is_one_message(
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     (sweep / "sweep.json").write_text(json.dumps(record))
-    refused(invoke("report", sweep), "not a sweep record")
+    refused(invoke_caught("report", sweep), "not a sweep record")
     spec = tmp_path / "spec.toml"
     spec.write_text(
         'variants = ["dcgan-small"]\nprofile = "smoke"\n[space]\n"optim.lr_g" = [1e-4]\n'
     )
-    refused(invoke("sweep", spec, "--out", sweep, "--data-dir", synthetic_dir), "not a sweep")
+    refused(
+        invoke_caught("sweep", spec, "--out", sweep, "--data-dir", synthetic_dir), "not a sweep"
+    )
     assert json.loads((sweep / "sweep.json").read_text()) == record  # untouched
 
 
@@ -94,14 +93,14 @@ def test_a_cluster_record_without_its_job_id_is_one_message(tmp_path: Path) -> N
     bad = {k: v for k, v in good.items() if k != "job_id"}
     jobs = run / "cluster" / "jobs.jsonl"
     jobs.write_text(json.dumps(bad) + "\n")
-    refused(invoke("status", run), "jobs.jsonl:1", "'job_id' missing")
+    refused(invoke_caught("status", run), "jobs.jsonl:1", "'job_id' missing")
     jobs.write_text(json.dumps(good) + "\n" + '{"variant": "dc')  # a torn last line: left out
-    result = invoke("status", run)
+    result = invoke_caught("status", run)
     assert "Traceback" not in result.output and "Error:" not in result.output, result.output
 
 
 def test_sanity_asked_for_more_images_than_the_training_set(synthetic_dir: Path) -> None:
-    refused(invoke("sanity", "--samples", 700, "--data-dir", synthetic_dir), "holds 640")
+    refused(invoke_caught("sanity", "--samples", 700, "--data-dir", synthetic_dir), "holds 640")
 
 
 # ----------------------------------------------------- 2. bad input accepted, success claimed
@@ -113,7 +112,7 @@ def test_cluster_memory_must_be_a_positive_finite_number(tmp_path: Path, mem: st
     conf.write_text(f"[slurm]\nmem_gb = {mem}\n")
     with pytest.raises(ClusterError, match="mem_gb must be"):
         ClusterSettings.from_toml(conf)
-    refused(invoke("run", "--variants", "dcgan", "--executor", "submitit-local",
+    refused(invoke_caught("run", "--variants", "dcgan", "--executor", "submitit-local",
                    "--cluster-config", conf, "--out", tmp_path / "run"), "mem_gb")  # fmt: skip
     assert not (tmp_path / "run").exists()
 
@@ -122,7 +121,7 @@ def test_a_plugin_that_calls_sys_exit_is_refused(synthetic_dir: Path, tmp_path: 
     plugin = tmp_path / "quits.py"
     plugin.write_text("import sys\nsys.exit(0)\n")
     out = tmp_path / "run"
-    refused(invoke("run", "--plugin", plugin, "--variants", "dcgan-small", *SMOKE,
+    refused(invoke_caught("run", "--plugin", plugin, "--variants", "dcgan-small", *SMOKE,
                    "--data-dir", synthetic_dir, "--out", out), "called sys.exit(0)")  # fmt: skip
     assert not out.exists()
 
@@ -145,12 +144,12 @@ def test_a_refused_slurm_submission_leaves_the_folder_as_it_was(
     monkeypatch.setenv("SLURM_CONF", str(conf))
     args = ["run", "--variants", "dcgan-small", *SMOKE, "--data-dir", synthetic_dir]
     new = tmp_path / "new"
-    refused(invoke(*args, "--executor", "slurm", "--slurm-time", 5, "--out", new), "slurm")
+    refused(invoke_caught(*args, "--executor", "slurm", "--slurm-time", 5, "--out", new), "slurm")
     assert not new.exists()
     old = tmp_path / "old"
-    assert invoke(*args, "--out", old).exit_code == 0
+    assert invoke_caught(*args, "--out", old).exit_code == 0
     before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file() and p.name != ".lock"}
-    refused(invoke(*args[:2], "dcgan-small,cgan-mlp", *args[3:], "--executor", "slurm",
+    refused(invoke_caught(*args[:2], "dcgan-small,cgan-mlp", *args[3:], "--executor", "slurm",
                    "--slurm-time", 5, "--out", old), "slurm")  # fmt: skip
     after = {p: p.read_bytes() for p in old.rglob("*") if p.is_file() and p.name != ".lock"}
     assert after == before and not (old / "cluster").exists()
@@ -166,7 +165,7 @@ def test_a_file_in_the_way_of_tensorboard_is_one_message(
     out = tmp_path / "run"
     (out / "dcgan-small" / "seed0").mkdir(parents=True)
     (out / "dcgan-small" / "seed0" / "tensorboard").write_text("not a folder")
-    refused(invoke("run", "--variants", "dcgan-small", *SMOKE, "--data-dir", synthetic_dir,
+    refused(invoke_caught("run", "--variants", "dcgan-small", *SMOKE, "--data-dir", synthetic_dir,
                    "--out", out), "tensorboard", "move it away")  # fmt: skip
     assert not (out / "results.jsonl").exists()  # no `failed` row for the user's file
 

@@ -9,18 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
-from bench.cli import cli
 from bench.floor import FLOOR_VARIANT, read_floor
 from bench.provenance import cpu_description, cpu_model
 from bench.sanity import real_draw, rungs
+from tests.conftest import invoke_caught
 from tests.test_reports import row
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(cli, list(args))
-    return result.exit_code, result.output
 
 
 def test_floor_rows_resume_and_sit_above_the_run_in_the_report(
@@ -29,7 +23,7 @@ def test_floor_rows_resume_and_sit_above_the_run_in_the_report(
     run = tmp_path / "run"
 
     def floor(draws: str) -> tuple[int, str]:
-        return invoke("floor", "--out", str(run), "--profile", "smoke", "--draws", draws,
+        return _codeout("floor", "--out", str(run), "--profile", "smoke", "--draws", draws,
                       "--data-dir", str(real_dir))  # fmt: skip
 
     code, out = floor("0,1")
@@ -52,7 +46,7 @@ def test_floor_rows_resume_and_sit_above_the_run_in_the_report(
 
     # `bench report` prints the floor (mean ± std over the 3 draws) above the variants.
     (run / "results.jsonl").write_text(json.dumps(row("dcgan", 0, 40.0, 5.0)) + "\n")
-    code, out = invoke("report", str(run))
+    code, out = _codeout("report", str(run))
     assert code == 0, out
     md = (run / "report" / "tables.md").read_text()
     assert md.index("Real-data floor") < md.index("| `dcgan`")
@@ -73,7 +67,7 @@ def test_floor_draws_are_the_ladders_real_rung(real_dir: Path) -> None:
 @pytest.mark.parametrize("draws", [",", "a", "0,0", "-1", ""])
 def test_bad_draws_are_refused_before_anything_is_written(tmp_path: Path, draws: str) -> None:
     for command in (["floor", "--out", str(tmp_path / "run"), "--profile", "smoke"], ["sanity"]):
-        code, out = invoke(*command, "--draws", draws)
+        code, out = _codeout(*command, "--draws", draws)
         assert code == 2 and "--draws" in out and "Traceback" not in out
     assert not (tmp_path / "run").exists()
 
@@ -82,9 +76,9 @@ def test_floor_follows_the_run_folders_profile(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps({"run": {"profile": "lucic"}}))
-    code, out = invoke("floor", "--out", str(run), "--profile", "smoke")
+    code, out = _codeout("floor", "--out", str(run), "--profile", "smoke")
     assert code == 2 and "holds a 'lucic' run" in out
-    code, out = invoke("floor", "--out", str(tmp_path / "new"))
+    code, out = _codeout("floor", "--out", str(tmp_path / "new"))
     assert code == 2 and "name the --profile" in out
     assert not (run / "floor.jsonl").exists() and not (tmp_path / "new").exists()
 
@@ -94,3 +88,8 @@ def test_cpu_model_reads_proc_cpuinfo() -> None:
     assert cpu_model(info) == "AMD EPYC 9R14"
     assert cpu_description(info) == {"model": "AMD EPYC 9R14", "bf16": ["avx512_bf16"]}
     assert cpu_model("flags\t: fpu\n")  # no model name: the platform's string, never empty
+
+
+def _codeout(*args: str) -> tuple[int, str]:
+    result = invoke_caught(*args)
+    return result.exit_code, result.output

@@ -11,10 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
 from bench.checkpoint import load_checkpoint
-from bench.cli import cli
 from bench.data import load_part, random_dataset
 from bench.harness import Trainer, TrainSettings
 from bench.runs import RunFolder
@@ -23,7 +21,7 @@ from metrics.inception import InceptionUnavailable, load_inception
 from metrics.suite import extract
 from models.data_options import DataOptions
 from models.registry import get_variant
-from tests.conftest import USER_CACHE
+from tests.conftest import USER_CACHE, invoke
 
 pytestmark = [
     pytest.mark.gpu,
@@ -31,10 +29,6 @@ pytestmark = [
 ]
 
 SMOKE = ["--profile", "smoke", "--device", "cuda", "--no-progress"]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def test_run_trains_tracks_and_scores_on_cuda(real_dir: Path, tmp_path: Path) -> None:

@@ -12,12 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from bench.cli import cli
 from bench.runs import RunFolder
 from models import losses, plugins, registry
 from models.plugins import PluginError, load_plugin
+from tests.conftest import invoke
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "lsgan"
@@ -48,10 +49,6 @@ def forget_plugins() -> None:
     plugins._LOADED.clear()
     for name in [m for m in sys.modules if m.startswith("fmgan_bench_plugin_")]:
         del sys.modules[name]
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
 
 
 def installed(site: Path, package: Path, dist: str, entry_points: str) -> Path:

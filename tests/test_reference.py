@@ -8,15 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
 
-from bench.cli import cli
 from bench.reference import FORMAT, load_reference
-from tests.conftest import synthetic_split
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+from tests.conftest import invoke, synthetic_split
 
 
 def test_export_then_score_without_the_data(synthetic_dir: Path, tmp_path: Path) -> None:

@@ -8,17 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner, Result
+from click.testing import Result
 from torchvision.io import write_png
 
-from bench.cli import cli
 from metrics.family import MetricInputError
 from metrics.images import load_images
-from tests.conftest import synthetic_split
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+from tests.conftest import invoke, synthetic_split
 
 
 def score(target: Path, synthetic_dir: Path, *extra: str) -> Result:

@@ -8,18 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from bench.cli import cli
 from bench.runs import RunFolder
 from bench.sweep import SweepError, best_settings, parse_spec
+from tests.conftest import invoke
 
 BASE = {"variants": ["dcgan-small"], "profile": "smoke", "metric": "fid_fmnist",
         "space": {"optim.lr_g": [1e-4, 5e-4], "optim.betas": ["0.5,0.999", "0.0,0.9"]}}  # fmt: skip
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
 
 
 def test_grid_and_random_settings() -> None:
