@@ -19,7 +19,7 @@ import torch
 
 from bench.data import Dataset, load_part
 from bench.errors import BenchError, disk_error
-from bench.harness import Diverged, Interrupted, Trainer
+from bench.harness import Diverged, Interrupted, Trainer, images_per_step, steps_for_budget
 from bench.hooks import MetricTracker
 from bench.profiles import Profile, get_profile
 from bench.provenance import cpu_bf16, cpu_description
@@ -186,6 +186,32 @@ def job_row(plan: RunPlan, variant_name: str, seed: int) -> dict[str, Any]:
     if origin:
         row["origin"] = origin
     return row
+
+
+def resolved_settings(plan: RunPlan, variant_name: str, seed: int) -> dict[str, Any]:
+    """Every setting one job of ``plan`` trains and is scored under, resolved (profile
+    defaults, ``--set`` overrides, seed-faithful data, 'auto' precision) and in the form
+    the run records it: ``run`` and ``profile`` as in config.json, ``variant`` as its
+    entry there, ``job`` as the row's first fields, ``train`` and ``eval`` as the loop and
+    the scorer get them, with the steps the budget becomes."""
+    variant = plan.variant(variant_name)
+    train = plan.settings(seed)
+    per_step = images_per_step(variant)
+    return {
+        "job": job_row(plan, variant_name, seed),
+        "run": plan.defining(),
+        "profile": plan.profile.to_dict(),
+        "variant": variant.to_dict(),
+        "train": {
+            **train.to_dict(),
+            "images_per_step": per_step,
+            "total_steps": steps_for_budget(train.kimg, per_step),
+            "threads": plan.threads,
+        },
+        "eval": asdict(plan.eval_settings),
+        "data_dir": plan.data_dir,
+        "plugins": list(plan.plugins),
+    }
 
 
 def make_scorer(plan: RunPlan) -> Scorer:

@@ -197,6 +197,31 @@ def test_dry_run_step_count_is_what_training_does(
     assert row["kimg"] == pytest.approx(steps * per_step / 1000) and steps >= 1
 
 
+def test_dry_run_json_is_what_the_run_records(synthetic_dir: Path, tmp_path: Path) -> None:
+    """`bench train --dry-run` prints the job's resolved settings as the run then records
+    them: config.json's run, profile and variant entries, the row's first fields and steps."""
+    args = ["train", "dcgan-small", *TINY, "--inception-samples", "0", "--set", "arch.ngf=8",
+            "--seed", "1", "--data-dir", synthetic_dir, "--out", tmp_path / "r"]  # fmt: skip
+    dry = invoke(*args, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    planned = json.loads(dry.output)
+    assert not (tmp_path / "r").exists()
+    assert invoke(*args).exit_code == 0
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    row = json.loads((tmp_path / "r" / "results.jsonl").read_text())
+    assert planned["run"] == config["run"] and planned["profile"] == config["profile"]
+    assert planned["variant"] == config["variants"]["dcgan-small"]
+    assert planned["variant"]["arch"]["ngf"] == 8
+    assert {k: row[k] for k in planned["job"]} == planned["job"]
+    assert planned["train"]["total_steps"] == row["total_steps"]
+    assert planned["eval"]["num_samples"] == row["protocol"]["fmnist"]["num_samples"]
+    many = invoke("run", "--variants", "dcgan-small,dcgan", "--seeds", "2", *TINY,
+                  "--dry-run", "--json")  # fmt: skip
+    assert [(j["job"]["variant"], j["job"]["seed"]) for j in json.loads(many.output)] == [
+        ("dcgan-small", 0), ("dcgan", 0), ("dcgan-small", 1), ("dcgan", 1)]  # fmt: skip
+    assert_usage_error(invoke("run", "--variants", "dcgan", "--json"), "--json goes with")
+
+
 @pytest.mark.parametrize("command", ["train", "run"])
 def test_a_command_builds_one_plan(
     command: str, synthetic_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

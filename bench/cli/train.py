@@ -66,7 +66,13 @@ def list_cmd(plugins: tuple[str, ...]) -> None:
     default=None,
     help="Run folder (default: a new runs/<time>-train-<variant>). An existing one resumes.",
 )
-def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the job's state and every resolved setting (JSON, as the run records "
+    "them); train nothing.",
+)
+def train_cmd(variant: str, seed: int, out: Path | None, dry_run: bool, **kw: Any) -> None:
     """Train one VARIANT with one seed; writes a run folder like `bench run`.
 
     The folder holds config.json, results.jsonl and VARIANT/seedS/ with checkpoint.pt,
@@ -74,8 +80,8 @@ def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
     resumes from the last checkpoint.
     """
     _train_and_score(
-        variants=(variant,), seeds=(seed,), out=out, desc=f"train-{variant}", dry_run=False,
-        jobs=1, **kw,
+        variants=(variant,), seeds=(seed,), out=out, desc=f"train-{variant}",
+        dry_run="json" if dry_run else None, jobs=1, **kw,
     )  # fmt: skip
 
 
@@ -112,7 +118,16 @@ def train_cmd(variant: str, seed: int, out: Path | None, **kw: Any) -> None:
 )
 @cluster_options
 @click.option("--dry-run", is_flag=True, help="Print the jobs and their state; train nothing.")
-def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **kw: Any) -> None:
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="With --dry-run: print every job's resolved settings as JSON (as the run records "
+    "them) instead of the summary.",
+)
+def run_cmd(
+    all_: bool, variants: tuple | None, seeds: int, out: Path | None, as_json: bool, **kw: Any
+) -> None:
     """Train and score variants x seeds into one run folder.
 
     Writes config.json first (resolved settings, versions, git commit), then per job a folder
@@ -133,6 +148,9 @@ def run_cmd(all_: bool, variants: tuple | None, seeds: int, out: Path | None, **
         k: kw.pop(k) for k in list(kw) if k == "executor" or k.startswith(("slurm_", "cluster_"))
     }
     detach = kw.pop("detach")
+    if as_json and not kw["dry_run"]:
+        raise click.UsageError("--json goes with --dry-run")
+    kw["dry_run"] = ("json" if as_json else "summary") if kw["dry_run"] else None
     cluster = cluster_settings(**engine)
     if cluster is None and detach:
         raise click.UsageError("--detach needs --executor slurm or submitit-local")
@@ -151,14 +169,15 @@ def _train_and_score(
     seeds: tuple[int, ...],
     out: Path | None,
     desc: str,
-    dry_run: bool,
+    dry_run: str | None,
     jobs: int,
     cluster: Any = None,
     detach: bool = False,
     **options: Any,
 ) -> None:
     """Build the command's one run plan from the training options (declared once, in
-    ``train_options``, under RunPlan's field names) and run it, or print it (``dry_run``)."""
+    ``train_options``, under RunPlan's field names) and run it, or print it: ``dry_run``
+    'summary' one line per job, 'json' every job's resolved settings."""
     from bench.api import plan_run, run_plan
 
     options["device"] = checked_device(options["device"])
@@ -166,7 +185,7 @@ def _train_and_score(
     plan = plan_run(variants, seeds, profile, out, kimg=kimg, check_data=not dry_run, **options)
     run = RunFolder(out if out is not None else new_run_dir(f"{plan.profile.name}-{desc}"))
     if dry_run:
-        _print_plan(plan, run)
+        _print_plan(plan, run, dry_run == "json")
         return
     t0 = time.perf_counter()
     rows = run_plan(plan, run.path, jobs=jobs, cluster=cluster, detach=detach, echo=click.echo,
@@ -184,10 +203,16 @@ def _fmt_overrides(overrides: tuple[tuple[str, str], ...]) -> str:
     return " ".join(f"{k}={v}" for k, v in overrides)
 
 
-def _print_plan(plan: Any, run: RunFolder) -> None:
-    from bench.harness import images_per_step, steps_for_budget
-    from bench.jobs import job_finished
+def _print_plan(plan: Any, run: RunFolder, as_json: bool) -> None:
+    import json
 
+    from bench.harness import images_per_step, steps_for_budget
+    from bench.jobs import job_finished, resolved_settings
+
+    if as_json:
+        jobs = [resolved_settings(plan, name, seed) for name, seed in plan.jobs()]
+        click.echo(json.dumps(jobs[0] if len(jobs) == 1 else jobs, indent=2, sort_keys=True))
+        return
     latest = run.latest() if run.results_path.is_file() else {}
     click.echo(f"run folder: {run.path} ({'exists' if run.path.exists() else 'new'})")
     faithful = ", seed-faithful data" if plan.faithful else ""
