@@ -41,7 +41,6 @@ FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-EXPECTED_COUNTS = {"train": 60_000, "test": 10_000}
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 ENV_DATA_DIR = "FMGAN_DATA_DIR"
 ENV_CACHE_DIR = "FMGAN_CACHE_DIR"

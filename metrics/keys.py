@@ -54,11 +54,6 @@ def group_keys(group: str) -> tuple[str, ...]:
     return tuple(k.name for k in METRICS.values() if k.group == group)
 
 
-def higher_is_better(name: str) -> bool:
-    """Direction of a metric key; KeyError for an unknown key."""
-    return METRICS[name].higher_is_better
-
-
 def direction(name: str) -> str:
     """'higher is better' or 'lower is better' (KeyError for an unknown key)."""
     return "higher is better" if METRICS[name].higher_is_better else "lower is better"

@@ -157,6 +157,7 @@ class Variant:
             "ema_decay": self.ema_decay,
             "ema_rampup": self.ema_rampup,
             "augment": list(self.augment),
+            "notes": self.notes,
             **({"origin": dict(self.origin)} if self.origin else {}),
         }
 

@@ -73,7 +73,7 @@ def _floats(stats: dict[str, torch.Tensor]) -> dict[str, float]:
 def test_budget_in_kimg_and_outputs(train_data, tmp_path: Path) -> None:
     tr = Trainer(DCGAN, train_data, settings(5, kimg=0.6), tmp_path)
     result = tr.train()
-    assert result.status == "ok" and result.step == 5 == result.total_steps  # ceil(600/128)
+    assert result.step == 5 == result.total_steps  # ceil(600/128)
     assert result.kimg == pytest.approx(0.64)
     assert result.img_per_s > 0 and result.params_g == 837_504
     rows = read_csv(tmp_path / "losses.csv")
@@ -366,8 +366,7 @@ def test_bf16_autocast_trains(train_data, tmp_path: Path, precision: str) -> Non
         for m in net.modules():
             if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
                 m.register_forward_hook(lambda mod, inp, out: seen.add(out.dtype))
-    result = tr.train()
-    assert result.status == "ok"
+    tr.train()
     assert seen == ({torch.bfloat16} if precision == "bf16" else {torch.float32})
     assert all(p.dtype == torch.float32 for p in tr.G.parameters())  # master weights stay fp32
 

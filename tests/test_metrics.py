@@ -14,7 +14,7 @@ from metrics.family import EvalSettings, FeatureContext, MetricInputError
 from metrics.fid import fid
 from metrics.images import check_images, to_uint8
 from metrics.isc import inception_score
-from metrics.keys import METRICS, higher_is_better
+from metrics.keys import METRICS
 from metrics.prc import precision_recall
 from metrics.suite import feature_metrics
 
@@ -70,8 +70,9 @@ def test_every_key_declares_direction() -> None:
         "ppl", "interp_discontinuity", "intra_fid_fmnist", "label_accuracy",
     }  # fmt: skip
     assert issue_keys <= set(METRICS)
-    assert higher_is_better("is_fmnist") and not higher_is_better("fid_fmnist")
-    assert higher_is_better("recall_inception") and not higher_is_better("kid_fmnist")
+    assert METRICS["is_fmnist"].higher_is_better and not METRICS["fid_fmnist"].higher_is_better
+    assert METRICS["recall_inception"].higher_is_better
+    assert not METRICS["kid_fmnist"].higher_is_better
 
 
 def test_fid_of_identical_sets_is_zero() -> None:

@@ -108,10 +108,33 @@ reference_stats_option = click.option(
 )
 
 
-def load_references(paths: tuple[Path, ...]) -> list[Any]:
-    from bench.reference import load_reference
-
-    return [load_reference(p) for p in paths]
+precision_option = click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="Training numerics. auto: an existing --out folder's precision; else bf16 "
+    "autocast on a CPU with native bf16 (AVX-512 BF16/AMX: 1.6-3x faster, FID within "
+    "seed noise), fp32 elsewhere (other CPUs, CUDA). Every row records it.",
+)
+device_option = click.option(
+    "--device",
+    default="auto",
+    show_default=True,
+    help="cpu, cuda, cuda:N, or auto (cuda when available).",
+)
+progress_option = click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: only when stderr is a terminal).",
+)
+threads_option = click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads per job (default: all cores for one job at a time, cores / N "
+    "with --jobs N). CPU results depend on it; every row records it.",
+)
 
 
 def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,27 +154,14 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             callback=finite,
             help="Override the profile's budget: thousands of real images shown to D.",
         ),
-        click.option(
-            "--precision",
-            type=click.Choice(["auto", "fp32", "bf16"]),
-            default="auto",
-            show_default=True,
-            help="Training numerics. auto: an existing --out folder's precision; else bf16 "
-            "autocast on a CPU with native bf16 (AVX-512 BF16/AMX: 1.6-3x faster, FID within "
-            "seed noise), fp32 elsewhere (other CPUs, CUDA). Every row records it.",
-        ),
+        precision_option,
         click.option(
             "--channels-last/--no-channels-last",
             default=True,
             show_default=True,
             help="NHWC memory format for convolutional models.",
         ),
-        click.option(
-            "--device",
-            default="auto",
-            show_default=True,
-            help="cpu, cuda, cuda:N, or auto (cuda when available).",
-        ),
+        device_option,
         data_dir_option,
         click.option(
             "--faithful",
@@ -184,18 +194,8 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             help="Images for the Inception metrics (default: the profile's; 0 skips them).",
         ),
         reference_stats_option,
-        click.option(
-            "--progress/--no-progress",
-            default=None,
-            help="Progress bar (default: only when stderr is a terminal).",
-        ),
-        click.option(
-            "--threads",
-            type=click.IntRange(min=1),
-            default=None,
-            help="CPU threads per job (default: all cores for one job at a time, cores / N "
-            "with --jobs N). CPU results depend on it; every row records it.",
-        ),
+        progress_option,
+        threads_option,
         plugin_option,
     ]
     for opt in reversed(opts):

@@ -15,7 +15,11 @@ from bench.cli.options import (
     cluster_options,
     cluster_settings,
     data_dir_option,
+    device_option,
     plugin_option,
+    precision_option,
+    progress_option,
+    threads_option,
 )
 from bench.runs import new_run_dir
 
@@ -29,16 +33,12 @@ from bench.runs import new_run_dir
     help="Sweep folder (default: a new runs/<time>-sweep-<name>). An existing one resumes.",
 )
 @data_dir_option
-@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
-              show_default=True, help="Training numerics of every setting, as on `bench "
-              "run` (auto: a setting folder's own, else bf16 on CPUs with native bf16, else "
-              "fp32).")  # fmt: skip
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads per job (recorded in every row).")  # fmt: skip
+@device_option
+@precision_option
+@threads_option
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Local executor: run a setting's jobs (phase 2 seeds) N at a time.")  # fmt: skip
-@click.option("--progress/--no-progress", default=None, help="Progress bars.")
+@progress_option
 @click.option("--dry-run", is_flag=True, help="Print the settings; train nothing.")
 @plugin_option
 @cluster_options
