@@ -7,12 +7,15 @@ from typing import Any
 
 from bench.errors import BenchError
 from bench.floor import read_floor
+from bench.report_page import FLOOR_NOTE, TOGETHER_NOTE, plugin_origins, render_page
 from bench.runs import RunFolder
 from metrics.common import atomic_path
-from metrics.keys import headline, ranking, secondary
+from metrics.keys import headline, secondary
 from reports.frame import (
     compare_runs,
     latest_rows,
+    metric_protocols,
+    present_metrics,
     ranking_agreement,
     summarize,
     tidy,
@@ -69,7 +72,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
     groups = together(rows_by_run) if len(runs) > 1 else []
     markdown = _tables(rows_by_run, frame, summary, beside, floors, groups)
-    page, figures, skipped = _html(runs, frame, summary, beside, floors, groups)
+    page, figures, skipped = render_page(runs, frame, summary, beside, floors, groups)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -89,19 +92,6 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     return markdown, html
 
 
-TOGETHER_NOTE = (
-    "Runs made under the same profile and budget, ranked as one table (e.g. your run beside "
-    "committed baselines, which are not retrained); a variant present in several runs is "
-    "labelled with its run; ranks and * are per protocol."
-)
-
-FLOOR_NOTE = (
-    "Real-data floor: draws of real training images scored as if they were samples, with "
-    "this run's protocol (`bench floor`): what a perfect generator would score. Mean ± std "
-    "[95% t-interval] over the draws."
-)
-
-
 def floor_table(folder: Path) -> Any:
     """The run's real-data floor (``bench floor``) as a one-row table of its headline
     metrics, mean ± std over the draws; None when the folder has no floor rows."""
@@ -109,240 +99,7 @@ def floor_table(folder: Path) -> Any:
     if not rows:
         return None
     summary = summarize(tidy({"floor": rows})).assign(best=False)  # the floor is not ranked
-    return wide_table(summary, _present(summary, "floor", headline()), "floor")
-
-
-def _html(
-    runs: dict[str, tuple[Path, list]],
-    frame: Any,
-    summary: Any,
-    beside: dict[str, Any],
-    floors: dict[str, Any],
-    groups: list[tuple[list[str], Any]],
-) -> tuple[str, list, list[str]]:
-    """The page, its named summary figures, and the files rows name that were left out;
-    ``beside`` holds each run's table beside the published FIDs (empty: no such section),
-    ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
-    together (:func:`together`)."""
-    import pandas as pd
-
-    from reports import figures
-    from reports.frame import latest_rows
-    from reports.html import Figure, Section, render
-
-    sections = []
-    for run, (_, rows) in runs.items():
-        present = _present(summary, run, headline())
-        table = _with_status(wide_table(summary, present, run), latest_rows(rows))
-        sec = Section(
-            f"Results: {run}",
-            paragraphs=[
-                "Each cell: mean ± std [95% t-interval] over seeds; * marks the best value in "
-                "the metric's direction. Protocols below the table.",
-            ],
-            tables=[("", table)],
-        )
-        if floors[run] is not None:
-            sec.paragraphs.append(FLOOR_NOTE)
-            sec.tables.insert(0, ("Real-data floor", floors[run]))
-        more = _present(summary, run, secondary())
-        if more:
-            sec.tables.append(("More metrics", wide_table(summary, more, run)))
-        protos = _metric_protocols(summary, run, present + more)
-        if protos:
-            sec.tables.append(("Protocols", pd.DataFrame(protos)))
-        bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
-        sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
-        sec.paragraphs += [f"{v} is a plugin variant: {o}" for v, o in _plugins(rows).items()]
-        sections.append(sec)
-        if not beside[run].empty:
-            sections.append(
-                Section(
-                    f"{run} beside published Fashion-MNIST FIDs",
-                    paragraphs=[PUBLISHED_INTRO, PROTOCOL_NOTE],
-                    tables=[("", beside[run]), ("Published numbers", references())],
-                )
-            )
-    for labels, table in groups:
-        sections.append(Section(f"Ranked together: {', '.join(labels)}",
-                                paragraphs=[TOGETHER_NOTE], tables=[("", table)]))  # fmt: skip
-    names = list(runs)
-    for other in names[1:]:
-        agreement = ranking_agreement(summary, names[0], other, headline())
-        if not agreement.empty:
-            sections.append(
-                Section(
-                    f"Ranking agreement: {names[0]} vs {other}",
-                    paragraphs=["Kendall's tau-b of the variant means (1: same order)."],
-                    tables=[("", agreement.set_index("metric").round(3))],
-                )
-            )
-    figs = Section("Metrics per variant", gallery=True)
-    for m in [m for m in headline() if m in set(frame["metric"].dropna())]:
-        png = figures.metric_bars(frame, m)
-        if png:
-            figs.figures.append(
-                Figure(png, f"{m}: bars are seed means, error bars 95% CI, dots seeds", name=m)
-            )
-    png = figures.is_vs_fid(frame)
-    if png:
-        figs.figures.append(
-            Figure(png, "IS(fmnist) against FID(fmnist), one point per seed", name="is_vs_fid")
-        )
-    png = figures.capacity_study(frame)
-    if png:
-        figs.figures.append(
-            Figure(png, "dcgan vs dcgan-small (seed 000's capacity study)", name="capacity")
-        )
-    sections.append(figs)
-    losses, tracked = [], []
-    grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
-    strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
-    skipped: list[str] = []
-    for run, (folder, rows) in runs.items():
-        for r in latest_rows(rows):
-            paths = r.get("paths") or {}
-            for key, columns, into in (
-                ("losses", ["kimg", "d_loss", "g_loss"], losses), ("tracked", None, tracked),
-            ):  # fmt: skip
-                f = _inside(folder, paths.get(key), skipped)
-                if f is None:
-                    continue
-                try:
-                    log = pd.read_csv(f, usecols=columns)
-                except (ValueError, OSError) as exc:  # damaged: the report goes on without it
-                    skipped.append(f"{f} ({type(exc).__name__}: {str(exc)[:80]})")
-                    continue
-                into.append(log.assign(variant=r["variant"], seed=r["seed"], run=run))
-            if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
-                continue
-            job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
-            steps = sorted((job / "grids").glob("step*.png")) if job else []
-            for g in _spread(steps, 4):
-                kimg = g.stem.split("kimg")[-1]
-                grids.figures.append(
-                    Figure(g.read_bytes(), f"{run} {r['variant']} at {kimg} kimg", pixel=True)
-                )
-            strip = _inside(folder, (r.get("interpolation") or {}).get("strip"), skipped)
-            if strip is not None:
-                changes = (r.get("interpolation") or {}).get("class_changes")
-                strips.figures.append(
-                    Figure(
-                        strip.read_bytes(),
-                        f"{run} {r['variant']}: class changes per path {changes}",
-                        pixel=True,
-                    )
-                )
-    if skipped:
-        sections.append(Section("Files left out", paragraphs=[
-            "Files that rows name but that lie outside their run folder or cannot be read "
-            "(a report embeds only files inside the run folders it was given):", *skipped,
-        ]))  # fmt: skip
-    per_class = [
-        {"variant": r["variant"], "seed": r["seed"], "class_id": int(c), "fid": v}
-        for _, rows in runs.values()
-        for r in latest_rows(rows)
-        for c, v in _per_class_fid(r).items()
-    ]
-    png = figures.per_class_heatmap(pd.DataFrame(per_class))
-    if png:
-        figs.figures.append(
-            Figure(png, "per-class FID of conditional variants (mean over seeds)", name="per_class")
-        )
-    if tracked:
-        png = figures.metric_vs_kimg(pd.concat(tracked, ignore_index=True))
-        if png:
-            n = {(r.get("tracked") or {}).get("samples") for _, rows in runs.values() for r in rows}
-            n.discard(None)
-            figs.figures.append(
-                Figure(
-                    png,
-                    "FID and IS (fmnist) of G_ema during training, "
-                    f"{'/'.join(str(x) for x in sorted(n))} samples per point vs the test split; "
-                    "bands: 95% CI over seeds",
-                    name="metric_vs_kimg",
-                )
-            )
-    if losses:
-        png = figures.loss_curves(pd.concat(losses))
-        if png:
-            figs.figures.append(
-                Figure(png, "G and D losses against kimg (seed 0)", name="loss_curves")
-            )
-    sections += [s for s in (grids, strips) if s.figures]
-    title = "fmgan-bench report: " + ", ".join(runs)
-    page = render(
-        title, sections, subtitle=f"{len(frame.drop_duplicates(['run', 'variant', 'seed']))} jobs"
-    )
-    return page, [f for f in figs.figures if f.name], skipped
-
-
-def _per_class_fid(row: dict) -> dict:
-    """class id -> FID(fmnist) of one conditional row (empty for others)."""
-    proto = (row.get("protocol") or {}).get("fmnist") or {}
-    return proto.get("fid_fmnist_per_class") or {}
-
-
-def _with_status(table: Any, rows: list) -> Any:
-    """The results table with a first column of job states per variant ("ok 3/3"), and a
-    row for variants that have no metrics (diverged or failed everywhere)."""
-    from collections import Counter
-
-    states: dict[str, Counter] = {}
-    for r in rows:
-        states.setdefault(str(r["variant"]), Counter())[str(r.get("status"))] += 1
-    table = table.reindex(list(dict.fromkeys([*table.index, *states])))
-    jobs = [
-        ", ".join(f"{k} {n}/{sum(states[v].values())}" for k, n in sorted(states[v].items()))
-        for v in table.index
-    ]
-    table.insert(0, "jobs", jobs)
-    table.columns.name = None  # one header row in HTML
-    return table
-
-
-def _present(summary: Any, run: str, metrics: list[str]) -> list[str]:
-    """The ``metrics`` that ``run`` has values for, in the given order."""
-    have = set(summary.loc[summary["run"] == run, "metric"])
-    return [m for m in metrics if m in have]
-
-
-def _metric_protocols(summary: Any, run: str, metrics: list[str]) -> list[dict[str, str]]:
-    """Per metric of ``run``: its direction and the protocol(s) its values were made under."""
-    out = []
-    for m in metrics:
-        proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
-        out.append(
-            {"metric": m, "direction": ranking(m), "protocol": "; ".join(sorted(set(proto)))}
-        )
-    return out
-
-
-def _inside(folder: Path, rel: Any, skipped: list[str]) -> Path | None:
-    """``folder / rel`` when it is an existing file or folder inside ``folder``; a path that
-    leads out of it (absolute, ``..``, a link) is recorded in ``skipped`` and not read."""
-    if not rel or not isinstance(rel, str):
-        return None
-    path = (folder / rel).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        skipped.append(f"{rel} (named by a row of {folder}; outside it)")
-        return None
-    return path if path.exists() else None
-
-
-def _plugins(rows: list[dict[str, Any]]) -> dict[str, str]:
-    """Variants of ``rows`` that came from a plugin, with where their code came from."""
-    from models.plugins import describe
-
-    return {r["variant"]: describe(r["origin"]) for r in rows if r.get("origin")}
-
-
-def _spread(items: list[Path], k: int) -> list[Path]:
-    """Up to ``k`` items evenly spread, first and last included."""
-    if len(items) <= k:
-        return items
-    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
-    return [items[i] for i in idx]
+    return wide_table(summary, present_metrics(summary, "floor", headline()), "floor")
 
 
 def together(runs: dict[str, list]) -> list[tuple[list[str], Any]]:
@@ -369,7 +126,7 @@ def together(runs: dict[str, list]) -> list[tuple[list[str], Any]]:
             for run in labels for r in latest_rows(runs[run])
         ]  # fmt: skip
         summary = summarize(tidy({"together": merged}))
-        out.append((labels, wide_table(summary, _present(summary, "together", headline()),
+        out.append((labels, wide_table(summary, present_metrics(summary, "together", headline()),
                                        "together")))  # fmt: skip
     return out
 
@@ -449,7 +206,7 @@ def _tables(
     where it has them."""
     parts = []
     for run in runs:
-        present = _present(summary, run, headline())
+        present = present_metrics(summary, run, headline())
         table = wide_table(summary, present, run)
         sub = frame[frame["run"] == run]
         seeds = sub.groupby("variant")["seed"].nunique()
@@ -463,17 +220,17 @@ def _tables(
             parts.append(to_markdown(floors[run], index_name="floor"))
             parts.append("\n")
         parts.append(to_markdown(table))
-        more = _present(summary, run, secondary())
+        more = present_metrics(summary, run, secondary())
         if more:
             parts.append("\nMore metrics:\n\n")
             parts.append(to_markdown(wide_table(summary, more, run)))
         bad = sub[sub["status"] != "ok"].drop_duplicates(["variant", "seed"])
         for r in bad.itertuples():
             parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")
-        for variant, origin in _plugins(runs[run]).items():
+        for variant, origin in plugin_origins(runs[run]).items():
             parts.append(f"- `{variant}` is a plugin variant: {origin}\n")
         parts.append("\nProtocols:\n")
-        for p in _metric_protocols(summary, run, present + more):
+        for p in metric_protocols(summary, run, present + more):
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
         parts.append(_published_markdown(beside[run]))

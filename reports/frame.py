@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from metrics.keys import METRICS
+from metrics.keys import METRICS, ranking
 
 # Per-job facts carried beside every metric value (for the capacity study, speed tables).
 JOB_FIELDS = (
@@ -232,3 +232,24 @@ def ranking_agreement(
             continue
         rows.append({"metric": m, "variants": len(common), "kendall_tau": tau, "p_value": p})
     return pd.DataFrame(rows, columns=["metric", "variants", "kendall_tau", "p_value"])
+
+
+def present_metrics(summary: pd.DataFrame, run: str, metrics: list[str]) -> list[str]:
+    """The ``metrics`` that ``run`` has values for, in the given order."""
+    have = set(summary.loc[summary["run"] == run, "metric"])
+    return [m for m in metrics if m in have]
+
+
+def metric_protocols(
+    summary: pd.DataFrame,
+    run: str,
+    metrics: list[str],
+) -> list[dict[str, str]]:
+    """Per metric of ``run``: its direction and the protocol(s) its values were made under."""
+    out = []
+    for m in metrics:
+        proto = summary.loc[(summary["run"] == run) & (summary["metric"] == m), "protocol"]
+        out.append(
+            {"metric": m, "direction": ranking(m), "protocol": "; ".join(sorted(set(proto)))}
+        )
+    return out

@@ -1,0 +1,271 @@
+"""The HTML page of `bench report`: a section per run (its table with job states, the
+real-data floor, more metrics, protocols, the table beside published FIDs), the runs ranked
+together and their ranking agreement, the summary figures, and each job's sample grids and
+interpolation strips, read from the run folders (only files inside them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from metrics.keys import headline, secondary
+from reports import figures
+from reports.frame import (
+    latest_rows,
+    metric_protocols,
+    present_metrics,
+    ranking_agreement,
+    wide_table,
+)
+from reports.html import Figure, Section, render
+from reports.published import INTRO as PUBLISHED_INTRO
+from reports.published import PROTOCOL_NOTE, references
+
+TOGETHER_NOTE = (
+    "Runs made under the same profile and budget, ranked as one table (e.g. your run beside "
+    "committed baselines, which are not retrained); a variant present in several runs is "
+    "labelled with its run; ranks and * are per protocol."
+)
+
+FLOOR_NOTE = (
+    "Real-data floor: draws of real training images scored as if they were samples, with "
+    "this run's protocol (`bench floor`): what a perfect generator would score. Mean ± std "
+    "[95% t-interval] over the draws."
+)
+
+
+def plugin_origins(rows: list[dict[str, Any]]) -> dict[str, str]:
+    """Variants of ``rows`` that came from a plugin, with where their code came from."""
+    from models.plugins import describe
+
+    return {r["variant"]: describe(r["origin"]) for r in rows if r.get("origin")}
+
+
+def render_page(
+    runs: dict[str, tuple[Path, list]],
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    beside: dict[str, pd.DataFrame],
+    floors: dict[str, pd.DataFrame | None],
+    groups: list[tuple[list[str], pd.DataFrame]],
+) -> tuple[str, list[Figure], list[str]]:
+    """The page, its named summary figures, and the files rows name that were left out;
+    ``beside`` holds each run's table beside the published FIDs (empty: no such section),
+    ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
+    together (:func:`bench.reports.together`)."""
+    sections = _run_sections(runs, summary, beside, floors)
+    sections += _comparison_sections(list(runs), summary, groups)
+    skipped: list[str] = []
+    logs, grids, strips = _job_files(runs, skipped)
+    figs = _summary_figures(runs, frame, logs)
+    sections.append(figs)
+    if skipped:
+        sections.append(Section("Files left out", paragraphs=[
+            "Files that rows name but that lie outside their run folder or cannot be read "
+            "(a report embeds only files inside the run folders it was given):", *skipped,
+        ]))  # fmt: skip
+    sections += [s for s in (grids, strips) if s.figures]
+    title = "fmgan-bench report: " + ", ".join(runs)
+    jobs = len(frame.drop_duplicates(["run", "variant", "seed"]))
+    page = render(title, sections, subtitle=f"{jobs} jobs")
+    return page, [f for f in figs.figures if f.name], skipped
+
+
+def _run_sections(
+    runs: dict[str, tuple[Path, list]],
+    summary: pd.DataFrame,
+    beside: dict[str, pd.DataFrame],
+    floors: dict[str, pd.DataFrame | None],
+) -> list[Section]:
+    """Per run: its results (job states, floor, more metrics, protocols, failures, plugin
+    variants) and, where it has one, its table beside the published FIDs."""
+    sections = []
+    for run, (_, rows) in runs.items():
+        present = present_metrics(summary, run, headline())
+        table = _with_status(wide_table(summary, present, run), latest_rows(rows))
+        sec = Section(
+            f"Results: {run}",
+            paragraphs=[
+                "Each cell: mean ± std [95% t-interval] over seeds; * marks the best value in "
+                "the metric's direction. Protocols below the table.",
+            ],
+            tables=[("", table)],
+        )
+        floor = floors[run]
+        if floor is not None:
+            sec.paragraphs.append(FLOOR_NOTE)
+            sec.tables.insert(0, ("Real-data floor", floor))
+        more = present_metrics(summary, run, secondary())
+        if more:
+            sec.tables.append(("More metrics", wide_table(summary, more, run)))
+        protos = metric_protocols(summary, run, present + more)
+        if protos:
+            sec.tables.append(("Protocols", pd.DataFrame(protos)))
+        bad = [r for r in latest_rows(rows) if r.get("status") != "ok"]
+        sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
+        sec.paragraphs += [f"{v} is a plugin variant: {o}" for v, o in plugin_origins(rows).items()]
+        sections.append(sec)
+        if not beside[run].empty:
+            sections.append(
+                Section(
+                    f"{run} beside published Fashion-MNIST FIDs",
+                    paragraphs=[PUBLISHED_INTRO, PROTOCOL_NOTE],
+                    tables=[("", beside[run]), ("Published numbers", references())],
+                )
+            )
+    return sections
+
+
+def _comparison_sections(
+    names: list[str], summary: pd.DataFrame, groups: list[tuple[list[str], pd.DataFrame]]
+) -> list[Section]:
+    """The runs ranked together, and how far each later run ranks like the first."""
+    sections = [
+        Section(f"Ranked together: {', '.join(labels)}", paragraphs=[TOGETHER_NOTE],
+                tables=[("", table)])
+        for labels, table in groups
+    ]  # fmt: skip
+    for other in names[1:]:
+        agreement = ranking_agreement(summary, names[0], other, headline())
+        if not agreement.empty:
+            sections.append(
+                Section(
+                    f"Ranking agreement: {names[0]} vs {other}",
+                    paragraphs=["Kendall's tau-b of the variant means (1: same order)."],
+                    tables=[("", agreement.set_index("metric").round(3))],
+                )
+            )
+    return sections
+
+
+def _job_files(
+    runs: dict[str, tuple[Path, list]], skipped: list[str]
+) -> tuple[dict[str, list[pd.DataFrame]], Section, Section]:
+    """What the jobs left in their folders: the loss and tracked-metric logs of every job,
+    and the sample grids and interpolation strips of each variant's first seed. A file a
+    row names outside its folder, or one that cannot be read, goes to ``skipped``."""
+    logs: dict[str, list[pd.DataFrame]] = {"losses": [], "tracked": []}
+    grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
+    strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
+    for run, (folder, rows) in runs.items():
+        for r in latest_rows(rows):
+            paths = r.get("paths") or {}
+            for key, columns in (("losses", ["kimg", "d_loss", "g_loss"]), ("tracked", None)):
+                f = _inside(folder, paths.get(key), skipped)
+                if f is None:
+                    continue
+                try:
+                    log = pd.read_csv(f, usecols=columns)
+                except (ValueError, OSError) as exc:  # damaged: the report goes on without it
+                    skipped.append(f"{f} ({type(exc).__name__}: {str(exc)[:80]})")
+                    continue
+                logs[key].append(log.assign(variant=r["variant"], seed=r["seed"], run=run))
+            if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
+                continue
+            job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
+            steps = sorted((job / "grids").glob("step*.png")) if job else []
+            for g in _spread(steps, 4):
+                kimg = g.stem.split("kimg")[-1]
+                grids.figures.append(
+                    Figure(g.read_bytes(), f"{run} {r['variant']} at {kimg} kimg", pixel=True)
+                )
+            interpolation = r.get("interpolation") or {}
+            strip = _inside(folder, interpolation.get("strip"), skipped)
+            if strip is not None:
+                changes = interpolation.get("class_changes")
+                strips.figures.append(Figure(
+                    strip.read_bytes(), f"{run} {r['variant']}: class changes per path {changes}",
+                    pixel=True,
+                ))  # fmt: skip
+    return logs, grids, strips
+
+
+def _summary_figures(
+    runs: dict[str, tuple[Path, list]],
+    frame: pd.DataFrame,
+    logs: dict[str, list[pd.DataFrame]],
+) -> Section:
+    """The gallery of summary figures (each named, so it is also written as a PNG)."""
+    figs = Section("Metrics per variant", gallery=True)
+
+    def add(png: bytes | None, caption: str, name: str) -> None:
+        if png:
+            figs.figures.append(Figure(png, caption, name=name))
+
+    for m in [m for m in headline() if m in set(frame["metric"].dropna())]:
+        add(
+            figures.metric_bars(frame, m),
+            f"{m}: bars are seed means, error bars 95% CI, dots seeds",
+            m,
+        )
+    add(figures.is_vs_fid(frame), "IS(fmnist) against FID(fmnist), one point per seed", "is_vs_fid")
+    add(
+        figures.capacity_study(frame),
+        "dcgan vs dcgan-small (seed 000's capacity study)",
+        "capacity",
+    )
+    per_class = [
+        {"variant": r["variant"], "seed": r["seed"], "class_id": int(c), "fid": v}
+        for _, rows in runs.values()
+        for r in latest_rows(rows)
+        for c, v in _per_class_fid(r).items()
+    ]
+    add(figures.per_class_heatmap(pd.DataFrame(per_class)),
+        "per-class FID of conditional variants (mean over seeds)", "per_class")  # fmt: skip
+    if logs["tracked"]:
+        n = {(r.get("tracked") or {}).get("samples") for _, rows in runs.values() for r in rows}
+        n.discard(None)
+        add(figures.metric_vs_kimg(pd.concat(logs["tracked"], ignore_index=True)),
+            "FID and IS (fmnist) of G_ema during training, "
+            f"{'/'.join(str(x) for x in sorted(n))} samples per point vs the test split; "
+            "bands: 95% CI over seeds", "metric_vs_kimg")  # fmt: skip
+    if logs["losses"]:
+        add(figures.loss_curves(pd.concat(logs["losses"])),
+            "G and D losses against kimg (seed 0)", "loss_curves")  # fmt: skip
+    return figs
+
+
+def _per_class_fid(row: dict) -> dict:
+    """class id -> FID(fmnist) of one conditional row (empty for others)."""
+    proto = (row.get("protocol") or {}).get("fmnist") or {}
+    return proto.get("fid_fmnist_per_class") or {}
+
+
+def _with_status(table: Any, rows: list) -> Any:
+    """The results table with a first column of job states per variant ("ok 3/3"), and a
+    row for variants that have no metrics (diverged or failed everywhere)."""
+    from collections import Counter
+
+    states: dict[str, Counter] = {}
+    for r in rows:
+        states.setdefault(str(r["variant"]), Counter())[str(r.get("status"))] += 1
+    table = table.reindex(list(dict.fromkeys([*table.index, *states])))
+    jobs = [
+        ", ".join(f"{k} {n}/{sum(states[v].values())}" for k, n in sorted(states[v].items()))
+        for v in table.index
+    ]
+    table.insert(0, "jobs", jobs)
+    table.columns.name = None  # one header row in HTML
+    return table
+
+
+def _inside(folder: Path, rel: Any, skipped: list[str]) -> Path | None:
+    """``folder / rel`` when it is an existing file or folder inside ``folder``; a path that
+    leads out of it (absolute, ``..``, a link) is recorded in ``skipped`` and not read."""
+    if not rel or not isinstance(rel, str):
+        return None
+    path = (folder / rel).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        skipped.append(f"{rel} (named by a row of {folder}; outside it)")
+        return None
+    return path if path.exists() else None
+
+
+def _spread(items: list[Path], k: int) -> list[Path]:
+    """Up to ``k`` items evenly spread, first and last included."""
+    if len(items) <= k:
+        return items
+    idx = sorted({round(i * (len(items) - 1) / (k - 1)) for i in range(k)})
+    return [items[i] for i in idx]
