@@ -74,8 +74,8 @@ def test_training_options_are_run_plan_fields() -> None:
     assert {"executor", "detach", "slurm_time"} <= engine  # where the jobs run: not the plan
     plan_fields = {f.name for f in dataclasses.fields(RunPlan)}
     own = {
-        "run": {"all_", "variants", "seeds", "out", "dry_run", "jobs", *engine},
-        "train": {"variant", "seed", "out"},
+        "run": {"all_", "variants", "seeds", "out", "dry_run", "as_json", "jobs", *engine},
+        "train": {"variant", "seed", "out", "dry_run"},
     }
     for name, skip in own.items():
         options = {p.name for p in cli.commands[name].params} - skip - {"help"}

@@ -177,7 +177,7 @@ def test_seed_faithful_option_of_wgan_gp() -> None:
 def test_capacity_study_pair_differs_only_in_width() -> None:
     a, b = get_variant("dcgan").to_dict(), get_variant("dcgan-small").to_dict()
     diff = {k for k in a if a[k] != b[k]}
-    assert diff == {"name", "summary", "arch"}
+    assert diff == {"name", "summary", "notes", "arch"}  # the descriptions say how they differ
     assert (a["arch"]["ngf"], b["arch"]["ngf"]) == (64, 32)
     assert {k for k in a["arch"] if a["arch"][k] != b["arch"][k]} == {"ngf", "ndf"}
 
