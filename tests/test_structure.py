@@ -136,3 +136,27 @@ def test_every_registered_engine_is_an_engine_class() -> None:
     for name, where in REGISTERED.items():
         module, cls = where.split(":")
         assert issubclass(getattr(importlib.import_module(module), cls), Engine), name
+
+
+MAX_FILE_LINES = 425  # "about 400"
+MAX_FUNCTION_LINES = 90  # "about 80"
+REASON = "# long because:"  # a module or function longer than the limit says why, in itself
+
+
+def test_modules_and_functions_stay_small() -> None:
+    """No package module over about 400 lines and no function over about 80, unless it
+    states why (a ``# long because: ...`` line inside it)."""
+    import ast
+
+    too_long = []
+    for name, path in _modules().items():
+        text = path.read_text(encoding="utf-8")
+        lines = text.splitlines()
+        if len(lines) > MAX_FILE_LINES and REASON not in text:
+            too_long.append(f"{name}: {len(lines)} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                body = lines[node.lineno - 1 : node.end_lineno]
+                if len(body) > MAX_FUNCTION_LINES and not any(REASON in x for x in body):
+                    too_long.append(f"{name}.{node.name}: {len(body)} lines")
+    assert too_long == []
