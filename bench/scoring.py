@@ -21,13 +21,12 @@ from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.common import downloads_disabled, no_download_reason
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
-from metrics.family import GeneratorContext, MetricInputError
+from metrics.family import EvalSettings, GeneratorContext, MetricInputError
 from metrics.fid import fid
 from metrics.inception import InceptionUnavailable, LoadedInception, load_inception
 from metrics.isc import inception_score
 from metrics.keys import families, group_keys
 from metrics.suite import (
-    EvalSettings,
     extract,
     fmnist_metrics,
     generate,
@@ -61,6 +60,7 @@ class Scorer:
         self._refs: dict[tuple[int, ...] | None, tuple[dict, torch.Tensor, dict]] = {}
         self._inception: LoadedInception | InceptionUnavailable | None = None
         self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
+        self._copying: dict[tuple[str, tuple[int, ...] | None], tuple[dict, dict, dict]] = {}
         self._unavailable: dict[str, str] = {}  # keys known unavailable, and why
         if downloads_disabled():  # torch-fidelity would try GitHub
             reason = f"LPIPS-VGG16 weights not downloaded ({no_download_reason()})"
@@ -143,6 +143,35 @@ class Scorer:
             self._refs[classes] = (feats, ref.labels, desc)
         return self._refs[classes]
 
+    def copying_features(
+        self, classes: tuple[int, ...] | None, kind: str
+    ) -> tuple[dict, dict, dict[str, Any]]:
+        """The data-copying test's training features T (every training image of ``classes``)
+        and held-out features P_n (the test images of :func:`copying_split`'s held-out half;
+        its first ``inception_samples`` for the Inception pass) for the ``fmnist`` or
+        ``inception`` pass, cached like the references; and their descriptions."""
+        key = (kind, classes)
+        if key not in self._copying:
+            seed = self.settings.metric_seed
+            train = load_part(DataOptions(classes=classes), "train", self.data_dir)
+            test = load_part(DataOptions(classes=classes), "test", self.data_dir)
+            held, _ = copying_split(len(test), seed)
+            subset = f"copying_split(seed {seed}) held-out half"
+            if kind == "inception":
+                held = held[: self.settings.inception_samples]
+                subset += f", first {len(held)}"
+                ext: Any = self.inception.extractor
+                batch = self.settings.inception_batch_size
+            else:
+                ext, batch = self.extractor, self.settings.batch_size
+            held_images = test.images[held.sort().values]
+            t_desc = _describe_split(train.images, classes, "train")
+            h_desc = _describe_split(held_images, classes, "test", subset=subset)
+            t_feats = reference_features(ext, train.images, t_desc, cache_dir(), batch)
+            h_feats = reference_features(ext, held_images, h_desc, cache_dir(), batch)
+            self._copying[key] = (t_feats, h_feats, {"train": t_desc, "held_out": h_desc})
+        return self._copying[key]
+
     def quick_metrics(
         self, images: torch.Tensor, classes: tuple[int, ...] | None
     ) -> dict[str, float]:
@@ -210,15 +239,18 @@ class Scorer:
         n_eval = self.settings.num_samples
         try:
             feats, ref_labels, desc = self.reference(classes)
+            train, held, copying_desc = self.copying_features(classes, "fmnist")
             values, notes = fmnist_metrics(
                 self.extractor, images[:n_eval], None if labels is None else labels[:n_eval],
-                feats, ref_labels, class_ids, self.settings,
+                feats, ref_labels, class_ids, self.settings, (train, held),
             )  # fmt: skip
         except EvaluatorUnavailable as exc:
             return {"metrics": {}, "metrics_error": f"evaluator unavailable: {exc}"}
         except MetricInputError as exc:  # e.g. too few samples: the training result stands
             return {"metrics": {}, "metrics_error": str(exc)}
         notes["num_samples"] = min(n_eval, len(images))
+        if "copying" in notes:
+            notes["copying"]["reference"] = copying_desc
         row: dict[str, Any] = {
             "metrics": values,
             "protocol": {"fmnist": protocol(self.extractor, self.settings, desc, notes)},
@@ -239,7 +271,12 @@ class Scorer:
         n = min(self.settings.inception_samples, len(images))
         feats, desc = self.inception_reference(classes)
         inc = self.inception
-        values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings)
+        train, held, copying_desc = self.copying_features(classes, "inception")
+        values, notes = inception_metrics(
+            inc.extractor, images[:n], feats, self.settings, (train, held)
+        )
+        if "copying" in notes:
+            notes["copying"]["reference"] = copying_desc
         row["metrics"].update(values)
         proto = protocol(inc.extractor, self.settings, desc, notes)
         proto["num_samples"] = n
@@ -251,13 +288,28 @@ class Scorer:
             row["metrics_unavailable"]["is_inception_std"] = inc.is_unavailable
 
 
+def copying_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices into a reference split of ``n`` images: the held-out half the data-copying
+    test compares against (its P_n), and the other half (the sanity ladder's ``held-out``
+    rung, real images the test has never seen), both in ``randperm(seed)`` order."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return perm[: n // 2], perm[n // 2 :]
+
+
 def _describe_test_split(
     images: torch.Tensor, classes: tuple[int, ...] | None, **extra: str
 ) -> dict[str, Any]:
     """The reference description recorded in protocols and reference-cache keys."""
+    return _describe_split(images, classes, "test", **extra)
+
+
+def _describe_split(
+    images: torch.Tensor, classes: tuple[int, ...] | None, split: str, **extra: str
+) -> dict[str, Any]:
+    """A description of reference images, recorded in protocols and cache keys."""
     return {
         "dataset": "fashion-mnist",
-        "split": "test",
+        "split": split,
         "classes": list(classes) if classes is not None else "all",
         "size": len(images),
         **extra,

@@ -25,9 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
+from metrics.family import Family, FeatureContext, MetricKey
+
+if TYPE_CHECKING:  # the registry imports this module; torch loads only when it computes
+    import numpy as np
+    import torch
 
 COPYING_FLAG = -3.0  # the paper's threshold: C_T below it is data copying
 
@@ -46,6 +50,8 @@ class CopyingResult:
 def kmeans_cells(train: torch.Tensor, k: int, seed: int, iters: int = 50) -> torch.Tensor:
     """Centroids of a k-means partition of ``train`` (k-means++ start, Lloyd's iterations,
     float64, deterministic for a seed). Empty cells keep their previous centroid."""
+    import torch
+
     x = train.double()
     g = torch.Generator().manual_seed(seed)
     centers = x[torch.randint(len(x), (1,), generator=g)]
@@ -65,6 +71,8 @@ def kmeans_cells(train: torch.Tensor, k: int, seed: int, iters: int = 50) -> tor
 
 def assign_cells(x: torch.Tensor, centers: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
     """Index of the nearest centroid of each row of ``x``."""
+    import torch
+
     c = centers.double()
     return torch.cat([torch.cdist(x[i : i + chunk].double(), c).argmin(dim=1)
                       for i in range(0, len(x), chunk)])  # fmt: skip
@@ -72,6 +80,8 @@ def assign_cells(x: torch.Tensor, centers: torch.Tensor, chunk: int = 4096) -> t
 
 def nearest_distance(x: torch.Tensor, train: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     """Euclidean distance of each row of ``x`` to its nearest row of ``train`` (float64)."""
+    import torch
+
     t = train.double()
     return torch.cat([torch.cdist(x[i : i + chunk].double(), t).min(dim=1).values
                       for i in range(0, len(x), chunk)])  # fmt: skip
@@ -81,6 +91,7 @@ def mann_whitney_z(gen_d: np.ndarray, held_d: np.ndarray) -> float:
     """Z-scored Mann-Whitney U of the generated against the held-out distances (U counts
     the pairs with the generated distance larger; ties count one half; no tie correction,
     as in the paper)."""
+    import numpy as np
     from scipy.stats import rankdata
 
     m, n = len(gen_d), len(held_d)
@@ -103,6 +114,8 @@ def data_copying(
         ValueError: too few training samples for the cells, or no cell with ``min_cell``
             generated samples and at least one held-out sample.
     """
+    import numpy as np
+
     if len(train) < cells:
         raise ValueError(f"{len(train)} training samples for {cells} cells")
     centers = kmeans_cells(train, cells, seed)
@@ -120,3 +133,41 @@ def data_copying(
         raise ValueError(f"no cell holds {min_cell} generated samples (and a held-out one)")
     ct = float(np.dot(weights, zs) / np.sum(weights))
     return CopyingResult(ct, len(zs), cells, used_gen / len(gen), tuple(zs))
+
+
+def compute(ctx: FeatureContext) -> tuple[dict[str, float | None], dict[str, Any]]:
+    """C_T of the pass's generated features against its training features (T), with its
+    held-out real features (P_n); the sizes, cells and their coverage go to the notes."""
+    assert ctx.train is not None and ctx.held_out is not None  # runs_on checked them
+    s = ctx.settings
+    train, held, gen = ctx.train["features"], ctx.held_out["features"], ctx.gen["features"]
+    try:
+        r = data_copying(train, held, gen, s.copying_cells, s.copying_min_cell, s.metric_seed)
+    except ValueError as exc:  # too few samples for the cells: no value, the rest stands
+        return {ctx.key("ct"): None}, {"copying": {"not computed": str(exc)}}
+    notes = {
+        "copying": {
+            "train": len(train), "held_out": len(held), "generated": len(gen),
+            "cells": r.cells, "cells_used": r.cells_used, "min_cell": s.copying_min_cell,
+            "generated_share_used": round(r.gen_share_used, 4), "flag_below": COPYING_FLAG,
+        },
+    }  # fmt: skip
+    return {ctx.key("ct"): r.ct}, notes
+
+
+_WHY = (
+    "a z-score for data copying, not a quality score: below -3 flags copying, about 0 is what "
+    "held-out real data scores, above 0 means samples stay farther from the training set than "
+    "real data (the usual case for GANs); its size grows with the sample counts"
+)
+FAMILY = Family(
+    "copying",
+    (
+        MetricKey("ct_fmnist", True, "data-copying C_T (Meehan et al. 2020) on the evaluator's "
+                  "features; < -3: copies its training images", "fmnist", unranked=_WHY),
+        MetricKey("ct_inception", True, "data-copying C_T on TF-Inception pool3; < -3: "
+                  "copies its training images", "inception", unranked=_WHY),
+    ),
+    compute,
+    needs_train=True,
+)  # fmt: skip

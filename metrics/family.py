@@ -45,6 +45,8 @@ class EvalSettings:
     inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
     inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
     ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
+    copying_cells: int = 20  # k-means cells of the data-copying test (Meehan et al. 2020)
+    copying_min_cell: int = 20  # generated samples a cell needs to count in C_T
 
 
 # Metric groups and the protocol section of a row that describes how each group was made.
@@ -110,6 +112,9 @@ class FeatureContext:
     128-d penultimate layer or Inception pool3), ``logits`` when the extractor has them.
     ``gen_labels`` are the classes conditional samples were generated for (else None);
     ``ref_labels`` the reference's labels when known; ``class_ids`` the variant's classes.
+    ``train`` and ``held_out`` are the same extractor's features of training images and of
+    held-out real images disjoint from them (the data-copying test's T and P_n), when the
+    scorer provides them.
     """
 
     extractor: str
@@ -119,6 +124,8 @@ class FeatureContext:
     gen_labels: torch.Tensor | None = None
     ref_labels: torch.Tensor | None = None
     class_ids: tuple[int, ...] = tuple(range(10))
+    train: Mapping[str, torch.Tensor] | None = None
+    held_out: Mapping[str, torch.Tensor] | None = None
 
     def key(self, stem: str) -> str:
         """``stem`` with this pass's suffix: ``key("fid")`` is ``fid_fmnist`` or
@@ -173,6 +180,8 @@ class Family:
         needs: feature names the family reads; on a pass without them (Inception without
             logits) the family is skipped.
         extractors: the feature passes the family runs on.
+        needs_train: the family reads the pass's training and held-out features
+            (:attr:`FeatureContext.train`); skipped on a pass without them.
     """
 
     name: str
@@ -181,6 +190,7 @@ class Family:
     kind: str = "features"
     needs: tuple[str, ...] = ("features",)
     extractors: tuple[str, ...] = EXTRACTORS
+    needs_train: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in ("features", "generator"):
@@ -191,4 +201,6 @@ class Family:
 
     def runs_on(self, ctx: FeatureContext) -> bool:
         """Whether this feature family applies to ``ctx``'s pass."""
+        if self.needs_train and (ctx.train is None or ctx.held_out is None):
+            return False
         return ctx.extractor in self.extractors and all(n in ctx.gen for n in self.needs)

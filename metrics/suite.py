@@ -159,13 +159,17 @@ def fmnist_metrics(
     ref_labels: torch.Tensor,
     class_ids: tuple[int, ...],
     settings: EvalSettings,
+    copying: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """Every evaluator metric from one feature pass over ``gen_images``."""
+    """Every evaluator metric from one feature pass over ``gen_images``; ``copying``: the
+    training and held-out features of the data-copying test (None: that test is skipped)."""
     check_images(gen_images, "generated images")
     gen = extract(extractor, gen_images, settings.batch_size)
+    train, held = copying if copying is not None else (None, None)
     ctx = FeatureContext(
-        "fmnist", gen, ref_feats, settings, gen_labels, ref_labels, tuple(class_ids)
-    )
+        "fmnist", gen, ref_feats, settings, gen_labels, ref_labels, tuple(class_ids),
+        train=train, held_out=held,
+    )  # fmt: skip
     return feature_metrics(ctx)
 
 
@@ -174,16 +178,19 @@ def inception_metrics(
     gen_images: torch.Tensor,
     ref_feats: dict[str, torch.Tensor],
     settings: EvalSettings,
+    copying: tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]] | None = None,
 ) -> tuple[dict[str, float | None], dict[str, Any]]:
-    """Every Inception metric from one pool3 (+ logits, when the network has them) pass.
+    """Every Inception metric from one pool3 (+ logits, when the network has them) pass;
+    ``copying`` as for :func:`fmnist_metrics`.
 
     torch-fidelity's TF1-compatible bilinear upscaling to 299x299 happens inside the
     extractor; gray images are replicated to RGB.
     """
     check_images(gen_images, "generated images")
     feats = extract(extractor, gen_images, settings.inception_batch_size)
+    train, held = (_inception_names(c) for c in copying) if copying is not None else (None, None)
     ctx = FeatureContext("inception", _inception_names(feats), _inception_names(ref_feats),
-                         settings)  # fmt: skip
+                         settings, train=train, held_out=held)  # fmt: skip
     return feature_metrics(ctx)
 
 

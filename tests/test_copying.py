@@ -104,3 +104,24 @@ def test_refuses_inputs_without_a_usable_cell() -> None:
         data_copying(train[:3], held, held, cells=4)
     with pytest.raises(ValueError, match="no cell holds"):
         data_copying(train, held, mixture(10, 3), cells=4, min_cell=20)
+
+
+def test_the_registered_family_runs_only_with_training_features() -> None:
+    """``ct_fmnist`` from a feature pass that carries T and P_n, with its sizes in the notes;
+    no value (and the reason) when too few samples fill a cell; skipped without T."""
+    from metrics.copying import FAMILY
+    from metrics.family import EvalSettings, FeatureContext
+
+    train, held = mixture(4000, 10), mixture(2000, 11)
+    settings = EvalSettings(num_samples=2000, copying_cells=10)
+    ctx = FeatureContext("fmnist", {"features": train[:2000]}, {"features": held}, settings,
+                         train={"features": train}, held_out={"features": held})  # fmt: skip
+    assert FAMILY.runs_on(ctx)
+    values, notes = FAMILY.compute(ctx)
+    assert values["ct_fmnist"] < COPYING_FLAG
+    assert notes["copying"]["train"] == 4000 and notes["copying"]["held_out"] == 2000
+    few = FeatureContext("fmnist", {"features": train[:15]}, {"features": held}, settings,
+                         train={"features": train}, held_out={"features": held})  # fmt: skip
+    values, notes = FAMILY.compute(few)
+    assert values == {"ct_fmnist": None} and "no cell holds" in notes["copying"]["not computed"]
+    assert not FAMILY.runs_on(FeatureContext("fmnist", {"features": held}, {}, settings))

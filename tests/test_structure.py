@@ -160,3 +160,15 @@ def test_modules_and_functions_stay_small() -> None:
                 if len(body) > MAX_FUNCTION_LINES and not any(REASON in x for x in body):
                     too_long.append(f"{name}.{node.name}: {len(body)} lines")
     assert too_long == []
+
+
+def test_the_metric_registry_loads_without_torch() -> None:
+    """Reports read the registry (metrics.keys) without torch: no family imports it at
+    module level."""
+    import subprocess
+    import sys
+
+    code = "import sys, metrics.keys; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=ROOT, check=True).stdout.strip()  # fmt: skip
+    assert out == "False"

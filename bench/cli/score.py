@@ -249,11 +249,13 @@ def sanity_cmd(
 ) -> None:
     """Score image sets of known quality (real training images, the same with Gaussian
     noise of sigma 0.1/0.2/0.4, uniform noise, one image repeated) and say for every metric
-    whether it orders them in its declared direction. Exit 1 if a ranked metric fails."""
+    whether it orders them in its declared direction; the data-copying test must instead
+    flag the training images and half copies, and not held-out test images. Exit 1 if a
+    ranked metric fails."""
     import json
 
     from bench.data import locate
-    from bench.sanity import RUNGS, run_ladder
+    from bench.sanity import COPYING_RUNGS, RUNGS, run_ladder
     from bench.scoring import Scorer
     from metrics.family import EvalSettings
     from metrics.keys import METRICS
@@ -273,9 +275,10 @@ def sanity_cmd(
         if as_json:
             continue
         click.echo(f"draw {draw} (randperm seed of the training images):")
-        click.echo(f"  {'metric':<20}" + "".join(f"{r:>11}" for r in RUNGS) + "  verdict")
+        every = (*RUNGS, *COPYING_RUNGS)
+        click.echo(f"  {'metric':<20}" + "".join(f"{r:>13}" for r in every) + "  verdict")
         for c in checks:
-            cells = "".join(f"{_fmt(c.values[r]):>11}" for r in RUNGS)
+            cells = "".join(f"{_fmt(c.values.get(r)):>13}" for r in every)
             state = "ok" if c.ok else ("FAILS" if METRICS[c.metric].ranked else "fails")
             click.echo(f"  {c.metric:<20}{cells}  {state}: {c.why}")
     if as_json:

@@ -86,7 +86,9 @@ def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[JobKey]) -> None:
         classes = options.classes
         try:
             scorer.reference(classes)
+            scorer.copying_features(classes, "fmnist")
             if scorer.settings.inception_samples > 0:
                 scorer.inception_reference(classes)
+                scorer.copying_features(classes, "inception")
         except (EvaluatorUnavailable, InceptionUnavailable, MetricInputError):
             pass
