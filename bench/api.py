@@ -193,6 +193,7 @@ def score(
     reference_stats: Iterable[str | Path] = (),
     strip: str | Path | None = None,
     plugins: Iterable[str | Path] = (),
+    copying_inception: bool = False,
 ) -> dict[str, Any]:
     """Every available metric of ``target`` against the Fashion-MNIST test split: the
     row fields ``metrics``, ``metrics_unavailable``, ``protocol`` and ``eval_seconds``, plus
@@ -203,6 +204,8 @@ def score(
     (N, H, W, C) or (N, C, H, W)), or a generator module called as ``G(z, labels)`` with the
     latents and labels of ``variant`` (a registered name or a Variant), in eval mode.
     ``plugins`` are loaded first (``--plugin``): a checkpoint of a plugin variant needs them.
+    ``copying_inception`` runs the data-copying test on Inception features as well (one
+    Inception pass over every training image, cached).
 
     Raises:
         BenchError: an unreadable target, missing data or weights, images that cannot be
@@ -227,7 +230,7 @@ def score(
     dev = resolve_device(device)
     settings = EvalSettings(
         num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples,
-        ppl_samples=ppl_samples,
+        ppl_samples=ppl_samples, copying_inception=copying_inception,
     )  # fmt: skip
     refs = [load_reference(Path(p)) for p in reference_stats]
     dd = str(data_dir) if data_dir is not None else None

@@ -97,6 +97,7 @@ class RunPlan:
             num_samples=self.profile.eval_samples,
             inception_samples=self.profile.inception_samples if n_inc is None else n_inc,
             ppl_samples=self.profile.ppl_samples,
+            copying_inception=self.profile.copying_inception,
         )
 
     def variant(self, name: str) -> Variant:

@@ -23,6 +23,7 @@ class Profile:
     ppl_samples: int = 0  # latent pairs for the perceptual path length (0: no smoothness)
     track_kimg: float = 0.0  # FID/IS(fmnist) of G_ema during training, every this many kimg
     track_samples: int = 0  # generated samples per tracked point (0: no tracking)
+    copying_inception: bool = False  # the data-copying test on Inception features as well
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -75,6 +76,7 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=100.0,
             eval_samples=10_000,
             inception_samples=10_000,
+            copying_inception=True,
             ppl_samples=10_000,
             track_kimg=50.0,
             track_samples=5_000,

@@ -271,10 +271,11 @@ class Scorer:
         n = min(self.settings.inception_samples, len(images))
         feats, desc = self.inception_reference(classes)
         inc = self.inception
-        train, held, copying_desc = self.copying_features(classes, "inception")
-        values, notes = inception_metrics(
-            inc.extractor, images[:n], feats, self.settings, (train, held)
-        )
+        copying, copying_desc = None, None
+        if self.settings.copying_inception:
+            train, held, copying_desc = self.copying_features(classes, "inception")
+            copying = (train, held)
+        values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, copying)
         if "copying" in notes:
             notes["copying"]["reference"] = copying_desc
         row["metrics"].update(values)

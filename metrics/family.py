@@ -47,6 +47,9 @@ class EvalSettings:
     ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
     copying_cells: int = 20  # k-means cells of the data-copying test (Meehan et al. 2020)
     copying_min_cell: int = 20  # generated samples a cell needs to count in C_T
+    # The copying test on Inception features too: its T is every training image of the
+    # classes, 60k Inception passes once per machine (cached); off unless asked for.
+    copying_inception: bool = False
 
 
 # Metric groups and the protocol section of a row that describes how each group was made.

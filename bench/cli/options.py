@@ -91,6 +91,13 @@ inception_weights_option = click.option(
     help="torch-fidelity's TF-Inception weights (weights-inception-2015-12-05-*.pth); else "
     "$FMGAN_INCEPTION_WEIGHTS, torch hub's cache, a download, or the offline pool3.",
 )
+copying_inception_option = click.option(
+    "--copying-inception",
+    is_flag=True,
+    help="Run the data-copying test on Inception features as well (with --inception-samples): "
+    "one Inception pass over every training image of the classes, cached (about half an "
+    "hour on 2 CPU cores, seconds on a GPU).",
+)
 data_dir_option = click.option(
     "--data-dir",
     type=click.Path(file_okay=False, path_type=Path),

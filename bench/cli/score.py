@@ -12,6 +12,7 @@ import click
 from bench.cli.base import Fail, cli
 from bench.cli.options import (
     checked_device,
+    copying_inception_option,
     data_dir_option,
     draws_option,
     finite,
@@ -145,6 +146,7 @@ def reference_export_cmd(
               callback=finite, help="Relative tolerance of --expect (sample-counting metrics "
               "also allow one sample's share).")  # fmt: skip
 @plugin_option
+@copying_inception_option
 def score_cmd(
     target: Path,
     plugins: tuple[str, ...],
@@ -162,6 +164,7 @@ def score_cmd(
     as_json: bool,
     expect: Path | None,
     rtol: float,
+    copying_inception: bool,
 ) -> None:
     """Score TARGET against the Fashion-MNIST test split with every available metric.
 
@@ -182,6 +185,7 @@ def score_cmd(
         ppl_samples=ppl_samples, classes=parse_classes(classes), metric_seed=metric_seed,
         device=checked_device(device), data_dir=data_dir, inception_weights=inception_weights,
         reference_stats=reference_stats, strip=strip, plugins=plugins,
+        copying_inception=copying_inception,
     )  # fmt: skip
     about = row.pop("target")
     if expected is not None:
@@ -238,6 +242,7 @@ def score_cmd(
 @inception_weights_option
 @data_dir_option
 @click.option("--json", "as_json", is_flag=True, help="Print the values as JSON.")
+@copying_inception_option
 def sanity_cmd(
     samples: int,
     inception_samples: int,
@@ -246,6 +251,7 @@ def sanity_cmd(
     inception_weights: Path | None,
     data_dir: Path | None,
     as_json: bool,
+    copying_inception: bool,
 ) -> None:
     """Score image sets of known quality (real training images, the same with Gaussian
     noise of sigma 0.1/0.2/0.4, uniform noise, one image repeated) and say for every metric
@@ -263,7 +269,8 @@ def sanity_cmd(
     seeds = draws
     dd = str(data_dir) if data_dir is not None else None
     locate(dd)
-    settings = EvalSettings(num_samples=samples, inception_samples=inception_samples)
+    settings = EvalSettings(num_samples=samples, inception_samples=inception_samples,
+                            copying_inception=copying_inception)  # fmt: skip
     weights = str(inception_weights) if inception_weights else None
     scorer = Scorer(settings, dd, checked_device(device), weights)
     failed: set[str] = set()
@@ -328,7 +335,8 @@ def floor_cmd(
     prof = PROFILES[name]
     dd = str(data_dir) if data_dir is not None else None
     locate(dd)
-    settings = EvalSettings(num_samples=prof.eval_samples, inception_samples=prof.inception_samples)
+    settings = EvalSettings(num_samples=prof.eval_samples, inception_samples=prof.inception_samples,
+                            copying_inception=prof.copying_inception)  # fmt: skip
     weights = str(inception_weights) if inception_weights else None
     scorer = Scorer(settings, dd, checked_device(device), weights)
 

@@ -89,6 +89,7 @@ def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[JobKey]) -> None:
             scorer.copying_features(classes, "fmnist")
             if scorer.settings.inception_samples > 0:
                 scorer.inception_reference(classes)
-                scorer.copying_features(classes, "inception")
+                if scorer.settings.copying_inception:
+                    scorer.copying_features(classes, "inception")
         except (EvaluatorUnavailable, InceptionUnavailable, MetricInputError):
             pass
