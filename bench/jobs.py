@@ -269,10 +269,12 @@ def run_job(
                     (job_dir / tracker.FILE).relative_to(job_dir.parent.parent)
                 )
         if scorer is not None:
-            strip = job_dir / "interpolation.png"
-            row.update(scorer.score(variant, trainer.G_ema, strip_path=strip))
+            strip, nearest = job_dir / "interpolation.png", job_dir / "nearest.png"
+            row.update(scorer.score(variant, trainer.G_ema, strip, nearest))
             if "strip" in row.get("interpolation", {}):
                 row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
+            if "nearest" in row:
+                row["nearest"]["figure"] = str(nearest.relative_to(job_dir.parent.parent))
     except Diverged as exc:
         row.update(
             status="diverged",

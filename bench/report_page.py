@@ -58,7 +58,7 @@ def render_page(
     sections = _run_sections(runs, summary, beside, floors)
     sections += _comparison_sections(list(runs), summary, groups)
     skipped: list[str] = []
-    logs, grids, strips = _job_files(runs, skipped)
+    logs, grids, strips, nearest = _job_files(runs, skipped)
     figs = _summary_figures(runs, frame, logs)
     sections.append(figs)
     if skipped:
@@ -66,7 +66,7 @@ def render_page(
             "Files that rows name but that lie outside their run folder or cannot be read "
             "(a report embeds only files inside the run folders it was given):", *skipped,
         ]))  # fmt: skip
-    sections += [s for s in (grids, strips) if s.figures]
+    sections += [s for s in (grids, strips, nearest) if s.figures]
     title = "fmgan-bench report: " + ", ".join(runs)
     jobs = len(frame.drop_duplicates(["run", "variant", "seed"]))
     page = render(title, sections, subtitle=f"{jobs} jobs")
@@ -142,13 +142,19 @@ def _comparison_sections(
 
 def _job_files(
     runs: dict[str, tuple[Path, list]], skipped: list[str]
-) -> tuple[dict[str, list[pd.DataFrame]], Section, Section]:
+) -> tuple[dict[str, list[pd.DataFrame]], Section, Section, Section]:
     """What the jobs left in their folders: the loss and tracked-metric logs of every job,
-    and the sample grids and interpolation strips of each variant's first seed. A file a
-    row names outside its folder, or one that cannot be read, goes to ``skipped``."""
+    and the sample grids, interpolation strips and nearest-training-image figures of each
+    variant's first seed. A file a row names outside its folder, or one that cannot be read,
+    goes to ``skipped``."""
     logs: dict[str, list[pd.DataFrame]] = {"losses": [], "tracked": []}
     grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
     strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
+    nearest = Section("Nearest training images", gallery=True, paragraphs=[
+        "The first 8 samples of each variant (top row), the nearest training image to each in "
+        "the evaluator's feature space (middle) and in pixels (bottom): where a generator "
+        "copies, the rows repeat each other; ct_fmnist below -3 says so in numbers.",
+    ])  # fmt: skip
     for run, (folder, rows) in runs.items():
         for r in latest_rows(rows):
             paths = r.get("paths") or {}
@@ -179,7 +185,14 @@ def _job_files(
                     strip.read_bytes(), f"{run} {r['variant']}: class changes per path {changes}",
                     pixel=True,
                 ))  # fmt: skip
-    return logs, grids, strips
+            near = _inside(folder, (r.get("nearest") or {}).get("figure"), skipped)
+            if near is not None:
+                ct = (r.get("metrics") or {}).get("ct_fmnist")
+                said = f"C_T {ct:.2f}" if isinstance(ct, int | float) else "C_T n/a"
+                nearest.figures.append(
+                    Figure(near.read_bytes(), f"{run} {r['variant']}: {said}", pixel=True)
+                )
+    return logs, grids, strips, nearest
 
 
 def _summary_figures(

@@ -184,11 +184,17 @@ class Scorer:
         return {"fid_fmnist": fid(feats["features"], ref), "is_fmnist": is_mean}
 
     def score(
-        self, variant: Variant, G: nn.Module, strip_path: Path | None = None
+        self,
+        variant: Variant,
+        G: nn.Module,
+        strip_path: Path | None = None,
+        nearest_path: Path | None = None,
     ) -> dict[str, Any]:
         """Row fields ``metrics``, ``protocol`` and ``eval_seconds`` for generator ``G``
         (sampled in memory, eval mode, latents from the metric seed), plus the smoothness
-        metrics; the interpolation strip is written to ``strip_path`` when given.
+        metrics; the interpolation strip is written to ``strip_path`` when given, and the
+        first samples beside their nearest training images to ``nearest_path``
+        (:mod:`bench.nearest`; ``nearest`` in the row: the training indices shown).
 
         A missing evaluator or Inception does not crash the run: the row says why instead.
         """
@@ -201,8 +207,22 @@ class Scorer:
         row = self.score_images(images, labels, variant.data.classes)
         if self.settings.ppl_samples > 0 and not row.get("metrics_error"):
             self._score_smoothness(variant, G, row, strip_path)
+        if nearest_path is not None and not row.get("metrics_error"):
+            row["nearest"] = self._nearest(images, variant.data.classes, nearest_path)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         return row
+
+    def _nearest(
+        self, images: torch.Tensor, classes: tuple[int, ...] | None, path: Path
+    ) -> dict[str, Any]:
+        """The nearest-training-image figure of the first samples (see :mod:`bench.nearest`)."""
+        from bench.nearest import SHOWN, nearest_figure
+
+        train = load_part(DataOptions(classes=classes), "train", self.data_dir)
+        train_feats = self.copying_features(classes, "fmnist")[0]["features"]
+        feats = extract(self.extractor, images[:SHOWN], self.settings.batch_size)["features"]
+        shown = nearest_figure(images, feats, train.images, train_feats, path)
+        return {"figure": str(path), **shown}
 
     def _score_smoothness(
         self, variant: Variant, G: nn.Module, row: dict[str, Any], strip_path: Path | None

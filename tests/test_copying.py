@@ -3,7 +3,9 @@ definition, and on synthetic data whose answer is known: copies, fresh draws, fa
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -125,3 +127,40 @@ def test_the_registered_family_runs_only_with_training_features() -> None:
     values, notes = FAMILY.compute(few)
     assert values == {"ct_fmnist": None} and "no cell holds" in notes["copying"]["not computed"]
     assert not FAMILY.runs_on(FeatureContext("fmnist", {"features": held}, {}, settings))
+
+
+def test_nearest_figure_finds_the_copied_images(tmp_path: Path) -> None:
+    """Samples that are training images: both rows of the figure name those very images."""
+    from PIL import Image
+
+    from bench.nearest import nearest_figure
+
+    g = torch.Generator().manual_seed(0)
+    train = torch.randint(0, 256, (300, 1, 28, 28), generator=g, dtype=torch.uint8)
+    feats = train.flatten(1).float() @ torch.randn(784, 16, generator=g)
+    pick = torch.tensor([5, 17, 200, 3, 99, 150, 42, 7, 8, 9])
+    shown = nearest_figure(train[pick], feats[pick], train, feats, tmp_path / "n.png")
+    assert shown["by_pixels"] == shown["by_features"] == pick[:8].tolist()
+    width, height = Image.open(tmp_path / "n.png").size
+    assert (width, height) == (2 * (8 * 30 + 2), 2 * (3 * 30 + 2))  # 3 rows of 8, 2x
+
+
+@pytest.mark.integration
+def test_every_scored_job_has_ct_and_the_nearest_figure(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """A trained job's row carries ct_fmnist with its protocol and the nearest-image figure,
+    and `bench report` shows the figure."""
+    from tests.conftest import invoke
+
+    run = tmp_path / "r"
+    result = invoke("run", "--variants", "dcgan-small", "--profile", "smoke", "--kimg", "0.256",
+                    "--inception-samples", "0", "--data-dir", synthetic_dir, "--out", run,
+                    "--no-progress")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    row = json.loads((run / "results.jsonl").read_text())
+    assert isinstance(row["metrics"]["ct_fmnist"], float)
+    assert row["protocol"]["fmnist"]["copying"]["cells"] == 20
+    assert (run / row["nearest"]["figure"]).is_file() and len(row["nearest"]["by_pixels"]) == 8
+    assert invoke("report", run).exit_code == 0
+    assert "Nearest training images" in (run / "report" / "report.html").read_text()
