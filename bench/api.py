@@ -194,6 +194,7 @@ def score(
     strip: str | Path | None = None,
     plugins: Iterable[str | Path] = (),
     copying_inception: bool = False,
+    cas_samples: int = 0,
 ) -> dict[str, Any]:
     """Every available metric of ``target`` against the Fashion-MNIST test split: the
     row fields ``metrics``, ``metrics_unavailable``, ``protocol`` and ``eval_seconds``, plus
@@ -205,7 +206,8 @@ def score(
     latents and labels of ``variant`` (a registered name or a Variant), in eval mode.
     ``plugins`` are loaded first (``--plugin``): a checkpoint of a plugin variant needs them.
     ``copying_inception`` runs the data-copying test on Inception features as well (one
-    Inception pass over every training image, cached).
+    Inception pass over every training image, cached); ``cas_samples`` > 0 adds the
+    Classification Accuracy Score of a conditional generator (:mod:`metrics.cas`).
 
     Raises:
         BenchError: an unreadable target, missing data or weights, images that cannot be
@@ -230,7 +232,7 @@ def score(
     dev = resolve_device(device)
     settings = EvalSettings(
         num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples,
-        ppl_samples=ppl_samples, copying_inception=copying_inception,
+        ppl_samples=ppl_samples, copying_inception=copying_inception, cas_samples=cas_samples,
     )  # fmt: skip
     refs = [load_reference(Path(p)) for p in reference_stats]
     dd = str(data_dir) if data_dir is not None else None

@@ -98,6 +98,7 @@ class RunPlan:
             inception_samples=self.profile.inception_samples if n_inc is None else n_inc,
             ppl_samples=self.profile.ppl_samples,
             copying_inception=self.profile.copying_inception,
+            cas_samples=self.profile.cas_samples,
         )
 
     def variant(self, name: str) -> Variant:

@@ -24,6 +24,7 @@ class Profile:
     track_kimg: float = 0.0  # FID/IS(fmnist) of G_ema during training, every this many kimg
     track_samples: int = 0  # generated samples per tracked point (0: no tracking)
     copying_inception: bool = False  # the data-copying test on Inception features as well
+    cas_samples: int = 0  # Classification Accuracy Score of conditional variants (0: off)
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -42,6 +43,7 @@ PROFILES: dict[str, Profile] = {
             ppl_samples=100,
             track_kimg=0.5,
             track_samples=200,
+            cas_samples=500,
             description="seconds per variant: exercises every code path, numbers meaningless",
         ),
         Profile(

@@ -275,6 +275,8 @@ class Scorer:
             "metrics": values,
             "protocol": {"fmnist": protocol(self.extractor, self.settings, desc, notes)},
         }
+        if labels is not None and self.settings.cas_samples > 0:
+            self._score_labelled(images, labels, classes, row)
         if self.settings.inception_samples > 0:
             row["metrics_unavailable"] = {}
             try:
@@ -284,6 +286,28 @@ class Scorer:
                     row["metrics_unavailable"][key] = str(exc)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         return row
+
+    def _score_labelled(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        classes: tuple[int, ...] | None,
+        row: dict[str, Any],
+    ) -> None:
+        """The ``images`` families (CAS) on conditional samples and their labels, against
+        the real test and training images of ``classes``; notes into ``protocol.fmnist``."""
+        from metrics.cas import ImagesContext
+
+        opts = DataOptions(classes=classes)
+        test = load_part(opts, "test", self.data_dir)
+        train = load_part(opts, "train", self.data_dir)
+        class_ids = classes if classes is not None else tuple(range(10))
+        ctx = ImagesContext(images, labels, test.images, test.labels, train.images,
+                            train.labels, class_ids, self.settings, self.device)  # fmt: skip
+        for family in families("images"):
+            values, notes = family.compute(ctx)
+            row["metrics"].update(values)
+            row["protocol"]["fmnist"].update(notes)
 
     def _score_inception(
         self, images: torch.Tensor, classes: tuple[int, ...] | None, row: dict[str, Any]

@@ -50,6 +50,8 @@ class EvalSettings:
     # The copying test on Inception features too: its T is every training image of the
     # classes, 60k Inception passes once per machine (cached); off unless asked for.
     copying_inception: bool = False
+    cas_samples: int = 0  # generated samples CAS trains on (conditional variants); 0: off
+    cas_epochs: int = 5  # epochs of the CAS classifier, on generated and on real images
 
 
 # Metric groups and the protocol section of a row that describes how each group was made.
@@ -177,9 +179,10 @@ class Family:
     Attributes:
         name: short name (module name).
         keys: every key the family may report; ``compute`` must return no other.
-        compute: :data:`FeatureCompute` for ``kind == "features"``, else
-            :data:`GeneratorCompute`.
-        kind: ``features`` or ``generator``.
+        compute: :data:`FeatureCompute` for ``kind == "features"``,
+            :data:`GeneratorCompute` for ``generator``, and for ``images`` a function of
+            labelled images (:class:`metrics.cas.ImagesContext`) returning values and notes.
+        kind: ``features``, ``generator`` or ``images``.
         needs: feature names the family reads; on a pass without them (Inception without
             logits) the family is skipped.
         extractors: the feature passes the family runs on.
@@ -196,7 +199,7 @@ class Family:
     needs_train: bool = False
 
     def __post_init__(self) -> None:
-        if self.kind not in ("features", "generator"):
+        if self.kind not in ("features", "generator", "images"):
             raise ValueError(f"family {self.name!r}: kind {self.kind!r}")
         unknown = set(self.extractors) - set(EXTRACTORS)
         if unknown:

@@ -13,11 +13,11 @@ ranks, ``bench check`` and ``bench score`` follow.
 
 from __future__ import annotations
 
-from metrics import classes, conditional, copying, dnc, fid, isc, kid, prc, smoothness
+from metrics import cas, classes, conditional, copying, dnc, fid, isc, kid, prc, smoothness
 from metrics.family import GROUPS, Family, MetricKey
 
 # The families in the order they compute (and, within a group, the order of their columns).
-FAMILY_MODULES = (fid, kid, isc, prc, dnc, copying, classes, conditional, smoothness)
+FAMILY_MODULES = (fid, kid, isc, prc, dnc, copying, classes, conditional, cas, smoothness)
 FAMILIES: tuple[Family, ...] = tuple(m.FAMILY for m in FAMILY_MODULES)
 
 METRICS: dict[str, MetricKey] = {}

@@ -147,6 +147,10 @@ def reference_export_cmd(
               "also allow one sample's share).")  # fmt: skip
 @plugin_option
 @copying_inception_option
+@click.option("--cas-samples", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Classification Accuracy Score of a conditional checkpoint: a small "
+              "classifier trained on this many labelled samples, tested on the test split, "
+              "beside the same trained on as many real images (0: off).")  # fmt: skip
 def score_cmd(
     target: Path,
     plugins: tuple[str, ...],
@@ -165,6 +169,7 @@ def score_cmd(
     expect: Path | None,
     rtol: float,
     copying_inception: bool,
+    cas_samples: int,
 ) -> None:
     """Score TARGET against the Fashion-MNIST test split with every available metric.
 
@@ -185,7 +190,7 @@ def score_cmd(
         ppl_samples=ppl_samples, classes=parse_classes(classes), metric_seed=metric_seed,
         device=checked_device(device), data_dir=data_dir, inception_weights=inception_weights,
         reference_stats=reference_stats, strip=strip, plugins=plugins,
-        copying_inception=copying_inception,
+        copying_inception=copying_inception, cas_samples=cas_samples,
     )  # fmt: skip
     about = row.pop("target")
     if expected is not None:
@@ -255,9 +260,10 @@ def sanity_cmd(
 ) -> None:
     """Score image sets of known quality (real training images, the same with Gaussian
     noise of sigma 0.1/0.2/0.4, uniform noise, one image repeated) and say for every metric
-    whether it orders them in its declared direction; the data-copying test must instead
-    flag the training images and half copies, and not held-out test images. Exit 1 if a
-    ranked metric fails."""
+    whether it orders them in its declared direction (the Classification Accuracy Score is
+    trained on each rung's images and labels, --samples of them); the data-copying test must
+    instead flag the training images and half copies, and not held-out test images. Exit 1
+    if a ranked metric fails."""
     import json
 
     from bench.data import locate
@@ -270,7 +276,7 @@ def sanity_cmd(
     dd = str(data_dir) if data_dir is not None else None
     locate(dd)
     settings = EvalSettings(num_samples=samples, inception_samples=inception_samples,
-                            copying_inception=copying_inception)  # fmt: skip
+                            copying_inception=copying_inception, cas_samples=samples)  # fmt: skip
     weights = str(inception_weights) if inception_weights else None
     scorer = Scorer(settings, dd, checked_device(device), weights)
     failed: set[str] = set()
