@@ -205,9 +205,7 @@ def score(
     (N, H, W, C) or (N, C, H, W)), or a generator module called as ``G(z, labels)`` with the
     latents and labels of ``variant`` (a registered name or a Variant), in eval mode.
     ``plugins`` are loaded first (``--plugin``): a checkpoint of a plugin variant needs them.
-    ``copying_inception`` runs the data-copying test on Inception features as well (one
-    Inception pass over every training image, cached); ``cas_samples`` > 0 adds the
-    Classification Accuracy Score of a conditional generator (:mod:`metrics.cas`).
+    ``copying_inception`` and ``cas_samples``: as :class:`metrics.family.EvalSettings`.
 
     Raises:
         BenchError: an unreadable target, missing data or weights, images that cannot be
@@ -230,10 +228,9 @@ def score(
     except PluginError as exc:
         raise BenchError(str(exc)) from None
     dev = resolve_device(device)
-    settings = EvalSettings(
-        num_samples=samples, metric_seed=metric_seed, inception_samples=inception_samples,
-        ppl_samples=ppl_samples, copying_inception=copying_inception, cas_samples=cas_samples,
-    )  # fmt: skip
+    settings = EvalSettings(samples, metric_seed, inception_samples=inception_samples,
+                            ppl_samples=ppl_samples, copying_inception=copying_inception,
+                            cas_samples=cas_samples)  # fmt: skip
     refs = [load_reference(Path(p)) for p in reference_stats]
     dd = str(data_dir) if data_dir is not None else None
     if not refs:

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from bench.data import cache_dir, load_part
+from bench.errors import DataNotFoundError
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.common import downloads_disabled, no_download_reason
 from metrics.evaluator import EvaluatorUnavailable
@@ -207,7 +208,8 @@ class Scorer:
         row = self.score_images(images, labels, variant.data.classes)
         if self.settings.ppl_samples > 0 and not row.get("metrics_error"):
             self._score_smoothness(variant, G, row, strip_path)
-        if nearest_path is not None and not row.get("metrics_error"):
+        no_train = "ct_fmnist" in row.get("metrics_unavailable", {})
+        if nearest_path is not None and not row.get("metrics_error") and not no_train:
             row["nearest"] = self._nearest(images, variant.data.classes, nearest_path)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
         return row
@@ -257,12 +259,18 @@ class Scorer:
         t0 = time.perf_counter()
         class_ids = classes if classes is not None else tuple(range(10))
         n_eval = self.settings.num_samples
+        no_data: dict[str, str] = {}  # keys that need the data files, and why they are missing
         try:
             feats, ref_labels, desc = self.reference(classes)
-            train, held, copying_desc = self.copying_features(classes, "fmnist")
+            copying, copying_desc = None, None
+            try:
+                train, held, copying_desc = self.copying_features(classes, "fmnist")
+                copying = (train, held)
+            except DataNotFoundError as exc:  # an imported reference without the data files
+                no_data["ct_fmnist"] = f"needs the training images: {exc}"
             values, notes = fmnist_metrics(
                 self.extractor, images[:n_eval], None if labels is None else labels[:n_eval],
-                feats, ref_labels, class_ids, self.settings, (train, held),
+                feats, ref_labels, class_ids, self.settings, copying,
             )  # fmt: skip
         except EvaluatorUnavailable as exc:
             return {"metrics": {}, "metrics_error": f"evaluator unavailable: {exc}"}
@@ -275,10 +283,14 @@ class Scorer:
             "metrics": values,
             "protocol": {"fmnist": protocol(self.extractor, self.settings, desc, notes)},
         }
-        if labels is not None and self.settings.cas_samples > 0:
+        if labels is not None and self.settings.cas_samples > 0 and not no_data:
             self._score_labelled(images, labels, classes, row)
+        elif labels is not None and self.settings.cas_samples > 0:
+            no_data["cas"] = no_data["cas_real"] = "needs the training and test images"
+        if no_data:
+            row.setdefault("metrics_unavailable", {}).update(no_data)
         if self.settings.inception_samples > 0:
-            row["metrics_unavailable"] = {}
+            row.setdefault("metrics_unavailable", {})
             try:
                 self._score_inception(images, classes, row)
             except (InceptionUnavailable, MetricInputError) as exc:
@@ -316,7 +328,7 @@ class Scorer:
         feats, desc = self.inception_reference(classes)
         inc = self.inception
         copying, copying_desc = None, None
-        if self.settings.copying_inception:
+        if self.settings.copying_inception and "ct_fmnist" not in row["metrics_unavailable"]:
             train, held, copying_desc = self.copying_features(classes, "inception")
             copying = (train, held)
         values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, copying)
