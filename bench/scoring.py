@@ -220,7 +220,8 @@ class Scorer:
         """The nearest-training-image figure of the first samples (see :mod:`bench.nearest`)."""
         from bench.nearest import SHOWN, nearest_figure
 
-        train = load_part(DataOptions(classes=classes), "train", self.data_dir)
+        size = images.shape[-1]  # pixels compared at the samples' resolution (dcgan-64)
+        train = load_part(DataOptions(classes=classes, resolution=size), "train", self.data_dir)
         train_feats = self.copying_features(classes, "fmnist")[0]["features"]
         feats = extract(self.extractor, images[:SHOWN], self.settings.batch_size)["features"]
         shown = nearest_figure(images, feats, train.images, train_feats, path)
