@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.data import cache_dir, load_part
+from bench.data import Dataset, cache_dir, load_part
 from bench.errors import DataNotFoundError
 from bench.reference import ImportedReference, ReferenceFileError, check_matches
 from metrics.common import downloads_disabled, no_download_reason
@@ -62,6 +62,7 @@ class Scorer:
         self._inception: LoadedInception | InceptionUnavailable | None = None
         self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
         self._copying: dict[tuple[str, tuple[int, ...] | None], tuple[dict, dict, dict]] = {}
+        self._parts: dict[tuple[DataOptions, str], Dataset] = {}  # read once per scorer
         self._unavailable: dict[str, str] = {}  # keys known unavailable, and why
         if downloads_disabled():  # torch-fidelity would try GitHub
             reason = f"LPIPS-VGG16 weights not downloaded ({no_download_reason()})"
@@ -94,7 +95,7 @@ class Scorer:
             check_matches(imported, inc.weights.extractor, inc.weights.sha256)
             self._inception_refs[classes] = (imported.features, imported.description())
         if classes not in self._inception_refs:
-            ref = load_part(DataOptions(classes=classes), "test", self.data_dir)
+            ref = self._part(DataOptions(classes=classes), "test")
             n = min(self.settings.inception_samples, len(ref))
             g = torch.Generator().manual_seed(self.settings.metric_seed)
             pick = torch.randperm(len(ref), generator=g)[:n].sort().values
@@ -136,13 +137,21 @@ class Scorer:
                 raise ReferenceFileError(f"{imported.path}: evaluator reference without labels")
             self._refs[classes] = (imported.features, imported.labels, imported.description())
         if classes not in self._refs:
-            ref = load_part(DataOptions(classes=classes), "test", self.data_dir)
+            ref = self._part(DataOptions(classes=classes), "test")
             desc = _describe_test_split(ref.images, classes)
             feats = reference_features(
                 self.extractor, ref.images, desc, cache_dir(), self.settings.batch_size
             )
             self._refs[classes] = (feats, ref.labels, desc)
         return self._refs[classes]
+
+    def _part(self, options: DataOptions, split: str) -> Dataset:
+        """A data part, parsed once for every job this scorer scores (the references, the
+        copying test, CAS and the nearest-image figure all read the same parts)."""
+        key = (options, split)
+        if key not in self._parts:
+            self._parts[key] = load_part(options, split, self.data_dir)  # type: ignore[arg-type]
+        return self._parts[key]
 
     def copying_features(
         self, classes: tuple[int, ...] | None, kind: str
@@ -154,8 +163,8 @@ class Scorer:
         key = (kind, classes)
         if key not in self._copying:
             seed = self.settings.metric_seed
-            train = load_part(DataOptions(classes=classes), "train", self.data_dir)
-            test = load_part(DataOptions(classes=classes), "test", self.data_dir)
+            train = self._part(DataOptions(classes=classes), "train")
+            test = self._part(DataOptions(classes=classes), "test")
             held, _ = copying_split(len(test), seed)
             subset = f"copying_split(seed {seed}) held-out half"
             if kind == "inception":
@@ -221,7 +230,7 @@ class Scorer:
         from bench.nearest import SHOWN, nearest_figure
 
         size = images.shape[-1]  # pixels compared at the samples' resolution (dcgan-64)
-        train = load_part(DataOptions(classes=classes, resolution=size), "train", self.data_dir)
+        train = self._part(DataOptions(classes=classes, resolution=size), "train")
         train_feats = self.copying_features(classes, "fmnist")[0]["features"]
         feats = extract(self.extractor, images[:SHOWN], self.settings.batch_size)["features"]
         shown = nearest_figure(images, feats, train.images, train_feats, path)
@@ -312,8 +321,7 @@ class Scorer:
         from metrics.cas import ImagesContext
 
         opts = DataOptions(classes=classes)
-        test = load_part(opts, "test", self.data_dir)
-        train = load_part(opts, "train", self.data_dir)
+        test, train = self._part(opts, "test"), self._part(opts, "train")
         class_ids = classes if classes is not None else tuple(range(10))
         ctx = ImagesContext(images, labels, test.images, test.labels, train.images,
                             train.labels, class_ids, self.settings, self.device)  # fmt: skip
