@@ -142,8 +142,9 @@ def execute(
                 echo(f"{variant_name} seed {seed}: finished earlier, skipped")
             else:
                 todo.append((variant_name, seed))
-        if engine_name(options, len(todo)) != engine_name(options):  # a pool of one job
-            engine = make_engine(engine_name(options, len(todo)), options)
+        chosen = engine_name(options, len(todo))
+        if chosen != engine_name(options):  # a pool of one job runs here
+            engine = make_engine(chosen, options)
         return engine.run(Batch(plan, run, todo, scorer, echo))
 
 

@@ -101,7 +101,7 @@ class Scorer:
             pick = torch.randperm(len(ref), generator=g)[:n].sort().values
             images = ref.images[pick]
             subset = f"randperm(seed {self.settings.metric_seed})[:{n}]" if n < len(ref) else "all"
-            desc = _describe_test_split(images, classes, subset=subset)
+            desc = _describe_split(images, classes, "test", subset=subset)
             ext = self.inception.extractor
             feats = reference_features(
                 ext, images, desc, cache_dir(), self.settings.inception_batch_size
@@ -138,7 +138,7 @@ class Scorer:
             self._refs[classes] = (imported.features, imported.labels, imported.description())
         if classes not in self._refs:
             ref = self._part(DataOptions(classes=classes), "test")
-            desc = _describe_test_split(ref.images, classes)
+            desc = _describe_split(ref.images, classes, "test")
             feats = reference_features(
                 self.extractor, ref.images, desc, cache_dir(), self.settings.batch_size
             )
@@ -360,13 +360,6 @@ def copying_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     rung, real images the test has never seen), both in ``randperm(seed)`` order."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[: n // 2], perm[n // 2 :]
-
-
-def _describe_test_split(
-    images: torch.Tensor, classes: tuple[int, ...] | None, **extra: str
-) -> dict[str, Any]:
-    """The reference description recorded in protocols and reference-cache keys."""
-    return _describe_split(images, classes, "test", **extra)
 
 
 def _describe_split(
