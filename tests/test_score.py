@@ -102,7 +102,8 @@ def test_score_npz_real_vs_noise(
 def test_score_checkpoint_equals_the_run_row(synthetic_dir: Path, tmp_path: Path) -> None:
     """Scoring a checkpoint reproduces every metric its run wrote, bit for bit (same G_ema
     in the same memory layout, same seed), for a variant of every architecture module."""
-    same = ("--samples", "500", "--ppl-samples", "100", "--json")  # the smoke profile's
+    same = ("--samples", "500", "--ppl-samples", "100", "--cas-samples", "500", "--json")
+    # ^ the smoke profile's evaluation settings
     rows = {}
     for name, variants, extra in [
         ("mlp", "cgan-mlp", ["--set", "arch.g_widths=32,64,128,256"]),  # from config.json
