@@ -444,6 +444,22 @@ def test_perf_prints_throughput() -> None:
     assert abs(float(lines[2][4]) - ratio) <= 0.005 + ratio * (0.5 / cl + 0.5 / ref)
 
 
+def test_perf_metrics_times_cas(synthetic_dir: Path) -> None:
+    """`bench perf-metrics` prints CAS's cost at each size (accuracy a probability), beside
+    the evaluator metrics it is compared with; a bad size list is a usage error."""
+    args = ("perf-metrics", "--images", "2", "--batch-size", "2", "--evaluator-samples", "100",
+            "--data-dir", str(synthetic_dir))  # fmt: skip
+    result = invoke(*args, "--cas-samples", "64,128")
+    assert result.exit_code == 0, result.output
+    cas = result.output.split("CAS classifier", 1)[1].splitlines()[2:]
+    assert [x.split()[0] for x in cas] == ["64", "128"]
+    assert all(float(x.split()[1]) > 0 and 0 <= float(x.split()[2]) <= 1 for x in cas)
+    assert all(x.endswith("at N=100") for x in cas)
+    assert "CAS classifier" not in invoke(*args, "--cas-samples", "").output
+    bad = invoke(*args, "--cas-samples", "1")
+    assert bad.exit_code == 2 and "--cas-samples" in bad.output and "Traceback" not in bad.output
+
+
 @pytest.mark.integration
 def test_smoke_run_all_on_real_data(real_dir: Path, tmp_path: Path) -> None:
     """Every registered variant trains on the real Fashion-MNIST at the smoke budget."""

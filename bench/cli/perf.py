@@ -170,17 +170,26 @@ def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
     help="Comma-separated sample counts at which to time the evaluator metrics (training "
     "images stand in for generated ones, against the 10,000 test images).",
 )
+@click.option(
+    "--cas-samples",
+    default="2000,10000",
+    show_default=True,
+    help="Comma-separated training-set sizes at which to time CAS's classifier (labelled "
+    "training images stand in for conditional samples); empty to skip.",
+)
 @inception_weights_option
 @data_dir_option
 def perf_metrics_cmd(
     images: int,
     batch_size: int,
     evaluator_samples: str,
+    cas_samples: str,
     inception_weights: Path | None,
     data_dir: Path | None,
 ) -> None:
     """Benchmark metric cost: Inception extraction img/s, torch-fidelity's default NCHW path
-    vs channels_last (with the max feature difference), and the evaluator metrics at 10k.
+    vs channels_last (with the max feature difference), the evaluator metrics at 10k, and
+    CAS's classifier (train on N labelled images, test on the 10,000 test images).
 
     Uses real test images (28x28 gray, replicated to RGB and upscaled to 299x299 inside the
     extractor, as in scoring). Writes nothing but the usual reference-feature cache.
@@ -216,19 +225,15 @@ def perf_metrics_cmd(
         click.echo(f"max |pool3 nchw - channels_last| = {diff:.2e} (max |pool3| {scale:.2f})")
     except InceptionUnavailable as exc:
         click.echo(f"inception: unavailable ({exc})")
-    try:
-        counts = [int(c) for c in evaluator_samples.split(",") if c.strip()]
-    except ValueError:
-        counts = []
-    if not counts or min(counts) < 2 or max(counts) > 60_000:
-        raise click.BadParameter("give counts between 2 and 60000, e.g. 1000,10000,50000",
-                                 param_hint="--evaluator-samples")  # fmt: skip
+    counts = _counts(evaluator_samples, "--evaluator-samples", allow_empty=False)
+    cas_counts = _counts(cas_samples, "--cas-samples", allow_empty=True)
     from metrics.suite import extract as run_extractor
 
     train = load_part(DataOptions(), "train", dd)
     click.echo("evaluator metrics (N training images vs the 10,000 test images):")
     click.echo(f"{'N':>7} {'features s':>10} {'metrics s':>10} {'total s':>8} {'x per 10x N':>11}")
     last = None
+    timed: dict[int, float] = {}  # evaluator-metric seconds by N
     for n in counts:
         scorer = Scorer(EvalSettings(num_samples=n), dd, "cpu")
         scorer.reference(None)  # cached reference features, as in a run after the first job
@@ -243,5 +248,40 @@ def perf_metrics_cmd(
         if last is not None:
             growth = f"{(total / last[1]) ** (1 / math.log10(n / last[0])):.1f}"
         last = (n, total)
+        timed[n] = total
         click.echo(f"{n:>7} {feat_s:>10.1f} {total - feat_s:>10.1f} {total:>8.1f} {growth:>11}"
                    f"   FID(fmnist) {row['metrics']['fid_fmnist']:.3f}")  # fmt: skip
+    if cas_counts:
+        at = 10_000 if 10_000 in timed else max(timed)  # the quick profile's N where timed
+        _time_cas(train, load_part(DataOptions(), "test", dd), cas_counts, (at, timed[at]))
+
+
+def _counts(text: str, option: str, allow_empty: bool) -> list[int]:
+    """Comma-separated sample counts between 2 and 60,000, or a clear usage error."""
+    try:
+        counts = [int(c) for c in text.split(",") if c.strip()]
+    except ValueError:
+        counts = [0]
+    if (not counts and not allow_empty) or (counts and (min(counts) < 2 or max(counts) > 60_000)):
+        raise click.BadParameter("give counts between 2 and 60000, e.g. 1000,10000,50000",
+                                 param_hint=option)  # fmt: skip
+    return counts
+
+
+def _time_cas(train: Any, test: Any, counts: list[int], evaluator: tuple[int, float]) -> None:
+    """Time CAS's classifier at each training-set size: the cost ``cas`` adds to a
+    conditional job (``cas_real`` costs as much again, once per run and class set)."""
+    from metrics.cas import train_and_test
+    from metrics.family import EvalSettings
+
+    epochs = EvalSettings(num_samples=0).cas_epochs  # the profiles' default
+    click.echo(f"CAS classifier ({epochs} epochs; N labelled training images, tested on "
+               f"{len(test.images)} test images):")  # fmt: skip
+    click.echo(f"{'N':>7} {'seconds':>8} {'accuracy':>9} {'vs evaluator metrics':>21}")
+    for n in counts:
+        t0 = time.perf_counter()
+        acc = train_and_test(train.images[:n], train.labels[:n], test.images, test.labels,
+                             tuple(range(10)), epochs, seed=0)  # fmt: skip
+        dt = time.perf_counter() - t0
+        ratio = f"{dt / evaluator[1]:.2f}x at N={evaluator[0]}"
+        click.echo(f"{n:>7} {dt:>8.1f} {acc:>9.4f} {ratio:>21}")
