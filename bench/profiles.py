@@ -67,6 +67,7 @@ PROFILES: dict[str, Profile] = {
             ppl_samples=2_000,
             track_kimg=10.0,
             track_samples=1_000,
+            cas_samples=10_000,
             description="CPU default: one epoch of Fashion-MNIST per variant, minutes each; "
             "evaluator metrics on 10k samples; no Inception metrics (--inception-samples 1000 "
             "adds them at about 1 min per job on 2 cores)",
@@ -79,6 +80,7 @@ PROFILES: dict[str, Profile] = {
             eval_samples=10_000,
             inception_samples=10_000,
             copying_inception=True,
+            cas_samples=10_000,
             ppl_samples=10_000,
             track_kimg=50.0,
             track_samples=5_000,
