@@ -95,8 +95,8 @@ copying_inception_option = click.option(
     "--copying-inception",
     is_flag=True,
     help="Run the data-copying test on Inception features as well (with --inception-samples): "
-    "one Inception pass over every training image of the classes, cached (about half an "
-    "hour on 2 CPU cores, seconds on a GPU).",
+    "one Inception pass over every training image of the classes, cached (about an hour "
+    "on 2 CPU cores at ~17 img/s, under a minute on a GPU).",
 )
 data_dir_option = click.option(
     "--data-dir",
