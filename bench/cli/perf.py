@@ -232,8 +232,7 @@ def perf_metrics_cmd(
     train = load_part(DataOptions(), "train", dd)
     click.echo("evaluator metrics (N training images vs the 10,000 test images):")
     click.echo(f"{'N':>7} {'features s':>10} {'metrics s':>10} {'total s':>8} {'x per 10x N':>11}")
-    last = None
-    timed: dict[int, float] = {}  # evaluator-metric seconds by N
+    timed: dict[int, float] = {}  # evaluator-metric seconds by N, in the order timed
     for n in counts:
         scorer = Scorer(EvalSettings(num_samples=n), dd, "cpu")
         scorer.reference(None)  # cached reference features, as in a run after the first job
@@ -245,15 +244,15 @@ def perf_metrics_cmd(
         row = scorer.score_images(images, None, None)
         total = time.perf_counter() - t0
         growth = ""
-        if last is not None:
-            growth = f"{(total / last[1]) ** (1 / math.log10(n / last[0])):.1f}"
-        last = (n, total)
+        if timed:
+            prev_n, prev_s = list(timed.items())[-1]
+            growth = f"{(total / prev_s) ** (1 / math.log10(n / prev_n)):.1f}"
         timed[n] = total
         click.echo(f"{n:>7} {feat_s:>10.1f} {total - feat_s:>10.1f} {total:>8.1f} {growth:>11}"
                    f"   FID(fmnist) {row['metrics']['fid_fmnist']:.3f}")  # fmt: skip
     if cas_counts:
         at = 10_000 if 10_000 in timed else max(timed)  # the quick profile's N where timed
-        _time_cas(train, load_part(DataOptions(), "test", dd), cas_counts, (at, timed[at]))
+        _time_cas(train, test, cas_counts, (at, timed[at]))  # the test split loaded above
 
 
 def _counts(text: str, option: str, allow_empty: bool) -> list[int]:
