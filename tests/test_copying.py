@@ -100,6 +100,30 @@ def test_known_answers_copies_fresh_draws_and_far_draws() -> None:
     assert data_copying(train, held, half, cells=10, min_cell=20).ct < COPYING_FLAG
 
 
+def test_the_partition_is_computed_once_per_training_tensor(monkeypatch) -> None:
+    """A process scoring many sample sets against one T runs k-means once; another tensor
+    (even with equal values) or another cell count gets its own partition, and cached or not
+    the statistic is the same."""
+    import metrics.copying as cp
+
+    calls = []
+    real_kmeans = cp.kmeans_cells
+    monkeypatch.setattr(cp, "kmeans_cells", lambda *a, **k: calls.append(1) or real_kmeans(*a, **k))
+    monkeypatch.setattr(cp, "_PARTITIONS", {})
+    train, held = mixture(1000, 20), mixture(500, 21)
+    first = data_copying(train, held, mixture(500, 22), cells=5).ct
+    again = [data_copying(train, held, mixture(500, s), cells=5).ct for s in (22, 23, 24)]
+    assert len(calls) == 1 and again[0] == first
+    assert data_copying(train.clone(), held, mixture(500, 22), cells=5).ct == first
+    data_copying(train, held, mixture(500, 22), cells=6)
+    assert len(calls) == 3
+    monkeypatch.setattr(cp, "_PARTITIONS", {})
+    assert [data_copying(train, held, mixture(500, s), cells=5).ct for s in (23, 24)] == again[1:]
+    for n in range(cp._PARTITIONS_KEPT + 2):  # bounded: the oldest entries leave
+        data_copying(mixture(200, 100 + n), held, mixture(500, 22), cells=5)
+    assert len(cp._PARTITIONS) == cp._PARTITIONS_KEPT
+
+
 def test_refuses_inputs_without_a_usable_cell() -> None:
     train, held = mixture(50, 1), mixture(50, 2)
     with pytest.raises(ValueError, match="training samples"):
