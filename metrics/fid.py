@@ -22,15 +22,26 @@ STATISTICS = "float64 mean/covariance; tr sqrt by eigh of sqrt(S1) S2 sqrt(S1), 
 
 
 def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    """FID between two feature sets (N x D each), in float64."""
+    """FID between two feature sets (N x D each), in float64.
+
+    When one side has no more samples than dimensions (64 Inception samples of 2,048-d, as
+    in the ladder and small CI runs), its covariance is X^T X for the N x D matrix X of its
+    centred rows over sqrt(N - 1), and the non-zero eigenvalues of sqrt(S_other) X^T X
+    sqrt(S_other) are those of the N x N matrix X S_other X^T: the same trace without the
+    D x D eigendecompositions. Otherwise (every profile's 10,000 samples) the D x D route."""
     import numpy as np
 
     a, b = f1.double().cpu().numpy(), f2.double().cpu().numpy()
     mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    w, v = np.linalg.eigh(s1)
-    root1 = (v * np.sqrt(_rank_clip(w))) @ v.T
-    tr_covmean = np.sqrt(_rank_clip(np.linalg.eigvalsh(root1 @ s2 @ root1))).sum()
+    if min(len(a), len(b)) <= a.shape[1]:
+        few, other = (a, s2) if len(a) <= len(b) else (b, s1)
+        x = (few - few.mean(axis=0)) / np.sqrt(len(few) - 1)
+        tr_covmean = np.sqrt(_rank_clip(np.linalg.eigvalsh(x @ other @ x.T))).sum()
+    else:
+        w, v = np.linalg.eigh(s1)
+        root1 = (v * np.sqrt(_rank_clip(w))) @ v.T
+        tr_covmean = np.sqrt(_rank_clip(np.linalg.eigvalsh(root1 @ s2 @ root1))).sum()
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * tr_covmean)
 

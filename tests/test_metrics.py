@@ -11,7 +11,7 @@ import torch
 from metrics.dnc import density_coverage, reference_radii
 from metrics.evaluator import FMNISTEvaluator
 from metrics.family import EvalSettings, FeatureContext, MetricInputError
-from metrics.fid import fid
+from metrics.fid import _rank_clip, fid
 from metrics.images import check_images, to_uint8
 from metrics.isc import inception_score
 from metrics.keys import METRICS
@@ -92,6 +92,29 @@ def test_fid_matches_a_float64_reference() -> None:
     ]:
         ref = numpy_fid(a.double().numpy(), b.double().numpy())
         assert fid(a, b) == pytest.approx(ref, rel=1e-9)
+
+
+def test_fid_with_fewer_samples_than_dimensions_equals_the_full_route() -> None:
+    """Below the dimension FID takes the N x N route; it equals SciPy's sqrtm formula and the
+    D x D eigendecomposition, whichever side is the small one."""
+    import numpy as np
+
+    def full_route(a, b):  # the D x D eigendecompositions, rank-clipped as in metrics/fid.py
+        a, b = a.double().numpy(), b.double().numpy()
+        s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+        w, v = np.linalg.eigh(s1)
+        root = (v * np.sqrt(_rank_clip(w))) @ v.T
+        tr = np.sqrt(_rank_clip(np.linalg.eigvalsh(root @ s2 @ root))).sum()
+        d = a.mean(0) - b.mean(0)
+        return float(d @ d + np.trace(s1) + np.trace(s2) - 2 * tr)
+
+    few, many = gaussian(64, 256, 7, scale=1.3), gaussian(2000, 256, 8, shift=0.2)
+    ref = numpy_fid(few.double().numpy(), many.double().numpy())
+    assert fid(few, many) == pytest.approx(ref, rel=1e-6)
+    assert fid(few, many) == pytest.approx(full_route(few, many), rel=1e-9)
+    assert fid(many, few) == pytest.approx(full_route(many, few), rel=1e-9)
+    both_few = gaussian(50, 256, 9), gaussian(60, 256, 10, shift=0.1)
+    assert fid(*both_few) == pytest.approx(full_route(*both_few), rel=1e-9)
 
 
 def test_kid_matches_a_float64_reference_on_one_full_subset() -> None:
