@@ -101,9 +101,9 @@ def test_known_answers_copies_fresh_draws_and_far_draws() -> None:
 
 
 def test_the_partition_is_computed_once_per_training_tensor(monkeypatch) -> None:
-    """A process scoring many sample sets against one T runs k-means once; another tensor
-    (even with equal values) or another cell count gets its own partition, and cached or not
-    the statistic is the same."""
+    """A process scoring many sample sets against one T runs k-means once, also when T is
+    loaded again (an equal tensor); other values or another cell count get their own
+    partition, and cached or not the statistic is the same."""
     import metrics.copying as cp
 
     calls = []
@@ -115,6 +115,10 @@ def test_the_partition_is_computed_once_per_training_tensor(monkeypatch) -> None
     again = [data_copying(train, held, mixture(500, s), cells=5).ct for s in (22, 23, 24)]
     assert len(calls) == 1 and again[0] == first
     assert data_copying(train.clone(), held, mixture(500, 22), cells=5).ct == first
+    assert len(calls) == 1
+    other = train.clone()
+    other[0, 0] += 1e-6
+    data_copying(other, held, mixture(500, 22), cells=5)
     data_copying(train, held, mixture(500, 22), cells=6)
     assert len(calls) == 3
     monkeypatch.setattr(cp, "_PARTITIONS", {})
