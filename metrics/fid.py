@@ -35,8 +35,8 @@ def fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
     mu1, mu2 = a.mean(axis=0), b.mean(axis=0)
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     if min(len(a), len(b)) <= a.shape[1]:
-        few, other = (a, s2) if len(a) <= len(b) else (b, s1)
-        x = (few - few.mean(axis=0)) / np.sqrt(len(few) - 1)
+        few, mu, other = (a, mu1, s2) if len(a) <= len(b) else (b, mu2, s1)
+        x = (few - mu) / np.sqrt(len(few) - 1)  # the means computed above
         tr_covmean = np.sqrt(_rank_clip(np.linalg.eigvalsh(x @ other @ x.T))).sum()
     else:
         w, v = np.linalg.eigh(s1)

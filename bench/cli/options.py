@@ -96,7 +96,7 @@ copying_inception_option = click.option(
     is_flag=True,
     help="Run the data-copying test on Inception features as well (with --inception-samples): "
     "one Inception pass over every training image of the classes, cached (about an hour "
-    "on 2 CPU cores at ~17 img/s, under a minute on a GPU).",
+    "on 2 CPU cores at 10-17 img/s, under a minute on a GPU).",
 )
 data_dir_option = click.option(
     "--data-dir",
