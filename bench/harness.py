@@ -55,6 +55,9 @@ class TrainResult:
     total_steps: int
     kimg: float
     train_seconds: float  # time inside training steps, over all sessions of this job
+    # The process's CPU time inside those steps (all its threads): what the job costs in
+    # CPU-hours whatever else shared the machine. None when an older checkpoint lacked it.
+    train_cpu_seconds: float | None
     img_per_s: float  # real images per second of training-step time
     params_g: int
     params_d: int
@@ -145,6 +148,7 @@ class Trainer:
         self.total_steps = steps_for_budget(settings.kimg, self.images_per_step)
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
+        self.train_cpu_seconds: float | None = 0.0  # the same steps' process CPU time
         # The CPU model of every session that trained this job, in order (restored on resume):
         # a job may be resumed on another machine, and its row says which ones made it.
         self.cpus: list[str] = [cpu_model()]
@@ -272,6 +276,7 @@ class Trainer:
             {
                 "step": self.step,
                 "train_seconds": self.train_seconds,
+                "train_cpu_seconds": self.train_cpu_seconds,
                 "cpus": self.cpus,
                 "G": self.G.state_dict(),
                 "D": self.D.state_dict(),
@@ -306,6 +311,8 @@ class Trainer:
             self.opt_d.load_state_dict(state["opt_d"])
             set_rng_state(state["rng"], self.device, self.noise)
             self.step, self.train_seconds = int(state["step"]), float(state["train_seconds"])
+            cpu_s = state.get("train_cpu_seconds")  # absent in older checkpoints: unknown
+            self.train_cpu_seconds = None if cpu_s is None else float(cpu_s)
             cpus = [str(c) for c in state.get("cpus", [])]  # absent in older checkpoints
             self.cpus = cpus if cpus[-1:] == [cpu_model()] else [*cpus, cpu_model()]
         except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
@@ -330,13 +337,15 @@ class Trainer:
         try:
             with stop_on_signal() as stop:
                 while self.step < self.total_steps:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     stats = self.train_step()
                     self._pending.append((self.step, round(self.kimg, 4), stats))
                     # The read-back waits for the device: training time, not hook time.
                     rows = self.read_stats() if len(self._pending) >= self.sync_every else []
                     dt = time.perf_counter() - t0
                     self.train_seconds += dt
+                    if self.train_cpu_seconds is not None:
+                        self.train_cpu_seconds += time.process_time() - c0
                     seconds_this_session += dt
                     images_this_session += self.images_per_step
                     self.publish_stats(rows)
@@ -362,6 +371,7 @@ class Trainer:
             total_steps=self.total_steps,
             kimg=self.kimg,
             train_seconds=self.train_seconds,
+            train_cpu_seconds=self.train_cpu_seconds,
             img_per_s=rate,
             params_g=count_parameters(self.G),
             params_d=count_parameters(self.D),

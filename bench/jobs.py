@@ -313,6 +313,8 @@ def _result_fields(result: dict[str, Any], job_dir: Path) -> dict[str, Any]:
     paths = result.pop("paths")
     result["kimg"] = round(result["kimg"], 4)
     result["train_seconds"] = round(result["train_seconds"], 3)
+    if result.get("train_cpu_seconds") is not None:
+        result["train_cpu_seconds"] = round(result["train_cpu_seconds"], 3)
     result["img_per_s"] = round(result["img_per_s"], 1)
     result["paths"] = {k: str(Path(v).relative_to(job_dir.parent.parent)) for k, v in paths.items()}
     return result

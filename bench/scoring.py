@@ -200,7 +200,7 @@ class Scorer:
         strip_path: Path | None = None,
         nearest_path: Path | None = None,
     ) -> dict[str, Any]:
-        """Row fields ``metrics``, ``protocol`` and ``eval_seconds`` for generator ``G``
+        """Row fields ``metrics``, ``protocol``, ``eval_seconds`` and ``eval_cpu_seconds`` for ``G``
         (sampled in memory, eval mode, latents from the metric seed), plus the smoothness
         metrics; the interpolation strip is written to ``strip_path`` when given, and the
         first samples beside their nearest training images to ``nearest_path``
@@ -208,7 +208,7 @@ class Scorer:
 
         A missing evaluator or Inception does not crash the run: the row says why instead.
         """
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         n = max(self.settings.num_samples, self.settings.inception_samples)
         try:
             images, labels = generate(G, variant, n, self.settings.metric_seed, self.device)
@@ -221,6 +221,7 @@ class Scorer:
         if nearest_path is not None and not row.get("metrics_error") and not no_train:
             row["nearest"] = self._nearest(images, variant.data.classes, nearest_path)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        row["eval_cpu_seconds"] = round(time.process_time() - c0, 2)  # process CPU time
         return row
 
     def _nearest(
@@ -266,7 +267,7 @@ class Scorer:
         ``inception_samples`` the Inception metrics. ``labels`` (the classes the images
         were generated for) add label accuracy and intra-class FID.
         """
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         class_ids = classes if classes is not None else tuple(range(10))
         n_eval = self.settings.num_samples
         no_data: dict[str, str] = {}  # keys that need the data files, and why they are missing
@@ -307,6 +308,7 @@ class Scorer:
                 for key in group_keys("inception"):
                     row["metrics_unavailable"][key] = str(exc)
         row["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        row["eval_cpu_seconds"] = round(time.process_time() - c0, 2)  # process CPU time
         return row
 
     def _score_labelled(

@@ -25,6 +25,7 @@ JOB_FIELDS = (
     "kimg",
     "img_per_s",
     "train_seconds",
+    "train_cpu_seconds",
     "params_g",
     "params_d",
 )

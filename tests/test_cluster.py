@@ -23,7 +23,8 @@ from bench.status import JobStatus, run_status
 from tests import slurm_cluster
 from tests.conftest import bench_process, invoke
 
-VOLATILE = {"eval_seconds", "finished_at", "img_per_s", "run_id", "train_seconds",
+VOLATILE = {"eval_seconds", "eval_cpu_seconds", "finished_at", "img_per_s", "run_id",
+            "train_seconds", "train_cpu_seconds",
             "wall_seconds", "cluster", "resumed_from_step"}  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from bench import data as data_mod
-from bench.checkpoint import load_checkpoint
+from bench.checkpoint import load_checkpoint, save_checkpoint
 from bench.cli import cli
 from bench.errors import RunFolderError
 from bench.executor import execute
@@ -115,6 +115,31 @@ def test_a_job_resumed_on_another_cpu_names_both(
     monkeypatch.setattr(harness, "cpu_model", lambda: "CPU B")
     result = Trainer(DCGAN, train_data, settings(4), tmp_path).train()
     assert result.train_cpus == ["CPU A", "CPU B"] and result.resumed_from_step == 3
+
+
+def test_cpu_time_of_the_steps_adds_up_over_sessions(
+    train_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """train_cpu_seconds is the process CPU time inside the training steps, accumulated over
+    the sessions of a job (checkpointed like train_seconds); a checkpoint written before the
+    field existed resumes with it unknown (None) rather than a partial sum."""
+    import bench.harness as harness
+
+    clock = iter(range(0, 10_000, 7))  # each process_time() call: 7 CPU seconds later
+    monkeypatch.setattr(harness.time, "process_time", lambda: float(next(clock)))
+    first = Trainer(DCGAN, train_data, settings(2), tmp_path / "a").train()
+    assert first.train_cpu_seconds == 2 * 7.0  # two steps, 7 s each
+    assert load_checkpoint(tmp_path / "a" / "checkpoint.pt")["train_cpu_seconds"] == 14.0
+    second = Trainer(DCGAN, train_data, settings(3), tmp_path / "a").train()
+    assert second.resumed_from_step == 2 and second.train_cpu_seconds == 3 * 7.0
+    monkeypatch.undo()
+    Trainer(DCGAN, train_data, settings(2), tmp_path / "old").train()
+    path = tmp_path / "old" / "checkpoint.pt"
+    state = load_checkpoint(path)
+    del state["train_cpu_seconds"]
+    save_checkpoint(path, state)  # as an older version wrote it
+    resumed = Trainer(DCGAN, train_data, settings(3), tmp_path / "old").train()
+    assert resumed.resumed_from_step == 2 and resumed.train_cpu_seconds is None
 
 
 def test_resume_refuses_a_different_configuration(train_data, tmp_path: Path) -> None:

@@ -28,7 +28,8 @@ from bench.runs import RunFolder, read_results
 from models.registry import get_variant
 from tests.conftest import ROOT, bench_process
 
-TIMING = {"eval_seconds", "finished_at", "img_per_s", "run_id", "train_seconds", "wall_seconds"}
+TIMING = {"eval_seconds", "eval_cpu_seconds", "finished_at", "img_per_s", "run_id",
+          "train_seconds", "train_cpu_seconds", "wall_seconds"}  # fmt: skip
 
 
 def _plan(data_dir: Path, **kw) -> RunPlan:
