@@ -64,6 +64,70 @@ def run_status(path: Path) -> list[JobStatus]:
     return out
 
 
+@dataclass(frozen=True)
+class CpuHours:
+    """What a run's jobs cost in process CPU time (rows' ``train_cpu_seconds`` plus
+    ``eval_cpu_seconds``), and what its unfinished jobs will cost at their variant's rate.
+
+    ``spent``: the finished (ok) rows that record both; ``left``: for each unfinished job
+    whose variant has such a row in this run, its remaining kimg at that variant's mean CPU
+    time per kimg, plus the variant's mean scoring time; ``unknown``: unfinished jobs whose
+    variant has no such row yet; ``unmeasured``: finished rows without CPU time (written
+    before rows recorded it, or resumed from such a checkpoint). CPU time, not wall time: a
+    job that shared its cores (a niced background run) costs the same. Hours."""
+
+    spent: float
+    spent_jobs: int
+    left: float
+    left_jobs: int
+    unknown: int
+    unmeasured: int = 0
+
+    def line(self) -> str:
+        """The summary line ``bench status`` prints under the job lines."""
+        text = f"CPU time: {self.spent:.1f} h spent by {self.spent_jobs} finished job(s)"
+        if self.unmeasured:
+            text += f" ({self.unmeasured} more finished without a CPU time on record)"
+        if self.left_jobs:
+            text += f"; about {self.left:.1f} h left for {self.left_jobs} job(s)"
+        if self.unknown:
+            text += f"; {self.unknown} job(s) not estimated (no finished job of their variant)"
+        return text
+
+
+def cpu_hours(path: Path, jobs: list[JobStatus]) -> CpuHours:
+    """The CPU-time account of run folder ``path`` whose jobs stand as ``jobs``
+    (:func:`run_status`)."""
+    run = RunFolder(path)
+    latest = run.latest() if run.results_path.is_file() else {}
+    train_rate: dict[str, list[float]] = {}
+    score: dict[str, list[float]] = {}
+    spent, spent_jobs, unmeasured = 0.0, 0, 0
+    for (variant, _), row in latest.items():
+        train_s, eval_s = row.get("train_cpu_seconds"), row.get("eval_cpu_seconds")
+        if row.get("status") != "ok":
+            continue
+        if train_s is None or eval_s is None:
+            unmeasured += 1
+            continue
+        spent, spent_jobs = spent + float(train_s) + float(eval_s), spent_jobs + 1
+        if float(row.get("kimg") or 0) > 0:
+            train_rate.setdefault(variant, []).append(float(train_s) / float(row["kimg"]))
+            score.setdefault(variant, []).append(float(eval_s))
+    left, left_jobs, unknown = 0.0, 0, 0
+    for job in jobs:
+        if job.state in ("done", "diverged"):
+            continue
+        if job.variant not in train_rate or job.budget is None:
+            unknown += 1
+            continue
+        rate = sum(train_rate[job.variant]) / len(train_rate[job.variant])
+        remaining = max(0.0, float(job.budget) - float(job.kimg or 0.0))
+        left += remaining * rate + sum(score[job.variant]) / len(score[job.variant])
+        left_jobs += 1
+    return CpuHours(spent / 3600, spent_jobs, left / 3600, left_jobs, unknown, unmeasured)
+
+
 def _with_scheduler(
     job: JobStatus, queued: tuple[str, str, str] | None, row: dict | None
 ) -> JobStatus:

@@ -35,7 +35,7 @@ def test_status_names_every_state(synthetic_dir: Path, tmp_path: Path) -> None:
     with run.job_locked("cgan-mlp", 1):
         status = CliRunner().invoke(cli, ["status", str(out)], catch_exceptions=False)
     assert status.exit_code == 0, status.output
-    lines = {tuple(line.split()[:3]): line for line in status.output.splitlines()[:-1]}
+    lines = {tuple(line.split()[:3]): line for line in status.output.splitlines()[:-2]}
     assert len(lines) == 6
     assert "done      0.128/0.128 kimg" in lines[("dcgan-small", "seed", "0")]
     assert "diverged" in lines[("dcgan-small", "seed", "1")]
@@ -47,7 +47,10 @@ def test_status_names_every_state(synthetic_dir: Path, tmp_path: Path) -> None:
     assert "pending   -/0.128 kimg" in lines[("cgan-mlp", "seed", "0")]
     assert f"running   0.128/0.128 kimg  pid {os.getpid()}" in lines[("cgan-mlp", "seed", "1")]
     assert "failed" in lines[("cgan-mlp", "seed", "2")]
-    assert status.output.splitlines()[-1] == "1 done, 1 running, 2 pending, 1 failed, 1 diverged"
+    assert status.output.splitlines()[-2] == "1 done, 1 running, 2 pending, 1 failed, 1 diverged"
+    # ok rows of dcgan-small 0 and cgan-mlp 1; the other four left (one diverged: finished)
+    last = "CPU time: 0.0 h spent by 2 finished job(s); about 0.0 h left for 4 job(s)"
+    assert status.output.splitlines()[-1] == last
     after = CliRunner().invoke(cli, ["status", str(out)], catch_exceptions=False)
     assert "cgan-mlp             seed 1   done" in after.output  # the lock is gone
 
@@ -56,3 +59,31 @@ def test_status_of_a_non_run_folder(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["status", str(tmp_path)])
     assert result.exit_code == 2
     assert result.output.strip() == f"Error: {tmp_path}: not a run folder (no config.json)"
+
+
+def test_status_accounts_cpu_hours_spent_and_left(tmp_path: Path) -> None:
+    """Spent: the finished rows' train + eval CPU time; left: each unfinished job's remaining
+    kimg at its variant's CPU time per kimg plus its scoring time; a variant without a
+    measured row is not estimated, and an older row without CPU time is counted apart."""
+    run = RunFolder(tmp_path)
+    config = {"run": {"kimg": 10.0}, "variants": {"a": {}, "b": {}}, "seeds": [0, 1, 2]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    ok = {"status": "ok", "kimg": 10.0}
+    for row in (
+        {**ok, "variant": "a", "seed": 0, "train_cpu_seconds": 3600.0, "eval_cpu_seconds": 360},
+        {**ok, "variant": "a", "seed": 2, "train_cpu_seconds": 7200.0, "eval_cpu_seconds": 720},
+        {**ok, "variant": "b", "seed": 0},  # written before rows had CPU times
+    ):
+        run.append_result(row)
+    job = run.job_dir("a", 1)
+    job.mkdir(parents=True)
+    (job / "checkpoint.pt").write_bytes(b"")
+    (job / "losses.csv").write_text("step,kimg,d_loss\n1,2.0,0.5\n2,4.0,0.5\n")
+    result = CliRunner().invoke(cli, ["status", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    # a/1: 6 kimg x mean(360, 720) s/kimg + mean(360, 720) s = 3,780 s; b/1, b/2 unknown
+    assert result.output.splitlines()[-1] == (
+        "CPU time: 3.3 h spent by 2 finished job(s) (1 more finished without a CPU time on "
+        "record); about 1.1 h left for 1 job(s); 2 job(s) not estimated (no finished job of "
+        "their variant)"
+    )

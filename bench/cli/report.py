@@ -209,11 +209,13 @@ def thresholds_cmd(
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def status_cmd(run_dir: Path) -> None:
     """One line per job of RUN_DIR: pending, running (with its pid), done, failed or
-    diverged, and its kimg so far of the budget. Reads the folder only (no lock taken), so
-    it may run beside the jobs, from any machine that sees the folder."""
+    diverged, and its kimg so far of the budget; then the counts, and the CPU time the
+    finished jobs took and the unfinished ones will take at their variant's measured rate.
+    Reads the folder only (no lock taken), so it may run beside the jobs, from any machine
+    that sees the folder."""
     from collections import Counter
 
-    from bench.status import run_status
+    from bench.status import cpu_hours, run_status
 
     warn_torn(run_dir)
     jobs = run_status(run_dir)
@@ -223,3 +225,4 @@ def status_cmd(run_dir: Path) -> None:
     order = ["done", "running", "pending", "failed", "diverged"]
     order += sorted(set(counts) - set(order))
     click.echo(", ".join(f"{counts[s]} {s}" for s in order if counts[s]) or "no jobs")
+    click.echo(cpu_hours(run_dir, jobs).line())
