@@ -50,12 +50,14 @@ def render_page(
     beside: dict[str, pd.DataFrame],
     floors: dict[str, pd.DataFrame | None],
     groups: list[tuple[list[str], pd.DataFrame]],
+    evidence: dict[str, Any] | None = None,
 ) -> tuple[str, list[Figure], list[str]]:
     """The page, its named summary figures, and the files rows name that were left out;
     ``beside`` holds each run's table beside the published FIDs (empty: no such section),
     ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
-    together (:func:`bench.reports.together`)."""
-    sections = _run_sections(runs, summary, beside, floors)
+    together (:func:`bench.reports.together`), ``evidence`` each run's
+    :class:`bench.reports.RankingEvidence` (None: none)."""
+    sections = _run_sections(runs, summary, beside, floors, evidence or {})
     sections += _comparison_sections(list(runs), summary, groups)
     skipped: list[str] = []
     logs, grids, strips, nearest = _job_files(runs, skipped)
@@ -78,9 +80,11 @@ def _run_sections(
     summary: pd.DataFrame,
     beside: dict[str, pd.DataFrame],
     floors: dict[str, pd.DataFrame | None],
+    evidence: dict[str, Any],
 ) -> list[Section]:
     """Per run: its results (job states, floor, more metrics, protocols, failures, plugin
-    variants) and, where it has one, its table beside the published FIDs."""
+    variants), which neighbours differ and the budget that predicts its ranking, and, where
+    it has one, its table beside the published FIDs."""
     sections = []
     for run, (_, rows) in runs.items():
         present = present_metrics(summary, run, headline())
@@ -107,6 +111,7 @@ def _run_sections(
         sec.paragraphs += [f"{r['variant']} seed {r['seed']}: {r['status']}" for r in bad]
         sec.paragraphs += [f"{v} is a plugin variant: {o}" for v, o in plugin_origins(rows).items()]
         sections.append(sec)
+        sections += _evidence_sections(run, evidence.get(run))
         if not beside[run].empty:
             sections.append(
                 Section(
@@ -116,6 +121,24 @@ def _run_sections(
                 )
             )
     return sections
+
+
+def _evidence_sections(run: str, ev: Any) -> list[Section]:
+    """The neighbour tests and the budget-vs-ranking table of one run, where it has them."""
+    from bench.reports import NEIGHBOURS_NOTE
+
+    out = []
+    if ev is not None and not ev.neighbours.empty:
+        table = ev.neighbours.drop(columns="protocol").set_index("better")
+        table["p_value"] = table["p_value"].map(lambda p: "–" if pd.isna(p) else f"{p:.3g}")
+        table["gap"] = table["gap"].map(lambda g: f"{g:.3g}")
+        out.append(Section(f"{run}: which neighbours differ ({ev.metric})",
+                           paragraphs=[NEIGHBOURS_NOTE], tables=[("", table)]))  # fmt: skip
+    if ev is not None and not ev.by_budget.empty:
+        table = ev.by_budget.set_index("kimg").round(3)
+        out.append(Section(f"{run}: the budget that predicts its ranking",
+                           paragraphs=[ev.budget_sentence()], tables=[("", table)]))  # fmt: skip
+    return out
 
 
 def _comparison_sections(

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from bench.errors import BenchError
 from bench.floor import read_floor
-from bench.report_page import FLOOR_NOTE, TOGETHER_NOTE, plugin_origins, render_page
+from bench.report_page import FLOOR_NOTE, TOGETHER_NOTE, _inside, plugin_origins, render_page
 from bench.runs import RunFolder
 from metrics.common import atomic_path
 from metrics.keys import headline, secondary
 from reports.frame import (
+    cheapest_budget,
     compare_runs,
     latest_rows,
     metric_protocols,
+    neighbour_tests,
     present_metrics,
     ranking_agreement,
+    ranking_by_budget,
     summarize,
     tidy,
     to_markdown,
@@ -71,8 +77,12 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     }
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
     groups = together(rows_by_run) if len(runs) > 1 else []
-    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups)
-    page, figures, skipped = render_page(runs, frame, summary, beside, floors, groups)
+    evidence = {
+        run: ranking_evidence(folder, rows, frame, summary, run)
+        for run, (folder, rows) in runs.items()
+    }
+    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups, evidence)
+    page, figures, skipped = render_page(runs, frame, summary, beside, floors, groups, evidence)
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -90,6 +100,83 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     with atomic_path(html) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return markdown, html
+
+
+# The metric a run's ranking is read from: the first of these that the run has.
+RANKING_METRICS = ("fid_inception", "fid_fmnist")
+AGREEMENT = 0.8  # Kendall tau from which a cheaper budget is said to predict the ranking
+
+
+@dataclass
+class RankingEvidence:
+    """What a run's seeds and curves say about its ranking by ``metric``: which neighbours
+    differ (:func:`reports.frame.neighbour_tests`), and from which tracked budget the curves
+    already rank the variants like the final table (:func:`reports.frame.ranking_by_budget`;
+    ``by_budget`` empty when the run tracked no curves)."""
+
+    metric: str
+    neighbours: pd.DataFrame
+    by_budget: pd.DataFrame
+    cheapest: float | None  # first budget from which tau stays >= AGREEMENT
+    budget: float | None  # the run's budget in kimg
+    tracked_samples: int | None
+
+    def budget_sentence(self) -> str:
+        """One sentence on the cheapest agreeing budget."""
+        where = f"from {self.cheapest:g} kimg on" if self.cheapest is not None else "at no budget"
+        of = f" (the run's budget: {self.budget:g} kimg)" if self.budget else ""
+        return (
+            f"Kendall's tau-b between the variants ranked by their tracked FID(fmnist) "
+            f"({self.tracked_samples} samples, seed means) at each budget and the final "
+            f"ranking by `{self.metric}`: it stays >= {AGREEMENT} {where}{of}."
+        )
+
+
+NEIGHBOURS_NOTE = (
+    "Neighbours in the ranking (within each protocol), compared by Welch's two-sided t-test "
+    "over their seeds: separated when p < 0.05. With three seeds the test has little power: "
+    "not separated means not shown different."
+)
+
+
+def ranking_evidence(folder: Path, rows: list, frame: Any, summary: Any, run: str) -> Any:
+    """The run's :class:`RankingEvidence`, or None when it has no ranking metric."""
+    have = set(summary.loc[summary["run"] == run, "metric"])
+    metric = next((m for m in RANKING_METRICS if m in have), None)
+    if metric is None:
+        return None
+    neighbours = neighbour_tests(frame, summary, run, metric)
+    latest = [r for r in latest_rows(rows) if r.get("status") == "ok"]
+    every = {(r.get("tracked") or {}).get("every_kimg") for r in latest}
+    samples = {(r.get("tracked") or {}).get("samples") for r in latest}
+    budgets = [float(r["kimg_budget"]) for r in latest if r.get("kimg_budget")]
+    by_budget = pd.DataFrame(columns=["kimg", "variants", "kendall_tau", "p_value"])
+    curves = tracked_curves(folder, latest)
+    if len(every) == 1 and None not in every and not curves.empty:
+        s = summary[(summary["run"] == run) & (summary["metric"] == metric)]
+        largest = s.groupby("protocol")["variant"].count().idxmax()  # the ten-class rows
+        final = dict(zip(s.loc[s["protocol"] == largest, "variant"],
+                         s.loc[s["protocol"] == largest, "mean"], strict=True))  # fmt: skip
+        by_budget = ranking_by_budget(curves, final, float(every.pop()))
+    return RankingEvidence(
+        metric, neighbours, by_budget, cheapest_budget(by_budget, AGREEMENT),
+        max(budgets) if budgets else None, samples.pop() if len(samples) == 1 else None,
+    )  # fmt: skip
+
+
+def tracked_curves(folder: Path, rows: list) -> pd.DataFrame:
+    """The tracked curves (``tracked.csv``) of ``rows`` inside ``folder``: columns variant,
+    seed, kimg and the tracked metrics; a missing or unreadable file is left out."""
+    parts = []
+    for r in rows:
+        f = _inside(folder, (r.get("paths") or {}).get("tracked"), [])
+        if f is None:
+            continue
+        try:
+            parts.append(pd.read_csv(f).assign(variant=r["variant"], seed=r["seed"]))
+        except (ValueError, OSError):
+            continue
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def floor_table(folder: Path) -> Any:
@@ -180,6 +267,28 @@ def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
     return losses
 
 
+def _evidence_markdown(ev: RankingEvidence | None) -> str:
+    """Which neighbours differ, and the budget that predicts the ranking ('' for neither)."""
+    if ev is None:
+        return ""
+    parts = []
+    if not ev.neighbours.empty:
+        parts.append(f"### Which neighbours differ (`{ev.metric}`)\n\n{NEIGHBOURS_NOTE}\n\n")
+        parts.append("| better | worse | gap | p-value | separated |\n|---|---|---|---|---|\n")
+        for r in ev.neighbours.itertuples():
+            p = "–" if pd.isna(r.p_value) else f"{r.p_value:.3g}"
+            sep = "yes" if r.separated else "no"
+            parts.append(f"| `{r.better}` | `{r.worse}` | {r.gap:.3g} | {p} | {sep} |\n")
+        parts.append("\n")
+    if not ev.by_budget.empty:
+        parts.append(f"### The budget that predicts this ranking\n\n{ev.budget_sentence()}\n\n")
+        parts.append("| kimg | variants | Kendall tau | p-value |\n|---|---|---|---|\n")
+        for r in ev.by_budget.itertuples():
+            parts.append(f"| {r.kimg:g} | {r.variants} | {r.kendall_tau:.3f} | {r.p_value:.3g} |\n")
+        parts.append("\n")
+    return "".join(parts)
+
+
 def _published_markdown(beside: Any) -> str:
     """One run's table beside the published FIDs as Markdown ('' when it is empty)."""
     if beside.empty:
@@ -200,10 +309,12 @@ def _tables(
     beside: dict[str, Any],
     floors: dict[str, Any],
     groups: list[tuple[list[str], Any]],
+    evidence: dict[str, Any],
 ) -> str:
     """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
-    with each run's real-data floor above its rows and its table beside the published FIDs
-    where it has them."""
+    with each run's real-data floor above its rows, which neighbours its seeds separate and
+    the budget its curves predict the ranking from (``evidence``), and its table beside the
+    published FIDs where it has them."""
     parts = []
     for run in runs:
         present = present_metrics(summary, run, headline())
@@ -233,6 +344,7 @@ def _tables(
         for p in metric_protocols(summary, run, present + more):
             parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
         parts.append("\n")
+        parts.append(_evidence_markdown(evidence[run]))
         parts.append(_published_markdown(beside[run]))
     if len(runs) > 1:
         for labels, table in groups:

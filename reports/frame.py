@@ -8,6 +8,7 @@ the same on rows from disk, from a test or from another tool.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -254,3 +255,79 @@ def metric_protocols(
             {"metric": m, "direction": ranking(m), "protocol": "; ".join(sorted(set(proto)))}
         )
     return out
+
+
+def neighbour_tests(
+    frame: pd.DataFrame, summary: pd.DataFrame, run: str, metric: str, alpha: float = 0.05
+) -> pd.DataFrame:
+    """Which neighbours in ``run``'s ranking by ``metric`` their seeds tell apart.
+
+    Within each protocol group (rows ranked together, as in :func:`summarize`), the variants
+    in rank order, and for each pair of neighbours Welch's two-sided t-test of their per-seed
+    values (unequal variances: recipes differ in how much they vary); ``gap`` is the
+    difference of their means in the metric's units. ``separated`` is
+    p < ``alpha``; a pair with fewer than two seeds on a side, or no spread at all, has no
+    p-value and is not separated. Three seeds give the test little power, so "not
+    separated" means "not shown different", not "equal"."""
+    cols = ["protocol", "better", "worse", "gap", "p_value", "separated"]
+    s = summary[(summary["run"] == run) & (summary["metric"] == metric)].dropna(subset=["rank"])
+    data = frame[(frame["run"] == run) & (frame["metric"] == metric)]
+    rows = []
+    for protocol, group in s.groupby("protocol", sort=False):
+        ordered = group.sort_values("rank")["variant"].tolist()
+        for better, worse in itertools.pairwise(ordered):
+            a = data.loc[data["variant"] == better, "value"].to_numpy(float)
+            b = data.loc[data["variant"] == worse, "value"].to_numpy(float)
+            p = np.nan
+            if len(a) > 1 and len(b) > 1 and (a.std() > 0 or b.std() > 0):
+                p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+            rows.append({"protocol": protocol, "better": better, "worse": worse,
+                         "gap": float(abs(b.mean() - a.mean())), "p_value": p,
+                         "separated": bool(p < alpha)})  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def ranking_by_budget(
+    tracked: pd.DataFrame,
+    final: Mapping[str, float],
+    every_kimg: float,
+    metric: str = "fid_fmnist",
+) -> pd.DataFrame:
+    """How early the training curves predict the final ranking: per tracked budget, Kendall's
+    tau-b between the variants ordered by ``metric`` at that budget (the seed mean of the
+    tracked curve, ``tracked``: columns variant, seed, kimg, ``metric``) and ordered by
+    ``final`` (variant -> the final table's seed mean of a metric with the same direction,
+    e.g. FID(inception)). Tracked points are binned to the nominal budget (a multiple of
+    ``every_kimg``; batches make the exact kimg differ by variant), the last point of a bin
+    counting; a budget is left out unless every variant of ``final`` has a point there.
+    Columns: kimg, variants, kendall_tau, p_value."""
+    cols = ["kimg", "variants", "kendall_tau", "p_value"]
+    t = tracked[tracked["variant"].isin(list(final))].dropna(subset=[metric])
+    if t.empty or len(final) < 3:
+        return pd.DataFrame(columns=cols)
+    t = t.assign(point=(t["kimg"] / every_kimg).round().astype(int)).sort_values("kimg")
+    last = t.groupby(["variant", "seed", "point"], sort=False)[metric].last().reset_index()
+    means = last.groupby(["point", "variant"])[metric].mean().unstack()
+    rows = []
+    for point, at in means.iterrows():
+        if at.isna().any() or len(at) < len(final):
+            continue
+        order = list(at.index)
+        tau, p = stats.kendalltau(at.to_numpy(float), [final[v] for v in order])
+        if np.isnan(tau):
+            continue
+        rows.append({"kimg": point * every_kimg, "variants": len(order),
+                     "kendall_tau": float(tau), "p_value": float(p)})  # fmt: skip
+    return pd.DataFrame(rows, columns=cols)
+
+
+def cheapest_budget(by_budget: pd.DataFrame, threshold: float = 0.8) -> float | None:
+    """The smallest tracked budget from which every later budget's ranking agrees with the
+    final one at Kendall tau >= ``threshold`` (:func:`ranking_by_budget`); None when the
+    last one does not."""
+    cheapest = None
+    for r in by_budget.sort_values("kimg", ascending=False).itertuples():
+        if r.kendall_tau < threshold:
+            break
+        cheapest = float(r.kimg)
+    return cheapest

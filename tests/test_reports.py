@@ -15,7 +15,16 @@ from scipy import stats
 
 from bench.cli import cli
 from metrics.keys import METRICS, MetricKey, headline, register, secondary
-from reports.frame import compare_runs, ranking_agreement, summarize, tidy, wide_table
+from reports.frame import (
+    cheapest_budget,
+    compare_runs,
+    neighbour_tests,
+    ranking_agreement,
+    ranking_by_budget,
+    summarize,
+    tidy,
+    wide_table,
+)
 
 
 def row(variant: str, seed: int, fid: float, is_: float, status: str = "ok") -> dict:
@@ -101,6 +110,51 @@ def test_ranking_agreement_is_kendalls_tau() -> None:
     assert t.loc["fid_fmnist", "kendall_tau"] == pytest.approx(
         stats.kendalltau([1, 2, 3, 4], [-1, -2, -3, -4])[0]
     )
+
+
+def test_neighbour_tests_are_welch_t_tests_in_rank_order() -> None:
+    """Neighbours in each metric's direction; a clear gap over three seeds is separated
+    (Welch's t = 10 / sqrt(2/3) = 12.25 on 4 degrees of freedom: p = 2.5e-4), an overlap is
+    not, and one seed gives no p-value; the two-class variant is ranked apart."""
+    seeds = {"a": [10.0, 11.0, 12.0], "b": [20.0, 21.0, 22.0], "c": [19.0, 22.0, 20.0],
+             "d": [40.0]}  # fmt: skip
+    rows = [row(v, i, fid, -fid) for v, fids in seeds.items() for i, fid in enumerate(fids)]
+    other = row("two", 0, 1.0, 1.0)
+    other["protocol"]["fmnist"] = {**other["protocol"]["fmnist"], "num_samples": 50}
+    frame = tidy({"r": [*rows, other]})
+    s = summarize(frame)
+    t = neighbour_tests(frame, s, "r", "fid_fmnist")
+    assert [(x.better, x.worse) for x in t.itertuples()] == [("a", "c"), ("c", "b"), ("b", "d")]
+    assert t["p_value"].iloc[0] == pytest.approx(
+        stats.ttest_ind([10, 11, 12], [19, 22, 20], equal_var=False).pvalue
+    )
+    assert t["separated"].tolist() == [True, False, False]
+    assert t["p_value"].iloc[1] > 0.5 and np.isnan(t["p_value"].iloc[2])
+    assert t["gap"].iloc[0] == pytest.approx(9.3333333)
+    ab = neighbour_tests(tidy({"r": rows[:6]}), summarize(tidy({"r": rows[:6]})), "r", "fid_fmnist")
+    assert ab["p_value"].iloc[0] == pytest.approx(2.5e-4, abs=0.5e-4)  # the hand value above
+    # is_fmnist = -fid, higher is better: the same neighbours in the same order
+    t = neighbour_tests(frame, s, "r", "is_fmnist")
+    assert [(x.better, x.worse) for x in t.itertuples()] == [("a", "c"), ("c", "b"), ("b", "d")]
+
+
+def test_ranking_by_budget_bins_tracked_points_and_finds_the_cheapest_budget() -> None:
+    """Points at the batch-dependent kimg near each nominal budget are binned to it; the
+    ranking at 10 kimg is reversed (tau -1), from 20 on it is the final one (tau 1); a budget
+    one variant has no point at is left out; the cheapest agreeing budget is 20."""
+    final = {"a": 1.0, "b": 2.0, "c": 3.0}
+    kimgs = {"a": [9.984, 19.968, 29.952], "b": [10.24, 20.48, 30.72], "c": [10.048, 20.096]}
+    fids = {"a": [30.0, 10.0, 5.0], "b": [20.0, 15.0, 8.0], "c": [10.0, 25.0]}
+    tracked = pd.DataFrame(
+        [{"variant": v, "seed": seed, "kimg": k, "fid_fmnist": f + seed}
+         for v in final for seed in (0, 1) for k, f in zip(kimgs[v], fids[v], strict=True)]
+    )  # fmt: skip
+    t = ranking_by_budget(tracked, final, 10.0)
+    assert t["kimg"].tolist() == [10.0, 20.0]  # 30: c has no point there
+    assert t["kendall_tau"].tolist() == pytest.approx([-1.0, 1.0])
+    assert cheapest_budget(t) == 20.0
+    assert cheapest_budget(t.assign(kendall_tau=[1.0, 0.5])) is None  # the last one disagrees
+    assert ranking_by_budget(tracked, {"a": 1.0, "b": 2.0}, 10.0).empty  # < 3 variants
 
 
 def _report(run: Path, rows: list[dict]) -> Path:
@@ -258,7 +312,8 @@ def test_out_names_the_html_file(tmp_path: Path) -> None:
 
 def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
     rows = [dict(r, paths={"tracked": f"{r['variant']}/seed{r['seed']}/tracked.csv"},
-                 tracked={"samples": 100}) for r in ROWS]  # fmt: skip
+                 tracked={"samples": 100, "every_kimg": 0.5})
+            for r in [*ROWS, row("e", 0, 30.0, 1.0)]]  # fmt: skip
     run = _run_folder(tmp_path, rows)
     for r in rows:
         f = run / r["paths"]["tracked"]
@@ -268,7 +323,15 @@ def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
                       "is_fmnist": [1.0, 2.0, 3.0]}).to_csv(f, index=False)  # fmt: skip
     page, with_curve = _report_images(run)
     assert "FID and IS (fmnist) of G_ema during training, 100 samples per point" in page
-    assert with_curve == _report_images(_run_folder(tmp_path, ROWS, "plain"))[1] + 1
+    md = (run / "report" / "tables.md").read_text()
+    assert "### Which neighbours differ (`fid_fmnist`)" in md
+    assert "| `a` | `b` |" in md  # a: 12.0 +- 2.0 over 3 seeds, b: 21.0 over 2
+    assert "the budget that predicts its ranking" in page
+    # at 0.5 kimg the curves (200 + seed) order e, b, a, the final table a, b, e: tau -1;
+    # at 0 and 1 kimg every curve ties (no order): left out
+    assert "it stays >= 0.8 at no budget" in md and "| 0.5 | 3 | -1.000 |" in md
+    plain = _run_folder(tmp_path, [*ROWS, row("e", 0, 30.0, 1.0)], "plain")
+    assert with_curve == _report_images(plain)[1] + 1
 
 
 def test_smoothness_protocols_name_their_own_settings() -> None:
