@@ -276,6 +276,8 @@ def run_job(
                 row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
             if "nearest" in row:
                 row["nearest"]["figure"] = str(nearest.relative_to(job_dir.parent.parent))
+            if _scores_raw_g(plan, variant):
+                row["raw_g"] = scorer.score_raw_g(variant, trainer.G)
     except Diverged as exc:
         row.update(
             status="diverged",
@@ -294,6 +296,17 @@ def run_job(
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     row["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     return row
+
+
+def _scores_raw_g(plan: RunPlan, variant: Variant) -> bool:
+    """Whether a job's row also scores its raw G on the Inception metrics: the profile asks
+    for it (`lucic`), the run has Inception metrics, and the variant is set beside a
+    published number (:func:`reports.published.published_for`), which scored G itself."""
+    from reports.published import published_for
+
+    if not plan.profile.raw_g_inception or plan.eval_settings.inception_samples <= 0:
+        return False
+    return published_for(variant.loss, variant.conditional) is not None
 
 
 def _failed(exc: BaseException, job_dir: Path, trainer: Trainer | None) -> dict[str, Any]:

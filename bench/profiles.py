@@ -25,6 +25,9 @@ class Profile:
     track_samples: int = 0  # generated samples per tracked point (0: no tracking)
     copying_inception: bool = False  # the data-copying test on Inception features as well
     cas_samples: int = 0  # Classification Accuracy Score of conditional variants (0: off)
+    # The raw G's Inception metrics too, for variants set beside a published number: Lucic
+    # et al. score G itself, every row here scores G_ema (needs inception_samples > 0)
+    raw_g_inception: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready form for config.json."""
@@ -81,6 +84,7 @@ PROFILES: dict[str, Profile] = {
             inception_samples=10_000,
             copying_inception=True,
             cas_samples=10_000,
+            raw_g_inception=True,
             ppl_samples=10_000,
             track_kimg=50.0,
             track_samples=5_000,

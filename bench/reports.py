@@ -72,7 +72,9 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     frame = tidy(rows_by_run)
     summary = summarize(frame)
     beside = {
-        run: published_comparison(frame, summary, run, _protocol_losses(folder, rows))
+        run: published_comparison(
+            frame, summary, run, _protocol_losses(folder, rows), raw_g_fids(rows)
+        )
         for run, (folder, rows) in runs.items()
     }
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
@@ -237,18 +239,31 @@ def _agreement_markdown(summary: Any, runs: list[str]) -> str:
     return "".join(parts)
 
 
-def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
-    """Variant -> loss for the variants of one run whose every latest row made
-    FID(inception) under the Lucic et al. protocol's sample sizes. The loss is the one
-    config.json records for the run (a --set loss=... included), else the registry's."""
-    from models.registry import UnknownVariantError, get_variant
-    from reports.frame import latest_rows
+def raw_g_fids(rows: list) -> dict[str, list[float]]:
+    """Variant -> the raw G's FID(inception) of each latest ok row that has one under the
+    Lucic et al. protocol's sample sizes (rows' ``raw_g``, the `lucic` profile's)."""
+    out: dict[str, list[float]] = {}
+    for r in latest_rows(rows):
+        raw = r.get("raw_g") or {}
+        fid = (raw.get("metrics") or {}).get("fid_inception")
+        if r.get("status") == "ok" and fid is not None and matches_protocol(raw):
+            out.setdefault(str(r["variant"]), []).append(float(fid))
+    return out
 
-    def registered_loss(v: str) -> str | None:
+
+def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
+    """Variant -> loss for the unconditional variants of one run whose every latest row made
+    FID(inception) under the Lucic et al. protocol's sample sizes (the published models are
+    unconditional). The loss is the one config.json records for the run (a --set loss=...
+    included), else the registry's."""
+    from models.registry import UnknownVariantError, get_variant
+
+    def registered(v: str) -> tuple[str | None, bool]:
         try:
-            return get_variant(v).loss
+            variant = get_variant(v)
         except UnknownVariantError:
-            return None
+            return None, False
+        return variant.loss, variant.conditional
 
     try:
         config = RunFolder(folder).read_config() or {}
@@ -261,8 +276,11 @@ def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
         ok[v] = ok.get(v, True) and r.get("status") == "ok" and matches_protocol(r)
     losses = {}
     for v, good in ok.items():
-        loss = (recipes.get(v) or {}).get("loss") or registered_loss(v)
-        if good and isinstance(loss, str):
+        recipe = recipes.get(v) or {}
+        loss, conditional = registered(v)
+        loss = recipe.get("loss") or loss
+        conditional = bool(recipe.get("conditional", conditional))
+        if good and isinstance(loss, str) and not conditional:
             losses[v] = loss
     return losses
 

@@ -332,17 +332,42 @@ class Scorer:
             row["metrics"].update(values)
             row["protocol"]["fmnist"].update(notes)
 
+    def score_raw_g(self, variant: Variant, G: nn.Module) -> dict[str, Any]:
+        """The Inception metrics alone (no data-copying test) of a second generator of the
+        same job, e.g. the raw G beside the G_ema a row scores: Lucic et al. score G itself.
+        Same latents (the metric seed), sample count and reference as the row's Inception
+        metrics; fields ``metrics``, ``protocol`` (with its ``inception`` section, as a
+        row's), ``eval_seconds``, ``eval_cpu_seconds``, or ``error`` when the Inception or
+        the samples are unusable."""
+        t0, c0 = time.perf_counter(), time.process_time()
+        n = self.settings.inception_samples
+        row: dict[str, Any] = {"metrics": {}, "metrics_unavailable": {}, "protocol": {}}
+        try:
+            images, _ = generate(G, variant, n, self.settings.metric_seed, self.device)
+            self._score_inception(images, variant.data.classes, row, copying=False)
+        except (InceptionUnavailable, MetricInputError) as exc:
+            return {"error": str(exc)}
+        out = {"metrics": row["metrics"], "protocol": row["protocol"]}  # a row's shape
+        out["eval_seconds"] = round(time.perf_counter() - t0, 2)
+        out["eval_cpu_seconds"] = round(time.process_time() - c0, 2)
+        return out
+
     def _score_inception(
-        self, images: torch.Tensor, classes: tuple[int, ...] | None, row: dict[str, Any]
+        self,
+        images: torch.Tensor,
+        classes: tuple[int, ...] | None,
+        row: dict[str, Any],
+        copying: bool = True,
     ) -> None:
         n = min(self.settings.inception_samples, len(images))
         feats, desc = self.inception_reference(classes)
         inc = self.inception
-        copying, copying_desc = None, None
-        if self.settings.copying_inception and "ct_fmnist" not in row["metrics_unavailable"]:
+        pair, copying_desc = None, None
+        wanted = copying and self.settings.copying_inception
+        if wanted and "ct_fmnist" not in row["metrics_unavailable"]:
             train, held, copying_desc = self.copying_features(classes, "inception")
-            copying = (train, held)
-        values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, copying)
+            pair = (train, held)
+        values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, pair)
         if "copying" in notes:
             notes["copying"]["reference"] = copying_desc
         row["metrics"].update(values)

@@ -55,11 +55,21 @@ PROTOCOL_NOTE = (
     "one of this suite's recipes with its own networks, z, batch and learning rates, as "
     "registered, without a search; and a row scores G_ema, the exponential moving average of "
     "G that every variant keeps (decay 0.999 unless its recipe says otherwise), where they "
-    "score G itself (`bench score --network G` scores the raw generator of a checkpoint). "
+    "score G itself: the `raw G` column is the raw generator's FID(inception) under the same "
+    "protocol (the `lucic` profile scores it for every row set beside a published number; "
+    "`bench score --network G` scores a checkpoint's). "
     "A variant is set beside the published model of its loss "
     "(non-saturating BCE: NS GAN; WGAN-GP: WGAN GP); hinge-loss and conditional recipes have "
     "no published counterpart here."
 )
+
+
+def published_for(loss: str | None, conditional: bool) -> PublishedFID | None:
+    """The published model a recipe of this loss is set beside (None: none). Conditional
+    recipes have no counterpart: the published models are unconditional."""
+    if conditional or loss is None:
+        return None
+    return next((p for p in PUBLISHED if p.loss == loss), None)
 
 
 def matches_protocol(row: Mapping) -> bool:
@@ -76,20 +86,26 @@ def matches_protocol(row: Mapping) -> bool:
 
 
 def comparison(
-    frame: pd.DataFrame, summary: pd.DataFrame, run: str, losses: Mapping[str, str]
+    frame: pd.DataFrame,
+    summary: pd.DataFrame,
+    run: str,
+    losses: Mapping[str, str],
+    raw_g: Mapping[str, list[float]] | None = None,
 ) -> pd.DataFrame:
-    """Per variant of ``run`` in ``losses`` (variant -> loss name; only variants whose rows
-    all match the protocol belong there): our FID(inception) mean ± std [95% interval],
-    the budget (the largest kimg of its rows in the tidy ``frame``), and the published model
-    of the same loss with the difference of the means. Empty when no variant qualifies."""
+    """Per variant of ``run`` in ``losses`` (variant -> loss name; only unconditional
+    variants whose rows all match the protocol belong there): our FID(inception) mean ± std
+    [95% interval], the budget (the largest kimg of its rows in the tidy ``frame``), the raw
+    G's FID(inception) where ``raw_g`` (variant -> one value per seed) has it, and the
+    published model of the same loss with the difference of the means. Empty when no
+    variant qualifies."""
     s = summary[(summary["run"] == run) & (summary["metric"] == "fid_inception")]
     kimg = frame[frame["run"] == run].groupby("variant")["kimg"].max()
-    by_loss = {p.loss: p for p in PUBLISHED if p.loss}
+    raw_g = raw_g or {}
     records = []
     for r in s.itertuples():
         if r.variant not in losses:
             continue
-        pub = by_loss.get(losses[r.variant])
+        pub = published_for(losses[r.variant], conditional=False)
         ours = f"{r.mean:.1f}"
         if r.n > 1 and not np.isnan(r.std):
             ours += f" ± {r.std:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"
@@ -100,12 +116,22 @@ def comparison(
                 "kimg": f"{kimg.get(r.variant, float('nan')):g}",
                 "seeds": int(r.n),
                 "FID(inception) here": ours,
+                **({"raw G": _mean_std(raw_g.get(r.variant, []))} if raw_g else {}),
                 "published": pub.model if pub else "–",
                 "published FID": f"{pub.fid:.1f} ± {pub.std:.1f}" if pub else "–",
                 "here - published": f"{r.mean - pub.fid:+.1f}" if pub else "–",
             }
         )
     return pd.DataFrame.from_records(records).set_index("variant") if records else pd.DataFrame()
+
+
+def _mean_std(values: list[float]) -> str:
+    """ "mean ± std (n)" of the raw G's per-seed FIDs ("–" for none)."""
+    if not values:
+        return "–"
+    if len(values) == 1:
+        return f"{values[0]:.1f} (1 seed)"
+    return f"{np.mean(values):.1f} ± {np.std(values, ddof=1):.1f} ({len(values)} seeds)"
 
 
 def references() -> pd.DataFrame:

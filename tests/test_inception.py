@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -155,7 +156,7 @@ def test_run_row_with_inception_metrics(
     from bench import profiles
 
     smoke = profiles.PROFILES["smoke"]
-    patched = type(smoke)(**{**smoke.to_dict(), "inception_samples": 12})
+    patched = type(smoke)(**{**smoke.to_dict(), "inception_samples": 12, "raw_g_inception": True})
     mp = pytest.MonkeyPatch()
     mp.setitem(profiles.PROFILES, "smoke", patched)
     try:
@@ -170,6 +171,29 @@ def test_run_row_with_inception_metrics(
     assert p["weights_standard"] is False and p["weights_source"] == "explicit"
     assert p["reference"]["size"] == 12 and "299" in p["resize"]
     assert not [k for k in row["metrics_unavailable"] if k.endswith("_inception")]
+    # dcgan (non-saturating BCE) is set beside Lucic et al.'s NS GAN, who score G itself:
+    # the raw G is scored too, on the same Inception protocol, and differs from G_ema
+    raw = row["raw_g"]
+    assert raw["protocol"] == {"inception": p}
+    assert {"fid_inception", "kid_inception"} <= set(raw["metrics"])
+    assert "ct_inception" not in raw["metrics"] and raw["eval_cpu_seconds"] > 0
+    assert raw["metrics"]["fid_inception"] != m["fid_inception"]
+
+
+def test_raw_g_is_scored_only_beside_a_published_number() -> None:
+    """The lucic profile scores the raw G of unconditional variants whose loss has a
+    published Lucic et al. number (non-saturating BCE, WGAN-GP), not hinge or conditional
+    recipes, and never without Inception metrics."""
+    from bench.jobs import RunPlan, _scores_raw_g
+    from bench.profiles import get_profile
+
+    plan = RunPlan.from_options("lucic", ("dcgan",), (0,), device="cpu", precision="fp32")
+    picked = {v for v in ("dcgan", "wgan-gp", "sngan-ema", "cdcgan", "cgan-mlp", "dcgan-64")
+              if _scores_raw_g(plan, plan.variant(v))}  # fmt: skip
+    assert picked == {"dcgan", "wgan-gp", "dcgan-64"}
+    assert not _scores_raw_g(dataclasses.replace(plan, inception_samples=0), plan.variant("dcgan"))
+    quick = dataclasses.replace(plan, profile=get_profile("quick"), inception_samples=1000)
+    assert not _scores_raw_g(quick, plan.variant("dcgan"))  # only where the profile asks
 
 
 def test_weights_command_lists_every_extractor() -> None:

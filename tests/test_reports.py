@@ -364,13 +364,17 @@ def test_published_fids_beside_a_lucic_protocol_run(tmp_path: Path) -> None:
     scored on 1k images is left out, and a run without any gets no such section."""
     rows = [_inception_row("dcgan", s, f) for s, f in enumerate((30.0, 32.0, 34.0))]
     rows += [_inception_row("sngan", 0, 20.0), _inception_row("wgan-gp", 0, 40.0, n=1_000)]
+    rows += [_inception_row("cdcgan", 0, 25.0)]  # conditional: no published counterpart
+    for r, raw in zip(rows, (40.0, 44.0), strict=False):  # dcgan seeds 0, 1: the raw G too
+        r["raw_g"] = {"metrics": {"fid_inception": raw}, "protocol": dict(r["protocol"])}
     run = _report(tmp_path / "lucic", rows)
     md = (run / "report" / "tables.md").read_text()
     section = md.split("### Beside published Fashion-MNIST FIDs")[1]
     lines = {line.split(" | ")[0]: line for line in section.splitlines() if line.startswith("| `")}
     half = stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)
     assert f"32.0 ± 2.0 [{32 - half:.1f}, {32 + half:.1f}]" in lines["| `dcgan`"]
-    assert "| NS GAN | 26.5 ± 1.6 | +5.5 |" in lines["| `dcgan`"]
+    assert "| 42.0 ± 2.8 (2 seeds) | NS GAN | 26.5 ± 1.6 | +5.5 |" in lines["| `dcgan`"]
+    assert "| `cdcgan`" not in lines
     assert "| bce | 1200 | 3 |" in lines["| `dcgan`"]
     assert "| hinge |" in lines["| `sngan`"] and lines["| `sngan`"].endswith("| – | – | – |")
     assert "| `wgan-gp`" not in lines  # scored on 1,000 images: not this protocol
