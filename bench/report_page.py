@@ -97,6 +97,10 @@ def _run_sections(
             ],
             tables=[("", table)],
         )
+        from bench.reports import made_on
+
+        if made_on(rows):
+            sec.paragraphs.append(made_on(rows))
         floor = floors[run]
         if floor is not None:
             sec.paragraphs.append(FLOOR_NOTE)

@@ -157,6 +157,28 @@ def test_ranking_by_budget_bins_tracked_points_and_finds_the_cheapest_budget() -
     assert ranking_by_budget(tracked, {"a": 1.0, "b": 2.0}, 10.0).empty  # < 3 variants
 
 
+def test_the_tables_say_which_machines_made_the_rows(tmp_path: Path) -> None:
+    """A table computed in pieces names every CPU that trained its rows (a job moved
+    between machines as 'A then B'), the CPUs that scored them, numerics and threads."""
+    machine = {"precision": "fp32", "threads": 2, "device": "cpu"}
+    rows = [
+        {**row("a", 0, 10.0, 5.0), **machine, "train_cpus": ["Intel Xeon"],
+         "cpu": {"model": "Intel Xeon"}},
+        {**row("a", 1, 11.0, 5.0), **machine, "train_cpus": ["Intel Xeon", "AMD EPYC"],
+         "cpu": {"model": "AMD EPYC"}},
+        {**row("b", 0, 12.0, 5.0), **machine, "train_cpus": ["AMD EPYC"],
+         "cpu": {"model": "AMD EPYC"}},
+        {**row("b", 1, 0.0, 0.0, status="failed"), **machine, "train_cpus": ["Other"]},
+    ]  # fmt: skip
+    run = _report(tmp_path / "r", rows)
+    line = (
+        "Made on: trained on Intel Xeon (1 job), Intel Xeon then AMD EPYC (1 job), AMD EPYC "
+        "(1 job); scored on AMD EPYC (2 jobs), Intel Xeon (1 job); fp32, 2 thread(s) per job."
+    )
+    assert line in (run / "report" / "tables.md").read_text()
+    assert line in (run / "report" / "report.html").read_text()
+
+
 def _report(run: Path, rows: list[dict]) -> Path:
     """Write ``rows`` as the results of run folder ``run`` and run `bench report` on it."""
     run.mkdir()
