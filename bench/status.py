@@ -67,7 +67,9 @@ def run_status(path: Path) -> list[JobStatus]:
 @dataclass(frozen=True)
 class CpuHours:
     """What a run's jobs cost in process CPU time (rows' ``train_cpu_seconds`` plus
-    ``eval_cpu_seconds``), and what its unfinished jobs will cost at their variant's rate.
+    ``eval_cpu_seconds``, the raw G's scoring included; the curve points tracked between
+    training steps are not counted), and what its unfinished jobs will cost at their
+    variant's rate.
 
     ``spent``: the finished (ok) rows that record both; ``left``: for each unfinished job
     whose variant has such a row in this run, its remaining kimg at that variant's mean CPU
@@ -110,10 +112,11 @@ def cpu_hours(path: Path, jobs: list[JobStatus]) -> CpuHours:
         if train_s is None or eval_s is None:
             unmeasured += 1
             continue
-        spent, spent_jobs = spent + float(train_s) + float(eval_s), spent_jobs + 1
+        eval_s = float(eval_s) + float((row.get("raw_g") or {}).get("eval_cpu_seconds") or 0)
+        spent, spent_jobs = spent + float(train_s) + eval_s, spent_jobs + 1
         if float(row.get("kimg") or 0) > 0:
             train_rate.setdefault(variant, []).append(float(train_s) / float(row["kimg"]))
-            score.setdefault(variant, []).append(float(eval_s))
+            score.setdefault(variant, []).append(eval_s)
     left, left_jobs, unknown = 0.0, 0, 0
     for job in jobs:
         if job.state in ("done", "diverged"):

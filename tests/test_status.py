@@ -71,7 +71,14 @@ def test_status_accounts_cpu_hours_spent_and_left(tmp_path: Path) -> None:
     ok = {"status": "ok", "kimg": 10.0}
     for row in (
         {**ok, "variant": "a", "seed": 0, "train_cpu_seconds": 3600.0, "eval_cpu_seconds": 360},
-        {**ok, "variant": "a", "seed": 2, "train_cpu_seconds": 7200.0, "eval_cpu_seconds": 720},
+        {
+            **ok,
+            "variant": "a",
+            "seed": 2,
+            "train_cpu_seconds": 7200.0,
+            "eval_cpu_seconds": 360,
+            "raw_g": {"eval_cpu_seconds": 360.0},
+        },  # the raw G's scoring counts as scoring
         {**ok, "variant": "b", "seed": 0},  # written before rows had CPU times
     ):
         run.append_result(row)
