@@ -5,6 +5,7 @@ interpolation strips, read from the run folders (only files inside them)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,35 @@ FLOOR_NOTE = (
     "this run's protocol (`bench floor`): what a perfect generator would score. Mean ± std "
     "[95% t-interval] over the draws."
 )
+
+NEIGHBOURS_NOTE = (
+    "Neighbours in the ranking (within each protocol), compared by Welch's two-sided t-test "
+    "over their seeds: separated when p < 0.05. With three seeds the test has little power: "
+    "not separated means not shown different."
+)
+
+
+def made_on(rows: list) -> str:
+    """Which machines made a run's finished rows: the CPU models (or devices) that trained
+    them, in session order where a job moved, and that scored them, with the numerics and
+    threads per job; '' for a run without such rows. A table computed in pieces on several
+    machines says so."""
+    done = [r for r in latest_rows(rows) if r.get("status") == "ok"]
+    if not done:
+        return ""
+
+    def count(c: Counter) -> str:
+        return ", ".join(f"{k} ({n} job{'s' if n > 1 else ''})" for k, n in c.most_common())
+
+    where = Counter(
+        " then ".join(r.get("train_cpus") or []) if r.get("device", "cpu") == "cpu"
+        else str(r.get("device")) for r in done
+    )  # fmt: skip
+    scored = Counter(str((r.get("cpu") or {}).get("model", "unknown")) for r in done)
+    numerics = sorted({str(r.get("precision")) for r in done})
+    threads = sorted({str(r.get("threads")) for r in done if r.get("threads") is not None})
+    text = f"Made on: trained on {count(where)}; scored on {count(scored)}; {'/'.join(numerics)}"
+    return text + (f", {'/'.join(threads)} thread(s) per job." if threads else ".")
 
 
 def plugin_origins(rows: list[dict[str, Any]]) -> dict[str, str]:
@@ -97,10 +127,9 @@ def _run_sections(
             ],
             tables=[("", table)],
         )
-        from bench.reports import made_on
-
-        if made_on(rows):
-            sec.paragraphs.append(made_on(rows))
+        machines = made_on(rows)
+        if machines:
+            sec.paragraphs.append(machines)
         floor = floors[run]
         if floor is not None:
             sec.paragraphs.append(FLOOR_NOTE)
@@ -129,8 +158,6 @@ def _run_sections(
 
 def _evidence_sections(run: str, ev: Any) -> list[Section]:
     """The neighbour tests and the budget-vs-ranking table of one run, where it has them."""
-    from bench.reports import NEIGHBOURS_NOTE
-
     out = []
     if ev is not None and not ev.neighbours.empty:
         table = ev.neighbours.drop(columns="protocol").set_index("better")

@@ -10,7 +10,15 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.floor import read_floor
-from bench.report_page import FLOOR_NOTE, TOGETHER_NOTE, _inside, plugin_origins, render_page
+from bench.report_page import (
+    FLOOR_NOTE,
+    NEIGHBOURS_NOTE,
+    TOGETHER_NOTE,
+    _inside,
+    made_on,
+    plugin_origins,
+    render_page,
+)
 from bench.runs import RunFolder
 from metrics.common import atomic_path
 from metrics.keys import headline, secondary
@@ -134,13 +142,6 @@ class RankingEvidence:
         )
 
 
-NEIGHBOURS_NOTE = (
-    "Neighbours in the ranking (within each protocol), compared by Welch's two-sided t-test "
-    "over their seeds: separated when p < 0.05. With three seeds the test has little power: "
-    "not separated means not shown different."
-)
-
-
 def ranking_evidence(folder: Path, rows: list, frame: Any, summary: Any, run: str) -> Any:
     """The run's :class:`RankingEvidence`, or None when it has no ranking metric."""
     have = set(summary.loc[summary["run"] == run, "metric"])
@@ -179,31 +180,6 @@ def tracked_curves(folder: Path, rows: list) -> pd.DataFrame:
         except (ValueError, OSError):
             continue
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-
-
-def made_on(rows: list) -> str:
-    """Which machines made a run's finished rows: the CPU models (or devices) that trained
-    them, in session order where a job moved, and that scored them, with the numerics and
-    threads per job; '' for a run without such rows. A table computed in pieces on several
-    machines says so."""
-    from collections import Counter
-
-    done = [r for r in latest_rows(rows) if r.get("status") == "ok"]
-    if not done:
-        return ""
-
-    def count(c: Counter) -> str:
-        return ", ".join(f"{k} ({n} job{'s' if n > 1 else ''})" for k, n in c.most_common())
-
-    where = Counter(
-        " then ".join(r.get("train_cpus") or []) if r.get("device", "cpu") == "cpu"
-        else str(r.get("device")) for r in done
-    )  # fmt: skip
-    scored = Counter(str((r.get("cpu") or {}).get("model", "unknown")) for r in done)
-    numerics = sorted({str(r.get("precision")) for r in done})
-    threads = sorted({str(r.get("threads")) for r in done if r.get("threads") is not None})
-    text = f"Made on: trained on {count(where)}; scored on {count(scored)}; {'/'.join(numerics)}"
-    return text + (f", {'/'.join(threads)} thread(s) per job." if threads else ".")
 
 
 def floor_table(folder: Path) -> Any:
@@ -369,8 +345,9 @@ def _tables(
             f"## {run}\n\nSeeds per variant: {counts}. Cells: mean ± std [95% t-interval] "
             "over seeds; * best in the metric's direction.\n\n"
         )
-        if made_on(runs[run]):
-            parts.append(made_on(runs[run]) + "\n\n")
+        machines = made_on(runs[run])
+        if machines:
+            parts.append(machines + "\n\n")
         if floors[run] is not None:
             parts.append(f"{FLOOR_NOTE}\n\n")
             parts.append(to_markdown(floors[run], index_name="floor"))
