@@ -80,17 +80,19 @@ def render_page(
     beside: dict[str, pd.DataFrame],
     floors: dict[str, pd.DataFrame | None],
     groups: list[tuple[list[str], pd.DataFrame]],
-    evidence: dict[str, Any] | None = None,
+    evidence: dict[str, Any],
+    logs: dict[str, list[pd.DataFrame]],
+    skipped: list[str],
 ) -> tuple[str, list[Figure], list[str]]:
     """The page, its named summary figures, and the files rows name that were left out;
     ``beside`` holds each run's table beside the published FIDs (empty: no such section),
     ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
     together (:func:`bench.reports.together`), ``evidence`` each run's
-    :class:`bench.reports.RankingEvidence` (None: none)."""
-    sections = _run_sections(runs, summary, beside, floors, evidence or {})
+    :class:`bench.reports.RankingEvidence` (None: none), ``logs`` the jobs' logs
+    (:func:`job_logs`) and ``skipped`` the files already left out reading them."""
+    sections = _run_sections(runs, summary, beside, floors, evidence)
     sections += _comparison_sections(list(runs), summary, groups)
-    skipped: list[str] = []
-    logs, grids, strips, nearest = _job_files(runs, skipped)
+    grids, strips, nearest = _job_files(runs, skipped)
     figs = _summary_figures(runs, frame, logs)
     sections.append(figs)
     if skipped:
@@ -194,21 +196,13 @@ def _comparison_sections(
     return sections
 
 
-def _job_files(
+def job_logs(
     runs: dict[str, tuple[Path, list]], skipped: list[str]
-) -> tuple[dict[str, list[pd.DataFrame]], Section, Section, Section]:
-    """What the jobs left in their folders: the loss and tracked-metric logs of every job,
-    and the sample grids, interpolation strips and nearest-training-image figures of each
-    variant's first seed. A file a row names outside its folder, or one that cannot be read,
-    goes to ``skipped``."""
+) -> dict[str, list[pd.DataFrame]]:
+    """The loss and tracked-metric logs (``losses``, ``tracked``) of every job, each with
+    its variant, seed and run; read once for the tables and the page. A file a row names
+    outside its folder, or one that cannot be read, goes to ``skipped``."""
     logs: dict[str, list[pd.DataFrame]] = {"losses": [], "tracked": []}
-    grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
-    strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
-    nearest = Section("Nearest training images", gallery=True, paragraphs=[
-        "The first 8 samples of each variant (top row), the nearest training image to each in "
-        "the evaluator's feature space (middle) and in pixels (bottom): where a generator "
-        "copies, the rows repeat each other; ct_fmnist below -3 says so in numbers.",
-    ])  # fmt: skip
     for run, (folder, rows) in runs.items():
         for r in latest_rows(rows):
             paths = r.get("paths") or {}
@@ -222,6 +216,23 @@ def _job_files(
                     skipped.append(f"{f} ({type(exc).__name__}: {str(exc)[:80]})")
                     continue
                 logs[key].append(log.assign(variant=r["variant"], seed=r["seed"], run=run))
+    return logs
+
+
+def _job_files(
+    runs: dict[str, tuple[Path, list]], skipped: list[str]
+) -> tuple[Section, Section, Section]:
+    """The sample grids, interpolation strips and nearest-training-image figures of each
+    variant's first seed. A file a row names outside its folder goes to ``skipped``."""
+    grids = Section("Samples: training progress (seed 0 of each variant)", gallery=True)
+    strips = Section("Latent interpolation (8 slerp paths x 10 steps)", gallery=True)
+    nearest = Section("Nearest training images", gallery=True, paragraphs=[
+        "The first 8 samples of each variant (top row), the nearest training image to each in "
+        "the evaluator's feature space (middle) and in pixels (bottom): where a generator "
+        "copies, the rows repeat each other; ct_fmnist below -3 says so in numbers.",
+    ])  # fmt: skip
+    for run, (folder, rows) in runs.items():
+        for r in latest_rows(rows):
             if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
                 continue
             job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
@@ -246,7 +257,7 @@ def _job_files(
                 nearest.figures.append(
                     Figure(near.read_bytes(), f"{run} {r['variant']}: {said}", pixel=True)
                 )
-    return logs, grids, strips, nearest
+    return grids, strips, nearest
 
 
 def _summary_figures(

@@ -14,7 +14,7 @@ from bench.report_page import (
     FLOOR_NOTE,
     NEIGHBOURS_NOTE,
     TOGETHER_NOTE,
-    _inside,
+    job_logs,
     made_on,
     plugin_origins,
     render_page,
@@ -87,12 +87,19 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
     }
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
     groups = together(rows_by_run) if len(runs) > 1 else []
+    skipped: list[str] = []
+    logs = job_logs(runs, skipped)
+    tracked = pd.concat(logs["tracked"], ignore_index=True) if logs["tracked"] else None
     evidence = {
-        run: ranking_evidence(folder, rows, frame, summary, run)
-        for run, (folder, rows) in runs.items()
+        run: ranking_evidence(
+            rows, frame, summary, run, None if tracked is None else tracked[tracked["run"] == run]
+        )
+        for run, (_, rows) in runs.items()
     }
     markdown = _tables(rows_by_run, frame, summary, beside, floors, groups, evidence)
-    page, figures, skipped = render_page(runs, frame, summary, beside, floors, groups, evidence)
+    page, figures, skipped = render_page(
+        runs, frame, summary, beside, floors, groups, evidence, logs, skipped
+    )
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
     out_dir = html.parent
@@ -127,9 +134,13 @@ class RankingEvidence:
     metric: str
     neighbours: pd.DataFrame
     by_budget: pd.DataFrame
-    cheapest: float | None  # first budget from which tau stays >= AGREEMENT
     budget: float | None  # the run's budget in kimg
     tracked_samples: int | None
+
+    @property
+    def cheapest(self) -> float | None:
+        """The first tracked budget from which tau stays >= AGREEMENT (None: none)."""
+        return cheapest_budget(self.by_budget, AGREEMENT)
 
     def budget_sentence(self) -> str:
         """One sentence on the cheapest agreeing budget."""
@@ -142,8 +153,12 @@ class RankingEvidence:
         )
 
 
-def ranking_evidence(folder: Path, rows: list, frame: Any, summary: Any, run: str) -> Any:
-    """The run's :class:`RankingEvidence`, or None when it has no ranking metric."""
+def ranking_evidence(
+    rows: list, frame: Any, summary: Any, run: str, curves: pd.DataFrame | None
+) -> Any:
+    """The run's :class:`RankingEvidence` from its rows and tracked ``curves`` (columns
+    variant, seed, kimg and the tracked metrics; None: none), or None when it has no
+    ranking metric."""
     have = set(summary.loc[summary["run"] == run, "metric"])
     metric = next((m for m in RANKING_METRICS if m in have), None)
     if metric is None:
@@ -154,32 +169,16 @@ def ranking_evidence(folder: Path, rows: list, frame: Any, summary: Any, run: st
     samples = {(r.get("tracked") or {}).get("samples") for r in latest}
     budgets = [float(r["kimg_budget"]) for r in latest if r.get("kimg_budget")]
     by_budget = pd.DataFrame(columns=["kimg", "variants", "kendall_tau", "p_value"])
-    curves = tracked_curves(folder, latest)
-    if len(every) == 1 and None not in every and not curves.empty:
+    if len(every) == 1 and None not in every and curves is not None and not curves.empty:
         s = summary[(summary["run"] == run) & (summary["metric"] == metric)]
         largest = s.groupby("protocol")["variant"].count().idxmax()  # the ten-class rows
         final = dict(zip(s.loc[s["protocol"] == largest, "variant"],
                          s.loc[s["protocol"] == largest, "mean"], strict=True))  # fmt: skip
         by_budget = ranking_by_budget(curves, final, float(every.pop()))
     return RankingEvidence(
-        metric, neighbours, by_budget, cheapest_budget(by_budget, AGREEMENT),
-        max(budgets) if budgets else None, samples.pop() if len(samples) == 1 else None,
+        metric, neighbours, by_budget, max(budgets) if budgets else None,
+        samples.pop() if len(samples) == 1 else None,
     )  # fmt: skip
-
-
-def tracked_curves(folder: Path, rows: list) -> pd.DataFrame:
-    """The tracked curves (``tracked.csv``) of ``rows`` inside ``folder``: columns variant,
-    seed, kimg and the tracked metrics; a missing or unreadable file is left out."""
-    parts = []
-    for r in rows:
-        f = _inside(folder, (r.get("paths") or {}).get("tracked"), [])
-        if f is None:
-            continue
-        try:
-            parts.append(pd.read_csv(f).assign(variant=r["variant"], seed=r["seed"]))
-        except (ValueError, OSError):
-            continue
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def floor_table(folder: Path) -> Any:
