@@ -82,7 +82,10 @@ PROFILES: dict[str, Profile] = {
             grid_kimg=100.0,
             eval_samples=10_000,
             inception_samples=10_000,
-            copying_inception=True,
+            # The data-copying test runs on the evaluator's features only: on Inception
+            # features it needs every training image through Inception first (60,000
+            # images, about 1.5 h on 2 CPU cores per machine); `bench score
+            # --copying-inception` adds it to a finished row.
             cas_samples=10_000,
             raw_g_inception=True,
             ppl_samples=10_000,
