@@ -85,7 +85,7 @@ PROFILES: dict[str, Profile] = {
             # The data-copying test runs on the evaluator's features only: on Inception
             # features it needs every training image through Inception first (60,000
             # images, about 1.5 h on 2 CPU cores per machine); `bench score
-            # --copying-inception` adds it to a finished row.
+            # --copying-inception` computes it for a job's checkpoint.
             cas_samples=10_000,
             raw_g_inception=True,
             ppl_samples=10_000,
