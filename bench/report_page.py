@@ -14,6 +14,9 @@ import pandas as pd
 from metrics.keys import headline, secondary
 from reports import figures
 from reports.frame import (
+    COST_NOTE,
+    cost_cells,
+    cost_table,
     latest_rows,
     metric_protocols,
     present_metrics,
@@ -139,6 +142,10 @@ def _run_sections(
         more = present_metrics(summary, run, secondary())
         if more:
             sec.tables.append(("More metrics", wide_table(summary, more, run)))
+        cost = cost_table(rows)
+        if not cost.empty:
+            sec.tables.append(("Cost", cost_cells(cost)))
+            sec.paragraphs.append(COST_NOTE)
         protos = metric_protocols(summary, run, present + more)
         if protos:
             sec.tables.append(("Protocols", pd.DataFrame(protos)))

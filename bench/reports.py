@@ -23,8 +23,11 @@ from bench.runs import RunFolder
 from metrics.common import atomic_path
 from metrics.keys import headline, secondary
 from reports.frame import (
+    COST_NOTE,
     cheapest_budget,
     compare_runs,
+    cost_cells,
+    cost_table,
     latest_rows,
     metric_protocols,
     neighbour_tests,
@@ -356,6 +359,10 @@ def _tables(
         if more:
             parts.append("\nMore metrics:\n\n")
             parts.append(to_markdown(wide_table(summary, more, run)))
+        cost = cost_table(runs[run])
+        if not cost.empty:
+            parts.append(f"\nCost:\n\n{COST_NOTE}\n\n")
+            parts.append(to_markdown(cost_cells(cost)))
         bad = sub[sub["status"] != "ok"].drop_duplicates(["variant", "seed"])
         for r in bad.itertuples():
             parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")

@@ -115,6 +115,76 @@ def tidy(runs: Mapping[str, Iterable[Mapping[str, Any]]]) -> pd.DataFrame:
     return frame
 
 
+COST_NOTE = (
+    "Cost per job, mean over the variant's finished seeds: training images per second and "
+    "training wall hours (the tracked curve points, checkpoints and grids between steps are "
+    "not counted), scoring wall minutes (the raw G's scoring included), and process CPU "
+    "hours of training and scoring; the last column sums the variant's jobs. Wall time "
+    "depends on the CPU and on what shared it, CPU time on the CPU (see Made on); a job "
+    "without a CPU time on record shows –."
+)
+
+
+def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """What each variant's finished jobs cost (:data:`COST_NOTE`), one run's ``rows``: per
+    variant the seeds, mean kimg, training img/s, training h, scoring min, CPU-h per job and
+    CPU-h of all its jobs, and a last row ``all jobs`` with the jobs and CPU-h of the whole run.
+    Empty when no job finished ``ok``. Numbers, not strings: the caller formats them."""
+    cols = ["jobs", "kimg", "img/s", "train h", "scoring min", "CPU-h per job", "CPU-h"]
+    per: dict[str, list[dict[str, float]]] = {}
+    for r in latest_rows(rows):
+        if r.get("status") != "ok":
+            continue
+        raw = r.get("raw_g") or {}
+        cpu = np.nan
+        if r.get("train_cpu_seconds") is not None and r.get("eval_cpu_seconds") is not None:
+            cpu = (
+                float(r["train_cpu_seconds"]) + float(r["eval_cpu_seconds"])
+                + float(raw.get("eval_cpu_seconds") or 0.0)
+            ) / 3600  # fmt: skip
+        scoring = r.get("eval_seconds")
+        if scoring is not None:
+            scoring = (float(scoring) + float(raw.get("eval_seconds") or 0.0)) / 60
+        per.setdefault(str(r["variant"]), []).append({
+            "kimg": _num(r.get("kimg")), "img/s": _num(r.get("img_per_s")),
+            "train h": _num(r.get("train_seconds")) / 3600, "scoring min": _num(scoring),
+            "CPU-h per job": cpu,
+        })  # fmt: skip
+    if not per:
+        return pd.DataFrame(columns=cols)
+    table = {}
+    for variant, jobs in per.items():
+        f = pd.DataFrame(jobs)
+        cpu = f["CPU-h per job"]
+        table[variant] = {
+            "jobs": len(f), **f.mean(skipna=True).to_dict(),
+            "CPU-h": cpu.sum() if cpu.notna().all() else np.nan,
+        }  # fmt: skip
+    out = pd.DataFrame.from_dict(table, orient="index")[cols]
+    known = out["CPU-h"].dropna()
+    out.loc["all jobs"] = {c: np.nan for c in cols} | {
+        "jobs": int(out["jobs"].sum()), "CPU-h": known.sum() if len(known) else np.nan,
+    }  # fmt: skip
+    out["jobs"] = out["jobs"].astype(int)
+    return out
+
+
+def cost_cells(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`cost_table` as display strings (1 decimal for hours and minutes, whole img/s
+    and kimg, – for a missing value)."""
+    digits = {"kimg": 1, "img/s": 0, "train h": 2, "scoring min": 1, "CPU-h per job": 2,
+              "CPU-h": 1}  # fmt: skip
+    out = table.astype(object).copy()
+    for col, d in digits.items():
+        out[col] = [("–" if pd.isna(v) else f"{v:,.{d}f}") for v in table[col]]
+    out["jobs"] = [str(int(v)) for v in table["jobs"]]
+    return out
+
+
+def _num(value: Any) -> float:
+    return np.nan if value is None else float(value)
+
+
 def _overrides_label(overrides: Mapping[str, Any] | None) -> str:
     if not overrides:
         return ""

@@ -179,6 +179,48 @@ def test_the_tables_say_which_machines_made_the_rows(tmp_path: Path) -> None:
     assert line in (run / "report" / "report.html").read_text()
 
 
+def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> None:
+    """Per variant: mean img/s, training h, scoring min (the raw G's scoring included) and
+    CPU-h per job, the variant's CPU-h summed over its jobs, and the whole run's; a job
+    without CPU time shows – for its variant's sum and is left out of the run's; jobs that
+    did not finish cost nothing here. The table reaches tables.md and the HTML page."""
+    from reports.frame import cost_table
+
+    def job(variant: str, seed: int, cpu: tuple[float, float] | None, raw: float = 0.0) -> dict:
+        r = {**row(variant, seed, 10.0, 5.0), "kimg": 1000.0, "img_per_s": 500.0 + seed * 100,
+             "train_seconds": 3600.0, "eval_seconds": 600.0 + seed * 60}  # fmt: skip
+        if cpu is not None:
+            r |= {"train_cpu_seconds": cpu[0], "eval_cpu_seconds": cpu[1]}
+        if raw:
+            r["raw_g"] = {"eval_seconds": raw / 2, "eval_cpu_seconds": raw}
+        return r
+
+    rows = [
+        job("a", 0, (7200.0, 1800.0), raw=1800.0),  # 3 CPU-h
+        job("a", 1, (7200.0, 1800.0)),  # 2.5 CPU-h
+        job("b", 0, None),  # resumed from a checkpoint that had no CPU time
+        job("b", 1, (3600.0, 0.0)),
+        row("c", 0, 0.0, 0.0, status="failed"),
+    ]
+    t = cost_table(rows)
+    assert list(t.index) == ["a", "b", "all jobs"]
+    assert t.loc["a", "jobs"] == 2 and t.loc["a", "img/s"] == 550.0
+    assert t.loc["a", "train h"] == 1.0
+    assert t.loc["a", "scoring min"] == pytest.approx(((600 + 900) + 660) / 2 / 60)  # 18
+    assert t.loc["a", "CPU-h per job"] == pytest.approx(2.75)
+    assert t.loc["a", "CPU-h"] == pytest.approx(5.5)
+    assert np.isnan(t.loc["b", "CPU-h"]) and t.loc["b", "CPU-h per job"] == 1.0
+    assert t.loc["all jobs", "jobs"] == 4 and t.loc["all jobs", "CPU-h"] == pytest.approx(5.5)
+    assert cost_table([row("c", 0, 0.0, 0.0, status="failed")]).empty
+
+    run = _report(tmp_path / "r", rows)
+    md = (run / "report" / "tables.md").read_text()
+    assert "| `a` | 2 | 1,000.0 | 550 | 1.00 | 18.0 | 2.75 | 5.5 |" in md
+    assert "| `b` | 2 | 1,000.0 | 550 | 1.00 | 10.5 | 1.00 | – |" in md
+    assert "| `all jobs` | 4 | – | – | – | – | – | 5.5 |" in md
+    assert "CPU-h per job" in (run / "report" / "report.html").read_text()
+
+
 def _report(run: Path, rows: list[dict]) -> Path:
     """Write ``rows`` as the results of run folder ``run`` and run `bench report` on it."""
     run.mkdir()
