@@ -239,8 +239,11 @@ def _job_files(
         "copies, the rows repeat each other; ct_fmnist below -3 says so in numbers.",
     ])  # fmt: skip
     for run, (folder, rows) in runs.items():
+        first: dict[str, int] = {}
+        for x in rows:
+            first[x["variant"]] = min(first.get(x["variant"], x["seed"]), x["seed"])
         for r in latest_rows(rows):
-            if r["seed"] != min(x["seed"] for x in rows if x["variant"] == r["variant"]):
+            if r["seed"] != first[r["variant"]]:
                 continue
             job = _inside(folder, f"{r['variant']}/seed{r['seed']}", skipped)
             steps = sorted((job / "grids").glob("step*.png")) if job else []
