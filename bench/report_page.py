@@ -305,7 +305,8 @@ def _summary_figures(
     if logs["tracked"]:
         n = {(r.get("tracked") or {}).get("samples") for _, rows in runs.values() for r in rows}
         n.discard(None)
-        add(figures.metric_vs_kimg(pd.concat(logs["tracked"], ignore_index=True)),
+        apart = figures.protocol_groups(frame, "fid_fmnist")[1]
+        add(figures.metric_vs_kimg(pd.concat(logs["tracked"], ignore_index=True), apart),
             "FID and IS (fmnist) of G_ema during training, "
             f"{'/'.join(str(x) for x in sorted(n))} samples per point vs the test split; "
             "bands: 95% CI over seeds", "metric_vs_kimg")  # fmt: skip

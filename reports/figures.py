@@ -8,6 +8,7 @@ order of the frame, titles that say what is plotted and in which direction is be
 from __future__ import annotations
 
 import io
+from collections.abc import Collection
 
 import matplotlib
 
@@ -34,15 +35,46 @@ def _direction(metric: str) -> str:
     return direction(metric) if metric in METRICS else ""
 
 
+APART_MARK = "†"
+
+
+def protocol_groups(frame: pd.DataFrame, metric: str) -> tuple[list[str], list[str], str]:
+    """The variants with values of ``metric``, split as the tables rank them: those scored
+    under the metric's main protocol (the one most (run, variant) pairs share) and those
+    scored only under another (the two-class variant, scored against its classes' 2,000
+    test images), each in frame order, and what the others were scored against (e.g.
+    ``test[2000]``). Figures draw the second group apart, so that no bar or point sets a
+    value of one protocol among values of another."""
+    data = frame[frame["metric"] == metric]
+    order = list(dict.fromkeys(data["variant"]))
+    if "protocol" not in data or data["protocol"].nunique() < 2:
+        return order, [], ""
+    pairs = data.drop_duplicates(["run", "variant", "protocol"])
+    main = pairs["protocol"].value_counts().index[0]
+    has_main = set(pairs.loc[pairs["protocol"] == main, "variant"])
+    apart = [v for v in order if v not in has_main]
+    others = sorted(set(pairs.loc[pairs["variant"].isin(apart), "protocol"]))
+    against = "; ".join(p.split(" vs ")[-1] for p in others)
+    return [v for v in order if v in has_main], apart, against
+
+
 def metric_bars(frame: pd.DataFrame, metric: str, run: str | None = None) -> bytes | None:
     """Bars of ``metric`` per variant (mean over seeds) with 95% t-interval error bars and
-    each seed as a dot; one hue per run when several runs are shown."""
+    each seed as a dot; one hue per run when several runs are shown. Variants scored under
+    another protocol (:func:`protocol_groups`) stand right of a dashed line, marked †."""
+    fig = bar_figure(frame, metric, run)
+    return None if fig is None else _png(fig)
+
+
+def bar_figure(frame: pd.DataFrame, metric: str, run: str | None = None) -> plt.Figure | None:
+    """The figure of :func:`metric_bars`, open (tests read its axes); None without data."""
     data = frame[frame["metric"] == metric]
     if run is not None:
         data = data[data["run"] == run]
     if data.empty:
         return None
-    order = list(dict.fromkeys(data["variant"]))
+    main, apart, against = protocol_groups(data, metric)
+    order = main + apart
     several = data["run"].nunique() > 1
     fig, ax = plt.subplots(figsize=(max(5.0, 0.75 * len(order) + 2), 3.6))
     sns.barplot(
@@ -53,13 +85,18 @@ def metric_bars(frame: pd.DataFrame, metric: str, run: str | None = None) -> byt
     sns.stripplot(
         data=data, x="variant", y="value", order=order, size=3, ax=ax, legend=False, **dots
     )
-    ax.set_title(f"{metric} ({_direction(metric)})")
+    title = f"{metric} ({_direction(metric)})"
+    if apart:
+        ax.axvline(len(main) - 0.5, color="0.35", linestyle="--", linewidth=1)
+        ax.set_xticks(range(len(order)), [*main, *(f"{v} {APART_MARK}" for v in apart)])
+        title += f"\n{APART_MARK} scored vs {against}: ranked apart"
+    ax.set_title(title)
     ax.set_xlabel("")
     ax.set_ylabel(metric)
     ax.tick_params(axis="x", rotation=35)
     for label in ax.get_xticklabels():
         label.set_horizontalalignment("right")
-    return _png(fig)
+    return fig
 
 
 def is_vs_fid(frame: pd.DataFrame, fid: str = "fid_fmnist", is_: str = "is_fmnist") -> bytes | None:
@@ -70,16 +107,14 @@ def is_vs_fid(frame: pd.DataFrame, fid: str = "fid_fmnist", is_: str = "is_fmnis
     if wide.empty or fid not in wide or is_ not in wide:
         return None
     wide = wide.reset_index()
+    _, apart, against = protocol_groups(frame, fid)
+    style = "run" if wide["run"].nunique() > 1 else None
+    if apart and style is None:  # other-protocol variants get their own marker
+        scored = f"{APART_MARK} vs {against} (ranked apart)"
+        wide["scored"] = ["main protocol" if v not in apart else scored for v in wide["variant"]]
+        style = "scored"
     fig, ax = plt.subplots(figsize=(5.5, 4.0))
-    sns.scatterplot(
-        data=wide,
-        x=fid,
-        y=is_,
-        hue="variant",
-        style="run" if wide["run"].nunique() > 1 else None,
-        s=60,
-        ax=ax,
-    )
+    sns.scatterplot(data=wide, x=fid, y=is_, hue="variant", style=style, s=60, ax=ax)
     ax.set_title(f"{is_} vs {fid} (top-left is better)")
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     return _png(fig)
@@ -105,17 +140,26 @@ def loss_curves(losses: pd.DataFrame) -> bytes | None:
     return _png(grid.figure)
 
 
-def metric_vs_kimg(tracked: pd.DataFrame) -> bytes | None:
+def metric_vs_kimg(tracked: pd.DataFrame, apart: Collection[str] = ()) -> bytes | None:
     """FID(fmnist) (log scale) and IS(fmnist) of G_ema against kimg during training, one line
     per variant, the band a 95% interval over seeds; ``tracked`` has columns variant, seed,
-    kimg, fid_fmnist, is_fmnist (and run, one line style per run when several)."""
+    kimg, fid_fmnist, is_fmnist (and run, one line style per run when several). Variants in
+    ``apart`` (scored against their own classes' test images) are drawn dashed, marked †."""
     if tracked.empty:
         return None
     several = "run" in tracked and tracked["run"].nunique() > 1
+    style = "run" if several else None
+    apart = [v for v in apart if v in set(tracked["variant"])]
+    if apart and not several:
+        tracked = tracked.assign(reference=[
+            f"{APART_MARK} its classes' test images" if v in apart else "the test split"
+            for v in tracked["variant"]
+        ])  # fmt: skip
+        style = "reference"
     fig, axes = plt.subplots(1, 2, figsize=(11.0, 3.8))
     for ax, metric in zip(axes, ("fid_fmnist", "is_fmnist"), strict=True):
         sns.lineplot(
-            data=tracked, x="kimg", y=metric, hue="variant", style="run" if several else None,
+            data=tracked, x="kimg", y=metric, hue="variant", style=style,
             errorbar=("ci", 95), marker="o", markersize=4, ax=ax, legend=ax is axes[-1],
         )  # fmt: skip
         ax.set_title(f"{metric} during training ({_direction(metric)})")

@@ -474,6 +474,39 @@ def test_rows_of_another_protocol_are_ranked_apart(tmp_path: Path) -> None:
     assert "12.0 ± 2.0" in line and "*" in line.split(" | ")[1]
 
 
+def test_figures_draw_rows_of_another_protocol_apart() -> None:
+    """Figures separate what the tables rank apart: the two-class variant (scored against its
+    classes' 2,000 test images) stands right of a dashed line in the bars, marked †, with its
+    own marker in IS vs FID and dashed in the training curves; one protocol: nothing apart."""
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    two = [row("cgan-mlp-2class", s, 5.0 + s, 2.0) for s in (0, 1)]
+    for r in two:
+        r["protocol"]["fmnist"] = {**r["protocol"]["fmnist"],
+                                   "reference": {"split": "test", "size": 2000}}  # fmt: skip
+    frame = tidy({"r": [*two, *ROWS[:5]]})  # listed first, drawn last
+    main, apart, against = figures.protocol_groups(frame, "fid_fmnist")
+    assert (main, apart, against) == (["a", "b"], ["cgan-mlp-2class"], "test[2000]")
+    fig = figures.bar_figure(frame, "fid_fmnist")
+    ax = fig.axes[0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["a", "b", "cgan-mlp-2class †"] and "test[2000]" in ax.get_title()
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"] == [1.5]
+    plt.close(fig)
+    plain = figures.bar_figure(tidy({"r": ROWS[:5]}), "fid_fmnist")
+    assert [t.get_text() for t in plain.axes[0].get_xticklabels()] == ["a", "b"]
+    assert not [line for line in plain.axes[0].lines if line.get_linestyle() == "--"]
+    plt.close(plain)
+    assert figures.protocol_groups(tidy({"r": ROWS[:5]}), "fid_fmnist")[1] == []
+    assert figures.is_vs_fid(frame) and figures.metric_bars(frame, "fid_fmnist")
+    tracked = pd.DataFrame([{"variant": v, "seed": 0, "kimg": k, "fid_fmnist": 10.0 + k,
+                             "is_fmnist": 2.0} for v in ("a", "b", "cgan-mlp-2class")
+                            for k in (0.0, 1.0)])  # fmt: skip
+    assert figures.metric_vs_kimg(tracked, apart) != figures.metric_vs_kimg(tracked)
+
+
 def test_a_users_run_ranked_together_with_committed_baselines(tmp_path: Path) -> None:
     """`bench report runs/mine <committed run folder>`: a plugin variant of the user's run is
     ranked in one table with the baselines of the same profile and budget (not retrained); a
