@@ -43,7 +43,10 @@ class EvalSettings:
     prc_neighborhood: int = 3  # k of the k-NN manifolds (Kynkaanniemi et al. 2019)
     dnc_neighborhood: int = 5  # k of density/coverage (Naeem et al. 2020 recommend 5)
     inception_samples: int = 0  # generated and reference images for the Inception metrics; 0 off
-    inception_batch_size: int = 64  # Inception at 299x299 is memory-hungry
+    # Inception batch on the CPU: 8 ran 1.34x the img/s of 64 on 2 cores (smaller 299x299
+    # activations stay in cache; `bench perf-metrics --inception-batches`), features
+    # bit-identical; a GPU raises it to 500 (bench.scoring.Scorer)
+    inception_batch_size: int = 8
     ppl_samples: int = 0  # latent pairs for the perceptual path length; 0 skips smoothness
     copying_cells: int = 20  # k-means cells of the data-copying test (Meehan et al. 2020)
     copying_min_cell: int = 20  # generated samples a cell needs to count in C_T

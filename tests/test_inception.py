@@ -65,6 +65,20 @@ def test_channels_last_features_equal_nchw(random_weights: Path) -> None:
     assert torch.allclose(fa, fb, rtol=1e-4, atol=1e-4 * fa.abs().max().item())
 
 
+def test_features_do_not_depend_on_the_batch(random_weights: Path) -> None:
+    """The Inception batch is a speed setting (scoring's CPU default is small: faster on the
+    CPU): the same images give the same features in any batching, the last batch short. It
+    would not hold if the extractor ran in training mode (batch-norm statistics per batch)."""
+    from metrics.suite import extract
+
+    ext = inc.load_inception(Path("/x"), explicit=random_weights).extractor
+    x = torch.randint(0, 256, (5, 1, 28, 28), dtype=torch.uint8,
+                      generator=torch.Generator().manual_seed(3))  # fmt: skip
+    whole, pieces = extract(ext, x, 5)["2048"], extract(ext, x, 2)["2048"]
+    assert torch.allclose(whole, pieces, rtol=1e-5, atol=1e-5 * whole.abs().max().item())
+    assert EvalSettings(num_samples=10).inception_batch_size <= 16  # the CPU optimum, not 64
+
+
 def test_unavailable_says_why_and_how(tmp_path: Path) -> None:
     with pytest.raises(inc.InceptionUnavailable) as info:
         inc.load_inception(tmp_path / "cache")

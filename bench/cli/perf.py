@@ -17,6 +17,9 @@ from bench.cli.options import (
     inception_weights_option,
     parse_variants,
 )
+from metrics.family import EvalSettings
+
+INCEPTION_BATCH = EvalSettings.inception_batch_size  # scoring's CPU default
 
 
 @cli.command("perf")
@@ -162,7 +165,21 @@ def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
 
 @cli.command("perf-metrics")
 @click.option("--images", type=click.IntRange(min=1), default=128, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=INCEPTION_BATCH,
+    show_default=True,
+    help="Inception batch of the layout comparison (scoring's CPU default).",
+)
+@click.option(
+    "--inception-batches",
+    default="64,16,4",
+    show_default=True,
+    help="Comma-separated Inception batch sizes to time (channels-last), each with its "
+    "features' max difference from the first's: the batch is a speed setting, not part of "
+    "the result.",
+)
 @click.option(
     "--evaluator-samples",
     default="1000,10000,50000",
@@ -182,6 +199,7 @@ def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
 def perf_metrics_cmd(
     images: int,
     batch_size: int,
+    inception_batches: str,
     evaluator_samples: str,
     cas_samples: str,
     inception_weights: Path | None,
@@ -203,6 +221,7 @@ def perf_metrics_cmd(
     from metrics.suite import extract
     from models.data_options import DataOptions
 
+    batches = _counts(inception_batches, "--inception-batches", allow_empty=True, low=1)
     dd = str(data_dir) if data_dir is not None else None
     test = load_part(DataOptions(), "test", dd)
     x = test.images[:images]
@@ -223,6 +242,7 @@ def perf_metrics_cmd(
         diff = (feats["nchw"] - feats["channels_last"]).abs().max().item()
         scale = feats["nchw"].abs().max().item()
         click.echo(f"max |pool3 nchw - channels_last| = {diff:.2e} (max |pool3| {scale:.2f})")
+        _time_inception_batches(loaded.extractor, x, batches)
     except InceptionUnavailable as exc:
         click.echo(f"inception: unavailable ({exc})")
     counts = _counts(evaluator_samples, "--evaluator-samples", allow_empty=False)
@@ -255,14 +275,32 @@ def perf_metrics_cmd(
         _time_cas(train, test, cas_counts, (at, timed[at]))  # the test split loaded above
 
 
-def _counts(text: str, option: str, allow_empty: bool) -> list[int]:
-    """Comma-separated sample counts between 2 and 60,000, or a clear usage error."""
+def _time_inception_batches(extractor: Any, x: Any, batches: list[int]) -> None:
+    """Inception img/s at each batch size (channels-last) and each one's max pool3
+    difference from the first batch size's features, in one sitting."""
+    from metrics.suite import extract
+
+    first: Any = None
+    for b in batches:
+        extract(extractor, x[:b], b)  # warm-up: oneDNN picks its kernels per shape
+        t0 = time.perf_counter()
+        feats = extract(extractor, x, b)["2048"]
+        dt = time.perf_counter() - t0
+        first = feats if first is None else first
+        diff = (feats - first).abs().max().item()
+        click.echo(f"inception channels_last batch {b:>4} {len(x) / dt:7.1f} img/s  "
+                   f"max |pool3 - batch {batches[0]}'s| = {diff:.2e}")  # fmt: skip
+
+
+def _counts(text: str, option: str, allow_empty: bool, low: int = 2) -> list[int]:
+    """Comma-separated counts between ``low`` and 60,000, or a clear usage error."""
     try:
         counts = [int(c) for c in text.split(",") if c.strip()]
     except ValueError:
         counts = [0]
-    if (not counts and not allow_empty) or (counts and (min(counts) < 2 or max(counts) > 60_000)):
-        raise click.BadParameter("give counts between 2 and 60000, e.g. 1000,10000,50000",
+    bad = counts and (min(counts) < low or max(counts) > 60_000)
+    if (not counts and not allow_empty) or bad:
+        raise click.BadParameter(f"give counts between {low} and 60000, e.g. 1000,10000,50000",
                                  param_hint=option)  # fmt: skip
     return counts
 
