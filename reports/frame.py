@@ -128,8 +128,9 @@ COST_NOTE = (
 def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """What each variant's finished jobs cost (:data:`COST_NOTE`), one run's ``rows``: per
     variant the seeds, mean kimg, training img/s, training h, scoring min, CPU-h per job and
-    CPU-h of all its jobs, and a last row ``all jobs`` with the jobs and CPU-h of the whole run.
-    Empty when no job finished ``ok``. Numbers, not strings: the caller formats them."""
+    CPU-h of all its jobs (– when one of them has no CPU time on record), and a last row
+    ``all jobs`` with the run's jobs and the CPU-h of those that have one (as `bench status`
+    counts them). Empty when no job finished ``ok``. Numbers: the caller formats them."""
     cols = ["jobs", "kimg", "img/s", "train h", "scoring min", "CPU-h per job", "CPU-h"]
     per: dict[str, list[dict[str, float]]] = {}
     for r in latest_rows(rows):
@@ -161,17 +162,18 @@ def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             "CPU-h": cpu.sum() if cpu.notna().all() else np.nan,
         }  # fmt: skip
     out = pd.DataFrame.from_dict(table, orient="index")[cols]
-    known = out["CPU-h"].dropna()
+    known = [j["CPU-h per job"] for jobs in per.values() for j in jobs]
+    known = [c for c in known if not np.isnan(c)]
     out.loc["all jobs"] = {c: np.nan for c in cols} | {
-        "jobs": int(out["jobs"].sum()), "CPU-h": known.sum() if len(known) else np.nan,
+        "jobs": int(out["jobs"].sum()), "CPU-h": sum(known) if known else np.nan,
     }  # fmt: skip
     out["jobs"] = out["jobs"].astype(int)
     return out
 
 
 def cost_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`cost_table` as display strings (1 decimal for hours and minutes, whole img/s
-    and kimg, – for a missing value)."""
+    """:func:`cost_table` as display strings (whole img/s, 2 decimals for hours per job, 1
+    for kimg, minutes and the CPU-h sums; – for a missing value)."""
     digits = {"kimg": 1, "img/s": 0, "train h": 2, "scoring min": 1, "CPU-h per job": 2,
               "CPU-h": 1}  # fmt: skip
     out = table.astype(object).copy()

@@ -182,8 +182,9 @@ def test_the_tables_say_which_machines_made_the_rows(tmp_path: Path) -> None:
 def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> None:
     """Per variant: mean img/s, training h, scoring min (the raw G's scoring included) and
     CPU-h per job, the variant's CPU-h summed over its jobs, and the whole run's; a job
-    without CPU time shows – for its variant's sum and is left out of the run's; jobs that
-    did not finish cost nothing here. The table reaches tables.md and the HTML page."""
+    without CPU time shows – for its variant's sum, and the run's sums the jobs that have
+    one; jobs that did not finish cost nothing here. The table reaches tables.md and the
+    HTML page."""
     from reports.frame import cost_table
 
     def job(variant: str, seed: int, cpu: tuple[float, float] | None, raw: float = 0.0) -> dict:
@@ -210,14 +211,14 @@ def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> N
     assert t.loc["a", "CPU-h per job"] == pytest.approx(2.75)
     assert t.loc["a", "CPU-h"] == pytest.approx(5.5)
     assert np.isnan(t.loc["b", "CPU-h"]) and t.loc["b", "CPU-h per job"] == 1.0
-    assert t.loc["all jobs", "jobs"] == 4 and t.loc["all jobs", "CPU-h"] == pytest.approx(5.5)
+    assert t.loc["all jobs", "jobs"] == 4 and t.loc["all jobs", "CPU-h"] == pytest.approx(6.5)
     assert cost_table([row("c", 0, 0.0, 0.0, status="failed")]).empty
 
     run = _report(tmp_path / "r", rows)
     md = (run / "report" / "tables.md").read_text()
     assert "| `a` | 2 | 1,000.0 | 550 | 1.00 | 18.0 | 2.75 | 5.5 |" in md
     assert "| `b` | 2 | 1,000.0 | 550 | 1.00 | 10.5 | 1.00 | – |" in md
-    assert "| `all jobs` | 4 | – | – | – | – | – | 5.5 |" in md
+    assert "| `all jobs` | 4 | – | – | – | – | – | 6.5 |" in md
     assert "CPU-h per job" in (run / "report" / "report.html").read_text()
 
 
