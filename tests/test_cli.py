@@ -458,6 +458,27 @@ def test_perf_metrics_times_cas(synthetic_dir: Path) -> None:
     assert "CAS classifier" not in invoke(*args, "--cas-samples", "").output
     bad = invoke(*args, "--cas-samples", "1")
     assert bad.exit_code == 2 and "--cas-samples" in bad.output and "Traceback" not in bad.output
+    bad = invoke(*args, "--inception-batches", "0,2")
+    assert bad.exit_code == 2 and "--inception-batches" in bad.output
+
+
+def test_perf_metrics_times_inception_batches(synthetic_dir: Path, isolated_env: Path) -> None:
+    """`bench perf-metrics --inception-batches` times each batch size and prints its
+    features' difference from the first batch size's (rounding at most: the batch changes
+    speed, not the result)."""
+    from tests.conftest import link_offline_pool3
+
+    if not link_offline_pool3(isolated_env / "cache"):  # the test's own cache folder
+        pytest.skip("offline Inception not prepared (./setup.sh runs `bench weights fetch`)")
+    result = invoke("perf-metrics", "--images", "3", "--batch-size", "3", "--inception-batches",
+                    "3,2,1", "--evaluator-samples", "100", "--cas-samples", "",
+                    "--data-dir", str(synthetic_dir))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    lines = [x.split() for x in result.output.splitlines() if x.startswith("inception channels")]
+    assert [x[3] for x in lines] == ["3", "2", "1"]
+    assert lines[0][-1] == "0.00e+00"  # the first against itself
+    # features agree to float rounding (bit for bit on the Intel Xeon that chose the batch)
+    assert all(float(x[4]) > 0 and float(x[-1]) < 1e-3 for x in lines), result.output
 
 
 @pytest.mark.integration

@@ -174,7 +174,7 @@ def _reference_step(v: Any, data: Any, device: str) -> Callable[[], None]:
 )
 @click.option(
     "--inception-batches",
-    default="64,16,4",
+    default="64,16,8,4",
     show_default=True,
     help="Comma-separated Inception batch sizes to time (channels-last), each with its "
     "features' max difference from the first's: the batch is a speed setting, not part of "
