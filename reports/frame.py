@@ -168,6 +168,7 @@ def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         "jobs": int(out["jobs"].sum()), "CPU-h": sum(known) if known else np.nan,
     }  # fmt: skip
     out["jobs"] = out["jobs"].astype(int)
+    out.index.name = "variant"  # the HTML page shows a named index only
     return out
 
 

@@ -219,7 +219,10 @@ def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> N
     assert "| `a` | 2 | 1,000.0 | 550 | 1.00 | 18.0 | 2.75 | 5.5 |" in md
     assert "| `b` | 2 | 1,000.0 | 550 | 1.00 | 10.5 | 1.00 | – |" in md
     assert "| `all jobs` | 4 | – | – | – | – | – | 6.5 |" in md
-    assert "CPU-h per job" in (run / "report" / "report.html").read_text()
+    html = (run / "report" / "report.html").read_text()
+    cost_html = html.split("<h3>Cost</h3>", 1)[1].split("</table>", 1)[0]
+    assert "CPU-h per job" in cost_html
+    assert all(f"<th>{v}</th>" in cost_html for v in ("a", "b", "all jobs"))  # rows named
 
 
 def _report(run: Path, rows: list[dict]) -> Path:
