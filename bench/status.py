@@ -19,6 +19,7 @@ from pathlib import Path
 from bench.errors import RunFolderError
 from bench.runs import LOCK, RunFolder
 from bench.scheduler import ACTIVE, ENDED_BADLY, job_ids_for_status
+from reports.rows import job_cpu_seconds
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,13 @@ def cpu_hours(path: Path, jobs: list[JobStatus]) -> CpuHours:
     score: dict[str, list[float]] = {}
     spent, spent_jobs, unmeasured = 0.0, 0, 0
     for (variant, _), row in latest.items():
-        train_s, eval_s = row.get("train_cpu_seconds"), row.get("eval_cpu_seconds")
         if row.get("status") != "ok":
             continue
-        if train_s is None or eval_s is None:
+        seconds = job_cpu_seconds(row)
+        if seconds is None:
             unmeasured += 1
             continue
-        eval_s = float(eval_s) + float((row.get("raw_g") or {}).get("eval_cpu_seconds") or 0)
+        train_s, eval_s = seconds
         spent, spent_jobs = spent + float(train_s) + eval_s, spent_jobs + 1
         if float(row.get("kimg") or 0) > 0:
             train_rate.setdefault(variant, []).append(float(train_s) / float(row["kimg"]))

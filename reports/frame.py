@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from metrics.keys import METRICS, ranking
+from reports.rows import job_cpu_seconds
 
 # Per-job facts carried beside every metric value (for the capacity study, speed tables).
 JOB_FIELDS = (
@@ -137,12 +138,8 @@ def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
         if r.get("status") != "ok":
             continue
         raw = r.get("raw_g") or {}
-        cpu = np.nan
-        if r.get("train_cpu_seconds") is not None and r.get("eval_cpu_seconds") is not None:
-            cpu = (
-                float(r["train_cpu_seconds"]) + float(r["eval_cpu_seconds"])
-                + float(raw.get("eval_cpu_seconds") or 0.0)
-            ) / 3600  # fmt: skip
+        seconds = job_cpu_seconds(r)
+        cpu = np.nan if seconds is None else sum(seconds) / 3600
         scoring = r.get("eval_seconds")
         if scoring is not None:
             scoring = (float(scoring) + float(raw.get("eval_seconds") or 0.0)) / 60
