@@ -13,10 +13,8 @@ import pandas as pd
 
 from metrics.keys import headline, secondary
 from reports import figures
+from reports.cost import COST_NOTE, cost_cells, cost_table
 from reports.frame import (
-    COST_NOTE,
-    cost_cells,
-    cost_table,
     latest_rows,
     metric_protocols,
     present_metrics,

@@ -22,12 +22,10 @@ from bench.report_page import (
 from bench.runs import RunFolder
 from metrics.common import atomic_path
 from metrics.keys import headline, secondary
+from reports.cost import COST_NOTE, cost_cells, cost_table
 from reports.frame import (
-    COST_NOTE,
     cheapest_budget,
     compare_runs,
-    cost_cells,
-    cost_table,
     latest_rows,
     metric_protocols,
     neighbour_tests,

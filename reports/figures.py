@@ -20,6 +20,7 @@ import seaborn as sns
 
 from metrics.common import CLASS_NAMES
 from metrics.keys import METRICS, direction
+from reports.frame import APART_MARK, protocol_groups
 
 sns.set_theme(style="whitegrid", palette="colorblind", context="notebook")
 
@@ -33,29 +34,6 @@ def _png(fig: plt.Figure) -> bytes:
 
 def _direction(metric: str) -> str:
     return direction(metric) if metric in METRICS else ""
-
-
-APART_MARK = "†"
-
-
-def protocol_groups(frame: pd.DataFrame, metric: str) -> tuple[list[str], list[str], str]:
-    """The variants with values of ``metric``, split as the tables rank them: those scored
-    under the metric's main protocol (the one most (run, variant) pairs share) and those
-    scored only under another (the two-class variant, scored against its classes' 2,000
-    test images), each in frame order, and what the others were scored against (e.g.
-    ``test[2000]``). Figures draw the second group apart, so that no bar or point sets a
-    value of one protocol among values of another."""
-    data = frame[frame["metric"] == metric]
-    order = list(dict.fromkeys(data["variant"]))
-    if "protocol" not in data or data["protocol"].nunique() < 2:
-        return order, [], ""
-    pairs = data.drop_duplicates(["run", "variant", "protocol"])
-    main = pairs["protocol"].value_counts().index[0]
-    has_main = set(pairs.loc[pairs["protocol"] == main, "variant"])
-    apart = [v for v in order if v not in has_main]
-    others = sorted(set(pairs.loc[pairs["variant"].isin(apart), "protocol"]))
-    against = "; ".join(p.split(" vs ")[-1] for p in others)
-    return [v for v in order if v in has_main], apart, against
 
 
 def metric_bars(frame: pd.DataFrame, metric: str, run: str | None = None) -> bytes | None:

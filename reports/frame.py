@@ -17,7 +17,6 @@ import pandas as pd
 from scipy import stats
 
 from metrics.keys import METRICS, ranking
-from reports.rows import job_cpu_seconds
 
 # Per-job facts carried beside every metric value (for the capacity study, speed tables).
 JOB_FIELDS = (
@@ -116,75 +115,6 @@ def tidy(runs: Mapping[str, Iterable[Mapping[str, Any]]]) -> pd.DataFrame:
     return frame
 
 
-COST_NOTE = (
-    "Cost per job, mean over the variant's finished seeds: training images per second and "
-    "training wall hours (the tracked curve points, checkpoints and grids between steps are "
-    "not counted), scoring wall minutes (the raw G's scoring included), and process CPU "
-    "hours of training and scoring; the last column sums the variant's jobs. Wall time "
-    "depends on the CPU and on what shared it, CPU time on the CPU (see Made on); a job "
-    "without a CPU time on record shows –."
-)
-
-
-def cost_table(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """What each variant's finished jobs cost (:data:`COST_NOTE`), one run's ``rows``: per
-    variant the seeds, mean kimg, training img/s, training h, scoring min, CPU-h per job and
-    CPU-h of all its jobs (– when one of them has no CPU time on record), and a last row
-    ``all jobs`` with the run's jobs and the CPU-h of those that have one (as `bench status`
-    counts them). Empty when no job finished ``ok``. Numbers: the caller formats them."""
-    cols = ["jobs", "kimg", "img/s", "train h", "scoring min", "CPU-h per job", "CPU-h"]
-    per: dict[str, list[dict[str, float]]] = {}
-    for r in latest_rows(rows):
-        if r.get("status") != "ok":
-            continue
-        raw = r.get("raw_g") or {}
-        seconds = job_cpu_seconds(r)
-        cpu = np.nan if seconds is None else sum(seconds) / 3600
-        scoring = r.get("eval_seconds")
-        if scoring is not None:
-            scoring = (float(scoring) + float(raw.get("eval_seconds") or 0.0)) / 60
-        per.setdefault(str(r["variant"]), []).append({
-            "kimg": _num(r.get("kimg")), "img/s": _num(r.get("img_per_s")),
-            "train h": _num(r.get("train_seconds")) / 3600, "scoring min": _num(scoring),
-            "CPU-h per job": cpu,
-        })  # fmt: skip
-    if not per:
-        return pd.DataFrame(columns=cols)
-    table = {}
-    for variant, jobs in per.items():
-        f = pd.DataFrame(jobs)
-        cpu = f["CPU-h per job"]
-        table[variant] = {
-            "jobs": len(f), **f.mean(skipna=True).to_dict(),
-            "CPU-h": cpu.sum() if cpu.notna().all() else np.nan,
-        }  # fmt: skip
-    out = pd.DataFrame.from_dict(table, orient="index")[cols]
-    known = [j["CPU-h per job"] for jobs in per.values() for j in jobs]
-    known = [c for c in known if not np.isnan(c)]
-    out.loc["all jobs"] = {c: np.nan for c in cols} | {
-        "jobs": int(out["jobs"].sum()), "CPU-h": sum(known) if known else np.nan,
-    }  # fmt: skip
-    out["jobs"] = out["jobs"].astype(int)
-    out.index.name = "variant"  # the HTML page shows a named index only
-    return out
-
-
-def cost_cells(table: pd.DataFrame) -> pd.DataFrame:
-    """:func:`cost_table` as display strings (whole img/s, 2 decimals for hours per job, 1
-    for kimg, minutes and the CPU-h sums; – for a missing value)."""
-    digits = {"kimg": 1, "img/s": 0, "train h": 2, "scoring min": 1, "CPU-h per job": 2,
-              "CPU-h": 1}  # fmt: skip
-    out = table.astype(object).copy()
-    for col, d in digits.items():
-        out[col] = [("–" if pd.isna(v) else f"{v:,.{d}f}") for v in table[col]]
-    out["jobs"] = [str(int(v)) for v in table["jobs"]]
-    return out
-
-
-def _num(value: Any) -> float:
-    return np.nan if value is None else float(value)
-
-
 def _overrides_label(overrides: Mapping[str, Any] | None) -> str:
     if not overrides:
         return ""
@@ -238,14 +168,62 @@ def _rank(group: pd.DataFrame) -> pd.Series:
     return group["mean"].rank(ascending=not bool(hib), method="min")
 
 
+APART_MARK = "†"
+
+
+def protocol_groups(frame: pd.DataFrame, metric: str) -> tuple[list[str], list[str], str]:
+    """The variants with values of ``metric``, split as the tables rank them: those scored
+    under the metric's main protocol (the one most (run, variant) pairs share) and those
+    scored only under another (the two-class variant, scored against its classes' 2,000
+    test images), each in frame order, and what the others were scored against (e.g.
+    ``test[2000]``). ``frame`` is a tidy frame or a summary (columns run, variant, metric,
+    protocol). Tables list the second group below the first and figures draw it apart,
+    marked :data:`APART_MARK`, so that no row, bar or point sets a value of one protocol
+    among values of another."""
+    data = frame[frame["metric"] == metric]
+    order = list(dict.fromkeys(data["variant"]))
+    if "protocol" not in data or data["protocol"].nunique() < 2:
+        return order, [], ""
+    pairs = data.drop_duplicates(["run", "variant", "protocol"])
+    main = pairs["protocol"].value_counts().index[0]
+    has_main = set(pairs.loc[pairs["protocol"] == main, "variant"])
+    apart = [v for v in order if v not in has_main]
+    others = sorted(set(pairs.loc[pairs["variant"].isin(apart), "protocol"]))
+    against = "; ".join(p.split(" vs ")[-1] for p in others)
+    return [v for v in order if v in has_main], apart, against
+
+
 def wide_table(summary: pd.DataFrame, metrics: list[str], run: str | None = None) -> pd.DataFrame:
-    """Variants x metrics of "mean ± std" strings (best marked with ``*``), for one run."""
+    """Variants x metrics of "mean ± std" strings (best marked with ``*``), for one run.
+
+    Variants scored under another protocol than the rest in any of ``metrics``
+    (:func:`protocol_groups`) come last, and ``table.attrs["apart"]`` maps each to what it
+    was scored against, so that :func:`to_markdown` and the HTML page mark them."""
     s = summary if run is None else summary[summary["run"] == run]
     s = s[s["metric"].isin(metrics)]
     cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
     table = cells.pivot_table(index="variant", columns="metric", values="cell", aggfunc="first")
     order = list(dict.fromkeys(s["variant"]))
-    return table.reindex(index=order, columns=[m for m in metrics if m in table.columns])
+    apart: dict[str, str] = {}
+    for m in dict.fromkeys(s["metric"]):
+        _, others, against = protocol_groups(s, m)
+        apart.update(dict.fromkeys(others, against))
+    order = [v for v in order if v not in apart] + [v for v in order if v in apart]
+    table = table.reindex(index=order, columns=[m for m in metrics if m in table.columns])
+    table.attrs["apart"] = apart
+    return table
+
+
+def apart_note(table: pd.DataFrame) -> str:
+    """The footnote of a table with rows scored under another protocol ('' for none)."""
+    apart = table.attrs.get("apart") or {}
+    if not apart:
+        return ""
+    against = "; ".join(sorted(set(apart.values())))
+    return (
+        f"{APART_MARK} scored against {against}, another protocol than the rows above: ranked, "
+        "marked best and tested only among the rows of its own protocol."
+    )
 
 
 def _cell(r: Any) -> str:
@@ -262,13 +240,17 @@ def _cell(r: Any) -> str:
 
 
 def to_markdown(table: pd.DataFrame, index_name: str = "variant") -> str:
-    """A GitHub-flavoured Markdown table (no tabulate dependency)."""
+    """A GitHub-flavoured Markdown table (no tabulate dependency); rows of another protocol
+    (``table.attrs["apart"]``, :func:`wide_table`) marked with a footnote below."""
     head = [index_name, *[str(c) for c in table.columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    apart = table.attrs.get("apart") or {}
     for variant, row in table.iterrows():
         cells = ["–" if (isinstance(v, float) and np.isnan(v)) else str(v) for v in row]
-        lines.append("| " + " | ".join([f"`{variant}`", *cells]) + " |")
-    return "\n".join(lines) + "\n"
+        name = f"`{variant}`" + (f" {APART_MARK}" if variant in apart else "")
+        lines.append("| " + " | ".join([name, *cells]) + " |")
+    note = apart_note(table)
+    return "\n".join(lines) + "\n" + (f"\n{note}\n" if note else "")
 
 
 def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.DataFrame:

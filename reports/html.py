@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from reports.frame import APART_MARK, apart_note
+
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 auto;
 max-width:1100px;padding:12px 16px;color:#1b1b1b;background:#fff;line-height:1.45}
@@ -76,8 +78,12 @@ def render(title: str, sections: list[Section], subtitle: str = "") -> str:
         for caption, table in s.tables:
             if caption:
                 out.append(f"<h3>{e(caption)}</h3>")
-            body = table.to_html(escape=True, na_rep="–", index=table.index.name is not None)
+            apart = table.attrs.get("apart") or {}
+            shown = table.rename(index={v: f"{v} {APART_MARK}" for v in apart}) if apart else table
+            body = shown.to_html(escape=True, na_rep="–", index=table.index.name is not None)
             out.append('<div class="box">' + body + "</div>")
+            if apart:
+                out.append(f'<p class="note">{e(apart_note(table))}</p>')
         if s.figures:
             out.append('<div class="grid">' if s.gallery else "<div>")
             for f in s.figures:

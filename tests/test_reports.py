@@ -19,6 +19,7 @@ from reports.frame import (
     cheapest_budget,
     compare_runs,
     neighbour_tests,
+    protocol_groups,
     ranking_agreement,
     ranking_by_budget,
     summarize,
@@ -185,7 +186,7 @@ def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> N
     without CPU time shows – for its variant's sum, and the run's sums the jobs that have
     one; jobs that did not finish cost nothing here. The table reaches tables.md and the
     HTML page."""
-    from reports.frame import cost_table
+    from reports.cost import cost_table
 
     def job(variant: str, seed: int, cpu: tuple[float, float] | None, raw: float = 0.0) -> dict:
         r = {**row(variant, seed, 10.0, 5.0), "kimg": 1000.0, "img_per_s": 500.0 + seed * 100,
@@ -472,10 +473,18 @@ def test_rows_of_another_protocol_are_ranked_apart(tmp_path: Path) -> None:
     assert s.loc[("b", "fid_fmnist"), "rank"] == 2
     assert s.loc[("cgan-mlp-2class", "fid_fmnist"), "rank"] == 1  # first of its own protocol
     assert "[2000]" in s.loc[("cgan-mlp-2class", "fid_fmnist"), "protocol"]
-    run = _report(tmp_path / "mixed", [*ROWS[:5], *two])
+    run = _report(tmp_path / "mixed", [*two, *ROWS[:5]])  # the two-class rows come first
     md = (run / "report" / "tables.md").read_text()
     line = next(x for x in md.splitlines() if x.startswith("| `a`"))
     assert "12.0 ± 2.0" in line and "*" in line.split(" | ")[1]
+    # ... and are listed below the ten-class rows, marked, with a footnote saying why.
+    results = md[md.index("| variant | fid_fmnist") :]
+    names = [x.split(" | ")[0] for x in results.split("\n\n")[0].splitlines()[2:]]
+    assert names == ["| `a`", "| `b`", "| `cgan-mlp-2class` †"]
+    assert "† scored against test[2000], another protocol" in results.split("\n\n")[1]
+    page = (run / "report" / "report.html").read_text()
+    assert "<th>cgan-mlp-2class †</th>" in page and "† scored against test[2000]" in page
+    assert page.index("<th>b</th>") < page.index("<th>cgan-mlp-2class †</th>")
 
 
 def test_figures_draw_rows_of_another_protocol_apart() -> None:
@@ -491,7 +500,7 @@ def test_figures_draw_rows_of_another_protocol_apart() -> None:
         r["protocol"]["fmnist"] = {**r["protocol"]["fmnist"],
                                    "reference": {"split": "test", "size": 2000}}  # fmt: skip
     frame = tidy({"r": [*two, *ROWS[:5]]})  # listed first, drawn last
-    main, apart, against = figures.protocol_groups(frame, "fid_fmnist")
+    main, apart, against = protocol_groups(frame, "fid_fmnist")
     assert (main, apart, against) == (["a", "b"], ["cgan-mlp-2class"], "test[2000]")
     fig = figures.bar_figure(frame, "fid_fmnist")
     ax = fig.axes[0]
@@ -503,7 +512,7 @@ def test_figures_draw_rows_of_another_protocol_apart() -> None:
     assert [t.get_text() for t in plain.axes[0].get_xticklabels()] == ["a", "b"]
     assert not [line for line in plain.axes[0].lines if line.get_linestyle() == "--"]
     plt.close(plain)
-    assert figures.protocol_groups(tidy({"r": ROWS[:5]}), "fid_fmnist")[1] == []
+    assert protocol_groups(tidy({"r": ROWS[:5]}), "fid_fmnist")[1] == []
     assert figures.is_vs_fid(frame) and figures.metric_bars(frame, "fid_fmnist")
     tracked = pd.DataFrame([{"variant": v, "seed": 0, "kimg": k, "fid_fmnist": 10.0 + k,
                              "is_fmnist": 2.0} for v in ("a", "b", "cgan-mlp-2class")
