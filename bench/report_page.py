@@ -21,6 +21,7 @@ from reports.frame import (
     ranking_agreement,
     wide_table,
 )
+from reports.headline import headline_note
 from reports.html import Figure, Section, render
 from reports.published import INTRO as PUBLISHED_INTRO
 from reports.published import PROTOCOL_NOTE, references
@@ -84,14 +85,16 @@ def render_page(
     evidence: dict[str, Any],
     logs: dict[str, list[pd.DataFrame]],
     skipped: list[str],
+    tops: dict[str, pd.DataFrame] | None = None,
 ) -> tuple[str, list[Figure], list[str]]:
     """The page, its named summary figures, and the files rows name that were left out;
     ``beside`` holds each run's table beside the published FIDs (empty: no such section),
     ``floors`` each run's real-data floor (None: none measured), ``groups`` the runs ranked
     together (:func:`bench.reports.together`), ``evidence`` each run's
     :class:`bench.reports.RankingEvidence` (None: none), ``logs`` the jobs' logs
-    (:func:`job_logs`) and ``skipped`` the files already left out reading them."""
-    sections = _run_sections(runs, summary, beside, floors, evidence)
+    (:func:`job_logs`), ``skipped`` the files already left out reading them and ``tops``
+    each run's headline table (:func:`bench.reports.run_headline`; empty or absent: none)."""
+    sections = _run_sections(runs, summary, beside, floors, evidence, tops or {})
     sections += _comparison_sections(list(runs), summary, groups)
     grids, strips, nearest = _job_files(runs, skipped)
     figs = _summary_figures(runs, frame, logs)
@@ -114,10 +117,11 @@ def _run_sections(
     beside: dict[str, pd.DataFrame],
     floors: dict[str, pd.DataFrame | None],
     evidence: dict[str, Any],
+    tops: dict[str, pd.DataFrame],
 ) -> list[Section]:
-    """Per run: its results (job states, floor, more metrics, protocols, failures, plugin
-    variants), which neighbours differ and the budget that predicts its ranking, and, where
-    it has one, its table beside the published FIDs."""
+    """Per run: its headline table, its results (job states, floor, more metrics, protocols,
+    failures, plugin variants), which neighbours differ and the budget that predicts its
+    ranking, and, where it has one, its table beside the published FIDs."""
     sections = []
     for run, (_, rows) in runs.items():
         present = present_metrics(summary, run, headline())
@@ -137,6 +141,10 @@ def _run_sections(
         if floor is not None:
             sec.paragraphs.append(FLOOR_NOTE)
             sec.tables.insert(0, ("Real-data floor", floor))
+        top = tops.get(run)
+        if top is not None and not top.empty:
+            sec.paragraphs.append(headline_note(top))
+            sec.tables.insert(0, ("Headline", top))
         more = present_metrics(summary, run, secondary())
         if more:
             sec.tables.append(("More metrics", wide_table(summary, more, run)))

@@ -37,6 +37,7 @@ from reports.frame import (
     to_markdown,
     wide_table,
 )
+from reports.headline import headline_note, headline_table
 from reports.published import INTRO as PUBLISHED_INTRO
 from reports.published import PROTOCOL_NOTE, matches_protocol, references
 from reports.published import comparison as published_comparison
@@ -97,9 +98,13 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         )
         for run, (_, rows) in runs.items()
     }
-    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups, evidence)
+    tops = {
+        run: run_headline(summary, run, folder, evidence[run], beside[run], cost_table(rows))
+        for run, (folder, rows) in runs.items()
+    }
+    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups, evidence, tops)
     page, figures, skipped = render_page(
-        runs, frame, summary, beside, floors, groups, evidence, logs, skipped
+        runs, frame, summary, beside, floors, groups, evidence, logs, skipped, tops
     )
     if skipped:  # said in the tables too, not only on the page
         markdown += "## Files left out\n\n" + "".join(f"- {x}\n" for x in skipped)
@@ -182,13 +187,32 @@ def ranking_evidence(
     )  # fmt: skip
 
 
-def floor_table(folder: Path) -> Any:
-    """The run's real-data floor (``bench floor``) as a one-row table of its headline
-    metrics, mean ± std over the draws; None when the folder has no floor rows."""
+def run_headline(
+    summary: Any, run: str, folder: Path, evidence: RankingEvidence | None, beside: Any, cost: Any
+) -> Any:
+    """The run's headline table (:func:`reports.headline.headline_table`) with its real-data
+    floor on top, ranked by the metric its evidence ranks by; empty when it has no ranking
+    metric."""
+    if evidence is None:
+        return pd.DataFrame()
+    return headline_table(summary, run, evidence.metric, beside, cost, floor_summary(folder))
+
+
+def floor_summary(folder: Path) -> Any:
+    """The run's real-data floor (``bench floor``) summarized over its draws (never ranked:
+    ``best`` is False); None when the folder has no floor rows."""
     rows = [r for r in read_floor(folder) if r.get("status") == "ok"]
     if not rows:
         return None
-    summary = summarize(tidy({"floor": rows})).assign(best=False)  # the floor is not ranked
+    return summarize(tidy({"floor": rows})).assign(best=False)
+
+
+def floor_table(folder: Path) -> Any:
+    """The run's real-data floor as a one-row table of its headline metrics, mean ± std over
+    the draws; None when the folder has no floor rows."""
+    summary = floor_summary(folder)
+    if summary is None:
+        return None
     return wide_table(summary, present_metrics(summary, "floor", headline()), "floor")
 
 
@@ -329,11 +353,12 @@ def _tables(
     floors: dict[str, Any],
     groups: list[tuple[list[str], Any]],
     evidence: dict[str, Any],
+    tops: dict[str, Any],
 ) -> str:
     """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
     with each run's real-data floor above its rows, which neighbours its seeds separate and
     the budget its curves predict the ranking from (``evidence``), and its table beside the
-    published FIDs where it has them."""
+    published FIDs where it has them; each run's headline table (``tops``) comes first."""
     parts = []
     for run in runs:
         present = present_metrics(summary, run, headline())
@@ -348,6 +373,10 @@ def _tables(
         machines = made_on(runs[run])
         if machines:
             parts.append(machines + "\n\n")
+        cost, top = cost_table(runs[run]), tops[run]
+        if not top.empty:
+            parts.append(f"### Headline\n\n{headline_note(top)}\n\n{to_markdown(top)}\n")
+            parts.append("### All metrics\n\n")
         if floors[run] is not None:
             parts.append(f"{FLOOR_NOTE}\n\n")
             parts.append(to_markdown(floors[run], index_name="floor"))
@@ -357,7 +386,6 @@ def _tables(
         if more:
             parts.append("\nMore metrics:\n\n")
             parts.append(to_markdown(wide_table(summary, more, run)))
-        cost = cost_table(runs[run])
         if not cost.empty:
             parts.append(f"\nCost:\n\n{COST_NOTE}\n\n")
             parts.append(to_markdown(cost_cells(cost)))

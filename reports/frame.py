@@ -201,7 +201,7 @@ def wide_table(summary: pd.DataFrame, metrics: list[str], run: str | None = None
     was scored against, so that :func:`to_markdown` and the HTML page mark them."""
     s = summary if run is None else summary[summary["run"] == run]
     s = s[s["metric"].isin(metrics)]
-    cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
+    cells = s.assign(cell=[cell(r) for r in s.itertuples()])
     table = cells.pivot_table(index="variant", columns="metric", values="cell", aggfunc="first")
     order = list(dict.fromkeys(s["variant"]))
     apart: dict[str, str] = {}
@@ -226,7 +226,10 @@ def apart_note(table: pd.DataFrame) -> str:
     )
 
 
-def _cell(r: Any) -> str:
+def cell(r: Any, interval: bool = True) -> str:
+    """One summary row (``mean``, ``std``, ``n``, ``ci_low``, ``ci_high``, ``best``) as
+    "mean ± std [95% interval] *": 3 decimals under 10, else 1; the interval only with
+    ``interval`` and the spread only over several seeds; ``*`` marks the best."""
     digits = 3 if abs(r.mean) < 10 else 1
 
     def num(x: float) -> str:
@@ -235,7 +238,7 @@ def _cell(r: Any) -> str:
 
     text = num(r.mean)
     if r.n > 1 and not np.isnan(r.std):
-        text += f" ± {num(r.std)} [{num(r.ci_low)}, {num(r.ci_high)}]"
+        text += f" ± {num(r.std)}" + (f" [{num(r.ci_low)}, {num(r.ci_high)}]" if interval else "")
     return text + (" *" if r.best else "")
 
 
@@ -261,7 +264,7 @@ def compare_runs(summary: pd.DataFrame, variant: str, metrics: list[str]) -> pd.
         _rank
     )
     s["best"] = s["rank"] == 1
-    cells = s.assign(cell=[_cell(r) for r in s.itertuples()])
+    cells = s.assign(cell=[cell(r) for r in s.itertuples()])
     table = cells.pivot_table(index="run", columns="metric", values="cell", aggfunc="first")
     order = list(dict.fromkeys(s["run"]))
     return table.reindex(index=order, columns=[m for m in metrics if m in table.columns])

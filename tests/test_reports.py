@@ -228,7 +228,7 @@ def test_the_cost_table_sums_training_scoring_and_the_raw_g(tmp_path: Path) -> N
 
 def _report(run: Path, rows: list[dict]) -> Path:
     """Write ``rows`` as the results of run folder ``run`` and run `bench report` on it."""
-    run.mkdir()
+    run.mkdir(exist_ok=True)
     (run / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
@@ -242,7 +242,7 @@ def test_every_registered_key_reaches_the_tables(tmp_path: Path) -> None:
     values = {k: float(i + 1) for i, k in enumerate(METRICS)}
     rows = [dict(row("a", s, 1.0, 1.0), metrics=values) for s in (0, 1)]
     run = _report(tmp_path / "run", rows)
-    md = (run / "report" / "tables.md").read_text()
+    md = (run / "report" / "tables.md").read_text().split("### All metrics")[1]
     headers = [line.split(" | ")[1:] for line in md.splitlines() if line.startswith("| variant |")]
     assert [c.rstrip(" |") for c in headers[0]] == headline()
     assert [c.rstrip(" |") for c in headers[1]] == secondary()
@@ -474,7 +474,7 @@ def test_rows_of_another_protocol_are_ranked_apart(tmp_path: Path) -> None:
     assert s.loc[("cgan-mlp-2class", "fid_fmnist"), "rank"] == 1  # first of its own protocol
     assert "[2000]" in s.loc[("cgan-mlp-2class", "fid_fmnist"), "protocol"]
     run = _report(tmp_path / "mixed", [*two, *ROWS[:5]])  # the two-class rows come first
-    md = (run / "report" / "tables.md").read_text()
+    md = (run / "report" / "tables.md").read_text().split("### All metrics")[1]
     line = next(x for x in md.splitlines() if x.startswith("| `a`"))
     assert "12.0 ± 2.0" in line and "*" in line.split(" | ")[1]
     # ... and are listed below the ten-class rows, marked, with a footnote saying why.
@@ -556,3 +556,49 @@ def test_a_users_run_ranked_together_with_committed_baselines(tmp_path: Path) ->
     assert "quick" not in md.split("## Ranked together:")[1].split("\n")[0]
     html = (tmp_path / "r" / "report.html").read_text()
     assert "Ranked together: mine, baseline" in html and "dcgan (mine)" in html
+
+
+def test_the_headline_table_ranks_best_first_beside_the_floor_and_the_published(
+    tmp_path: Path,
+) -> None:
+    """The table the README shows, first in each run's section (Markdown and HTML): the
+    real-data floor on top, then the variants best first by FID(inception) with its 95%
+    interval, the raw G, the same feature space's KID/recall/coverage, IS, cost and the
+    published number of the loss family; a two-class variant last, marked †."""
+    rows = [_inception_row("dcgan", s, f) for s, f in enumerate((30.0, 32.0, 34.0))]
+    rows += [_inception_row("sngan", 0, 20.0), _inception_row("cdcgan", 0, 25.0)]
+    two = _inception_row("cgan-mlp-2class", 0, 5.0)  # best of all, but another protocol
+    two["protocol"]["inception"]["reference"]["size"] = 2000
+    rows.append(two)
+    for r, raw in zip(rows, (40.0, 44.0), strict=False):
+        r["raw_g"] = {"metrics": {"fid_inception": raw}, "protocol": dict(r["protocol"])}
+    for r in rows:
+        r["metrics"]["kid_inception"] = r["metrics"]["fid_inception"] / 1000
+        r.update(train_seconds=7200.0, eval_seconds=600.0)
+    run = tmp_path / "lucic"
+    run.mkdir()
+    floor = [dict(_inception_row("real training images", d, 2.5 + d / 100), draw=d)
+             for d in range(3)]  # fmt: skip
+    (run / "floor.jsonl").write_text("".join(json.dumps(r) + "\n" for r in floor))
+    _report(run, rows)  # the folder exists: write into it
+    md = (run / "report" / "tables.md").read_text()
+    head = md.split("### Headline")[1].split("### All metrics")[0]
+    lines = [x for x in head.splitlines() if x.startswith("| `")]
+    names = [x.split(" | ")[0] for x in lines]
+    assert names == ["| `real data (floor)`", "| `sngan`", "| `cdcgan`", "| `dcgan`",
+                     "| `cgan-mlp-2class` †"]  # fmt: skip
+    assert head.splitlines()[4].startswith("| variant | seeds | FID(inception) | raw G | KID(")
+    half = stats.t.ppf(0.975, 2) * 2.0 / np.sqrt(3)
+    dcgan = lines[3].split(" | ")
+    assert dcgan[1:4] == ["3", f"32.0 ± 2.0 [{32 - half:.1f}, {32 + half:.1f}]",
+                          "42.0 ± 2.8 (2 seeds)"]  # fmt: skip
+    assert dcgan[4] == "0.032 ± 0.002" and lines[3].endswith("| 2.00 | 10 | NS GAN: 26.5 ± 1.6 |")
+    assert lines[1].split(" | ")[2] == "20.0 *" and lines[4].split(" | ")[2] == "5.000 *"
+    assert lines[0].split(" | ")[1:3] == ["3", "2.510 ± 0.010 [2.485, 2.535]"]
+    assert "† scored against test[2000]" in head
+    page = (run / "report" / "report.html").read_text()
+    assert page.index("<h3>Headline</h3>") < page.index("<h3>Real-data floor</h3>")
+    assert "<th>real data (floor)</th>" in page and "NS GAN: 26.5 ± 1.6" in page
+    assert (
+        "### Headline" in (_report(tmp_path / "quick", ROWS) / "report" / "tables.md").read_text()
+    )
