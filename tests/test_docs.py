@@ -62,3 +62,13 @@ def test_every_committed_result_folder_has_a_page(site: Path) -> None:
         assert page.is_file(), folder.name
         for fig in (folder / "figures").glob("*.png"):
             assert (site / "results" / folder.name / "figures" / fig.name).is_file()
+
+
+def test_the_readme_shows_the_committed_headline_table() -> None:
+    """The README's paper-protocol table is the headline table `bench report` wrote for the
+    committed lucic run, line for line: a README never shows numbers the report does not."""
+    tables = (ROOT / "reports" / "results" / "lucic" / "tables.md").read_text(encoding="utf-8")
+    headline = tables.split("### Headline")[1].split("### All metrics")[0]
+    rows = [line for line in headline.splitlines() if line.startswith("|")]
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(rows) > 3 and "\n".join(rows) in readme
