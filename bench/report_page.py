@@ -81,7 +81,7 @@ def render_page(
     summary: pd.DataFrame,
     beside: dict[str, pd.DataFrame],
     floors: dict[str, pd.DataFrame | None],
-    groups: list[tuple[list[str], pd.DataFrame]],
+    groups: list[tuple[list[str], pd.DataFrame, pd.DataFrame]],
     evidence: dict[str, Any],
     logs: dict[str, list[pd.DataFrame]],
     skipped: list[str],
@@ -188,13 +188,17 @@ def _evidence_sections(run: str, ev: Any) -> list[Section]:
 
 
 def _comparison_sections(
-    names: list[str], summary: pd.DataFrame, groups: list[tuple[list[str], pd.DataFrame]]
+    names: list[str],
+    summary: pd.DataFrame,
+    groups: list[tuple[list[str], pd.DataFrame, pd.DataFrame]],
 ) -> list[Section]:
     """The runs ranked together, and how far each later run ranks like the first."""
     sections = [
-        Section(f"Ranked together: {', '.join(labels)}", paragraphs=[TOGETHER_NOTE],
-                tables=[("", table)])
-        for labels, table in groups
+        Section(f"Ranked together: {', '.join(labels)}",
+                paragraphs=[TOGETHER_NOTE, *([headline_note(top)] if not top.empty else [])],
+                tables=[*([("Headline", top)] if not top.empty else []),
+                        ("Every headline metric" if not top.empty else "", table)])
+        for labels, top, table in groups
     ]  # fmt: skip
     for other in names[1:]:
         agreement = ranking_agreement(summary, names[0], other, headline())

@@ -10,37 +10,25 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.floor import read_floor
-from bench.report_page import (
-    FLOOR_NOTE,
-    NEIGHBOURS_NOTE,
-    TOGETHER_NOTE,
-    job_logs,
-    made_on,
-    plugin_origins,
-    render_page,
-)
+from bench.report_markdown import tables_markdown
+from bench.report_page import job_logs, render_page
 from bench.runs import RunFolder
 from metrics.common import atomic_path
-from metrics.keys import headline, secondary
-from reports.cost import COST_NOTE, cost_cells, cost_table
+from metrics.keys import headline
+from reports.cost import cost_table
 from reports.frame import (
     cheapest_budget,
-    compare_runs,
     latest_rows,
-    metric_protocols,
     neighbour_tests,
     present_metrics,
-    ranking_agreement,
     ranking_by_budget,
     summarize,
     tidy,
-    to_markdown,
     wide_table,
 )
-from reports.headline import headline_note, headline_table
-from reports.published import INTRO as PUBLISHED_INTRO
-from reports.published import PROTOCOL_NOTE, matches_protocol, references
+from reports.headline import headline_table
 from reports.published import comparison as published_comparison
+from reports.published import matches_protocol
 
 
 def run_label(path: Path, taken: set[str]) -> str:
@@ -88,7 +76,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         for run, (folder, rows) in runs.items()
     }
     floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
-    groups = together(rows_by_run) if len(runs) > 1 else []
+    groups = together(runs) if len(runs) > 1 else []
     skipped: list[str] = []
     logs = job_logs(runs, skipped)
     tracked = pd.concat(logs["tracked"], ignore_index=True) if logs["tracked"] else None
@@ -102,7 +90,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         run: run_headline(summary, run, folder, evidence[run], beside[run], cost_table(rows))
         for run, (folder, rows) in runs.items()
     }
-    markdown = _tables(rows_by_run, frame, summary, beside, floors, groups, evidence, tops)
+    markdown = tables_markdown(rows_by_run, frame, summary, beside, floors, groups, evidence, tops)
     page, figures, skipped = render_page(
         runs, frame, summary, beside, floors, groups, evidence, logs, skipped, tops
     )
@@ -216,52 +204,45 @@ def floor_table(folder: Path) -> Any:
     return wide_table(summary, present_metrics(summary, "floor", headline()), "floor")
 
 
-def together(runs: dict[str, list]) -> list[tuple[list[str], Any]]:
+def together(runs: dict[str, tuple[Path, list]]) -> list[tuple[list[str], Any, Any]]:
     """Runs made under the same profile and budget, ranked as one table: a user's run beside
     committed baselines (``bench report runs/mine reports/results/lucic/run``). A variant
-    present in several of them is labelled ``variant (run)``. Returns (run labels, table) per
-    group of two or more runs; ranks and best marks stay per protocol, as everywhere."""
+    present in several of them is labelled ``variant (run)``. Returns, per group of two or
+    more runs, (run labels, headline table, table of every headline metric): the headline
+    ranks the group's variants best first with the raw G and the published numbers where the
+    rows have them, under the first of the runs' real-data floors; ranks and best marks stay
+    per protocol, as everywhere."""
     groups: dict[tuple, list[str]] = {}
-    for run, rows in runs.items():
+    for run, (_, rows) in runs.items():
         keys = {(r.get("profile"), r.get("kimg_budget")) for r in latest_rows(rows)}
         if len(keys) == 1:
             groups.setdefault(keys.pop(), []).append(run)
-    out = []
-    for labels in groups.values():
-        if len(labels) < 2:
-            continue
-        seen: dict[str, int] = {}
-        for run in labels:
-            for v in {str(r["variant"]) for r in runs[run]}:
-                seen[v] = seen.get(v, 0) + 1
-        merged = [
-            {**r, "variant": r["variant"] if seen[str(r["variant"])] == 1
-             else f"{r['variant']} ({run})"}
-            for run in labels for r in latest_rows(runs[run])
-        ]  # fmt: skip
-        summary = summarize(tidy({"together": merged}))
-        out.append((labels, wide_table(summary, present_metrics(summary, "together", headline()),
-                                       "together")))  # fmt: skip
-    return out
+    return [_ranked_together(runs, labels) for labels in groups.values() if len(labels) > 1]
 
 
-def _agreement_markdown(summary: Any, runs: list[str]) -> str:
-    """How far each later run ranks the variants like the first one (Kendall's tau)."""
-    parts = []
-    for other in runs[1:]:
-        table = ranking_agreement(summary, runs[0], other, headline())
-        if table.empty:
-            continue
-        parts.append(
-            f"## Ranking agreement: {runs[0]} vs {other}\n\nKendall's tau-b between the two "
-            "runs' variant means (1: the same order, -1: reversed).\n\n"
-            "| metric | variants | Kendall tau | p-value |\n|---|---|---|---|\n"
-        )
-        for r in table.itertuples():
-            cells = f"{r.variants} | {r.kendall_tau:.3f} | {r.p_value:.3g}"
-            parts.append(f"| `{r.metric}` | {cells} |\n")
-        parts.append("\n")
-    return "".join(parts)
+def _ranked_together(runs: dict[str, tuple[Path, list]], labels: list[str]) -> tuple:
+    """One group of :func:`together`: (labels, headline table, table of every headline
+    metric) of the runs ``labels`` merged into one run, ``together``."""
+    seen: dict[str, int] = {}
+    for run in labels:
+        for v in {str(r["variant"]) for r in runs[run][1]}:
+            seen[v] = seen.get(v, 0) + 1
+    names = {(v, run): v if n == 1 else f"{v} ({run})" for v, n in seen.items() for run in labels}
+    merged = [{**r, "variant": names[(str(r["variant"]), run)]}
+              for run in labels for r in latest_rows(runs[run][1])]  # fmt: skip
+    losses = {names[(v, run)]: loss for run in labels
+              for v, loss in _protocol_losses(*runs[run]).items()}  # fmt: skip
+    frame = tidy({"together": merged})
+    summary = summarize(frame)
+    beside = published_comparison(frame, summary, "together", losses, raw_g_fids(merged))
+    metric = next((m for m in RANKING_METRICS if m in set(summary["metric"])), None)
+    floor = next((f for f in map(floor_summary, (runs[r][0] for r in labels)) if f is not None),
+                 None)  # fmt: skip
+    top = pd.DataFrame()
+    if metric is not None:
+        top = headline_table(summary, "together", metric, beside, cost_table(merged), floor)
+    table = wide_table(summary, present_metrics(summary, "together", headline()), "together")
+    return labels, top, table
 
 
 def raw_g_fids(rows: list) -> dict[str, list[float]]:
@@ -308,112 +289,3 @@ def _protocol_losses(folder: Path, rows: list) -> dict[str, str]:
         if good and isinstance(loss, str) and not conditional:
             losses[v] = loss
     return losses
-
-
-def _evidence_markdown(ev: RankingEvidence | None) -> str:
-    """Which neighbours differ, and the budget that predicts the ranking ('' for neither)."""
-    if ev is None:
-        return ""
-    parts = []
-    if not ev.neighbours.empty:
-        parts.append(f"### Which neighbours differ (`{ev.metric}`)\n\n{NEIGHBOURS_NOTE}\n\n")
-        parts.append("| better | worse | gap | p-value | separated |\n|---|---|---|---|---|\n")
-        for r in ev.neighbours.itertuples():
-            p = "–" if pd.isna(r.p_value) else f"{r.p_value:.3g}"
-            sep = "yes" if r.separated else "no"
-            parts.append(f"| `{r.better}` | `{r.worse}` | {r.gap:.3g} | {p} | {sep} |\n")
-        parts.append("\n")
-    if not ev.by_budget.empty:
-        parts.append(f"### The budget that predicts this ranking\n\n{ev.budget_sentence()}\n\n")
-        parts.append("| kimg | variants | Kendall tau | p-value |\n|---|---|---|---|\n")
-        for r in ev.by_budget.itertuples():
-            parts.append(f"| {r.kimg:g} | {r.variants} | {r.kendall_tau:.3f} | {r.p_value:.3g} |\n")
-        parts.append("\n")
-    return "".join(parts)
-
-
-def _published_markdown(beside: Any) -> str:
-    """One run's table beside the published FIDs as Markdown ('' when it is empty)."""
-    if beside.empty:
-        return ""
-    return (
-        f"### Beside published Fashion-MNIST FIDs\n\n{PUBLISHED_INTRO}\n\n"
-        + to_markdown(beside)
-        + "\n"
-        + to_markdown(references(), index_name="published model")
-        + f"\n{PROTOCOL_NOTE}\n\n"
-    )
-
-
-def _tables(
-    runs: dict[str, list],
-    frame: Any,
-    summary: Any,
-    beside: dict[str, Any],
-    floors: dict[str, Any],
-    groups: list[tuple[list[str], Any]],
-    evidence: dict[str, Any],
-    tops: dict[str, Any],
-) -> str:
-    """The Markdown tables of every run (label -> rows), from the tidy frame and its summary,
-    with each run's real-data floor above its rows, which neighbours its seeds separate and
-    the budget its curves predict the ranking from (``evidence``), and its table beside the
-    published FIDs where it has them; each run's headline table (``tops``) comes first."""
-    parts = []
-    for run in runs:
-        present = present_metrics(summary, run, headline())
-        table = wide_table(summary, present, run)
-        sub = frame[frame["run"] == run]
-        seeds = sub.groupby("variant")["seed"].nunique()
-        counts = ", ".join(f"{v} {int(n)}" for v, n in seeds.items())
-        parts.append(
-            f"## {run}\n\nSeeds per variant: {counts}. Cells: mean ± std [95% t-interval] "
-            "over seeds; * best in the metric's direction.\n\n"
-        )
-        machines = made_on(runs[run])
-        if machines:
-            parts.append(machines + "\n\n")
-        cost, top = cost_table(runs[run]), tops[run]
-        if not top.empty:
-            parts.append(f"### Headline\n\n{headline_note(top)}\n\n{to_markdown(top)}\n")
-            parts.append("### All metrics\n\n")
-        if floors[run] is not None:
-            parts.append(f"{FLOOR_NOTE}\n\n")
-            parts.append(to_markdown(floors[run], index_name="floor"))
-            parts.append("\n")
-        parts.append(to_markdown(table))
-        more = present_metrics(summary, run, secondary())
-        if more:
-            parts.append("\nMore metrics:\n\n")
-            parts.append(to_markdown(wide_table(summary, more, run)))
-        if not cost.empty:
-            parts.append(f"\nCost:\n\n{COST_NOTE}\n\n")
-            parts.append(to_markdown(cost_cells(cost)))
-        bad = sub[sub["status"] != "ok"].drop_duplicates(["variant", "seed"])
-        for r in bad.itertuples():
-            parts.append(f"- `{r.variant}` seed {r.seed}: {r.status}\n")
-        for variant, origin in plugin_origins(runs[run]).items():
-            parts.append(f"- `{variant}` is a plugin variant: {origin}\n")
-        parts.append("\nProtocols:\n")
-        for p in metric_protocols(summary, run, present + more):
-            parts.append(f"- `{p['metric']}` ({p['direction']}): {p['protocol']}\n")
-        parts.append("\n")
-        parts.append(_evidence_markdown(evidence[run]))
-        parts.append(_published_markdown(beside[run]))
-    if len(runs) > 1:
-        for labels, table in groups:
-            parts.append(f"## Ranked together: {', '.join(labels)}\n\n{TOGETHER_NOTE}\n\n")
-            parts.append(to_markdown(table))
-            parts.append("\n")
-        parts.append(_agreement_markdown(summary, list(runs)))
-        parts.append("## Runs side by side\n\n")
-        for variant in dict.fromkeys(summary["variant"]):
-            present = [
-                m
-                for m in headline()
-                if m in set(summary.loc[summary["variant"] == variant, "metric"])
-            ]
-            parts.append(f"### `{variant}`\n\n")
-            parts.append(to_markdown(compare_runs(summary, variant, present), index_name="run"))
-            parts.append("\n")
-    return "".join(parts)

@@ -549,13 +549,19 @@ def test_a_users_run_ranked_together_with_committed_baselines(tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     md = (tmp_path / "r" / "tables.md").read_text()
     section = md.split("## Ranked together: mine, baseline")[1].split("\n## ")[0]
-    names = [x.split(" | ")[0] for x in section.splitlines() if x.startswith("| `")]
+    top, every = section.split("Every headline metric:")
+    names = [x.split(" | ")[0] for x in top.splitlines() if x.startswith("| `")]
+    assert names == ["| `dcgan (baseline)`", "| `dcgan (mine)`", "| `lsgan`", "| `sngan-ema`"]
+    assert "| variant | seeds | FID(fmnist) | KID(fmnist) |" in top  # best first by FID
+    names = [x.split(" | ")[0] for x in every.splitlines() if x.startswith("| `")]
     assert names == ["| `lsgan`", "| `dcgan (mine)`", "| `dcgan (baseline)`", "| `sngan-ema`"]
-    best = next(x for x in section.splitlines() if x.startswith("| `dcgan (baseline)`"))
+    best = next(x for x in every.splitlines() if x.startswith("| `dcgan (baseline)`"))
     assert "20.5 ± 0.7" in best and "*" in best.split(" | ")[1]
     assert "quick" not in md.split("## Ranked together:")[1].split("\n")[0]
     html = (tmp_path / "r" / "report.html").read_text()
     assert "Ranked together: mine, baseline" in html and "dcgan (mine)" in html
+    together = html.split("Ranked together: mine, baseline")[1]
+    assert together.index("<h3>Headline</h3>") < together.index("<h3>Every headline metric</h3>")
 
 
 def test_the_headline_table_ranks_best_first_beside_the_floor_and_the_published(
@@ -602,3 +608,17 @@ def test_the_headline_table_ranks_best_first_beside_the_floor_and_the_published(
     assert (
         "### Headline" in (_report(tmp_path / "quick", ROWS) / "report" / "tables.md").read_text()
     )
+    # A user's plugin variant beside these baselines: ranked among them, under their floor,
+    # set beside the published model of the loss its config.json names.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text(json.dumps({"variants": {"lsgan": {"loss": "bce"}}}))
+    _report(mine, [_inception_row("lsgan", s, 22.0 + s) for s in (0, 1)])
+    out = tmp_path / "both"
+    done = CliRunner().invoke(cli, ["report", str(mine), str(run), "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    top = (out / "tables.md").read_text().split("## Ranked together: mine, lucic")[1]
+    lines = [x for x in top.split("Every headline metric:")[0].splitlines() if x.startswith("| `")]
+    assert [x.split(" | ")[0] for x in lines[:4]] == [
+        "| `real data (floor)`", "| `sngan`", "| `lsgan`", "| `cdcgan`"]  # fmt: skip
+    assert lines[2].endswith("| NS GAN: 26.5 ± 1.6 |")
