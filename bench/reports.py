@@ -26,7 +26,7 @@ from reports.frame import (
     tidy,
     wide_table,
 )
-from reports.headline import headline_table
+from reports.headline import headline_table, unfinished_jobs
 from reports.published import comparison as published_comparison
 from reports.published import matches_protocol
 
@@ -87,7 +87,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         for run, (_, rows) in runs.items()
     }
     tops = {
-        run: run_headline(summary, run, folder, evidence[run], beside[run], cost_table(rows))
+        run: run_headline(summary, run, folder, rows, evidence[run], beside[run])
         for run, (folder, rows) in runs.items()
     }
     markdown = tables_markdown(rows_by_run, frame, summary, beside, floors, groups, evidence, tops)
@@ -176,14 +176,17 @@ def ranking_evidence(
 
 
 def run_headline(
-    summary: Any, run: str, folder: Path, evidence: RankingEvidence | None, beside: Any, cost: Any
+    summary: Any, run: str, folder: Path, rows: list, evidence: RankingEvidence | None, beside: Any
 ) -> Any:
     """The run's headline table (:func:`reports.headline.headline_table`) with its real-data
-    floor on top, ranked by the metric its evidence ranks by; empty when it has no ranking
-    metric."""
+    floor on top, its cost and its jobs without a result, ranked by the metric its evidence
+    ranks by; empty when it has no ranking metric."""
     if evidence is None:
         return pd.DataFrame()
-    return headline_table(summary, run, evidence.metric, beside, cost, floor_summary(folder))
+    return headline_table(
+        summary, run, evidence.metric, beside, cost_table(rows), floor_summary(folder),
+        unfinished_jobs(rows),
+    )  # fmt: skip
 
 
 def floor_summary(folder: Path) -> Any:
@@ -240,7 +243,8 @@ def _ranked_together(runs: dict[str, tuple[Path, list]], labels: list[str]) -> t
                  None)  # fmt: skip
     top = pd.DataFrame()
     if metric is not None:
-        top = headline_table(summary, "together", metric, beside, cost_table(merged), floor)
+        top = headline_table(summary, "together", metric, beside, cost_table(merged), floor,
+                             unfinished_jobs(merged))  # fmt: skip
     table = wide_table(summary, present_metrics(summary, "together", headline()), "together")
     return labels, top, table
 

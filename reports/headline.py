@@ -7,13 +7,15 @@ first in each run's section; the README's results table is this table of the com
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from reports.frame import cell, protocol_groups
+from reports.frame import cell, latest_rows, protocol_groups
 
 # Per ranking FID: the metrics of the same feature space, in column order (label -> key).
 FAMILIES: dict[str, dict[str, str]] = {
@@ -43,6 +45,9 @@ def headline_note(table: pd.DataFrame) -> str:
         "Best first by the run's FID; the first metric column: mean ± std [95% t-interval] "
         "over seeds, the others mean ± std; * best in the metric's direction."
     ]
+    if table["seeds"].astype(str).str.contains("(", regex=False).any():
+        parts.append("seeds: the finished seeds, in brackets the jobs that ended without a "
+                     "result (diverged or failed).")  # fmt: skip
     if FLOOR_ROW in table.index:
         parts.append("The first row is the real-data floor: training images scored as samples "
                      "(seeds: draws).")  # fmt: skip
@@ -62,6 +67,7 @@ def headline_table(
     beside: pd.DataFrame | None = None,
     cost: pd.DataFrame | None = None,
     floor: pd.DataFrame | None = None,
+    unfinished: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
     """The headline table of ``run`` ranked by ``metric`` (a key of :data:`FAMILIES`), as
     display strings indexed by variant.
@@ -76,6 +82,10 @@ def headline_table(
         floor: the run's real-data floor summarized over its draws (run ``floor``; its
             ``seeds`` column counts draws), or None: a first row, :data:`FLOOR_ROW`, so a
             reader sees how far each variant is from real data.
+        unfinished: variant -> its jobs that ended without a result (e.g. ``"1 diverged"``,
+            :func:`unfinished_jobs`): said beside its seeds, so a recipe that diverges on
+            some seeds is not read as reliable; a variant without any result gets a row
+            below the ranked ones that says so, instead of vanishing from the table.
 
     Variants scored under another protocol (:func:`reports.frame.protocol_groups`) come last,
     named in ``attrs["apart"]`` as in :func:`reports.frame.wide_table`. Empty when the run
@@ -93,9 +103,11 @@ def headline_table(
     by = s.set_index(["variant", "metric"])
     beside = beside if beside is not None and not beside.empty else pd.DataFrame()
     cost = cost if cost is not None and not cost.empty else pd.DataFrame()
+    unfinished = unfinished or {}
     records = []
     for v in order:
-        row: dict[str, Any] = {"seeds": int(by.loc[(v, metric), "n"])}
+        seeds = str(int(by.loc[(v, metric), "n"]))
+        row: dict[str, Any] = {"seeds": seeds + (f" (+{unfinished[v]})" if v in unfinished else "")}
         for label, key in columns.items():
             have = (v, key) in by.index
             row[label] = cell(_row(by.loc[(v, key)]), interval=key == metric) if have else "–"
@@ -107,6 +119,9 @@ def headline_table(
             model, fid = _text(beside, v, "published"), _text(beside, v, "published FID")
             row["published"] = "–" if model == "–" else f"{model}: {fid}"
         records.append({"variant": v, **row})
+    failed = [v for v in unfinished if v not in order and v != FLOOR_ROW]
+    for v in failed:  # no result at all: listed, not ranked
+        records.append({"variant": v, "seeds": f"0 ({unfinished[v]})", labels_first(metric): "–"})
     if floor is not None and not floor.empty:
         f = floor.set_index(["variant", "metric"])
         draws = f.loc[f.index.get_level_values("metric") == metric, "n"]
@@ -123,6 +138,21 @@ def headline_table(
     table = table.fillna("–")
     table.attrs["apart"] = dict.fromkeys(others, against)
     return table
+
+
+def labels_first(metric: str) -> str:
+    """The column label of the ranking ``metric`` in a headline table."""
+    return next(iter(FAMILIES[metric]))
+
+
+def unfinished_jobs(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Variant -> its latest jobs that ended without a result, counted by state (``"1
+    diverged, 1 failed"``); variants whose every job is ok are left out."""
+    counts: dict[str, Counter] = {}
+    for r in latest_rows(rows):
+        if r.get("status") != "ok":
+            counts.setdefault(str(r["variant"]), Counter())[str(r.get("status"))] += 1
+    return {v: ", ".join(f"{n} {s}" for s, n in sorted(c.items())) for v, c in counts.items()}
 
 
 def _row(series: pd.Series) -> SimpleNamespace:

@@ -622,3 +622,19 @@ def test_the_headline_table_ranks_best_first_beside_the_floor_and_the_published(
     assert [x.split(" | ")[0] for x in lines[:4]] == [
         "| `real data (floor)`", "| `sngan`", "| `lsgan`", "| `cdcgan`"]  # fmt: skip
     assert lines[2].endswith("| NS GAN: 26.5 ± 1.6 |")
+
+
+def test_the_headline_table_says_which_jobs_ended_without_a_result() -> None:
+    """A recipe that diverged on a seed shows it beside its seed count; one that never
+    finished a seed is listed below the ranked rows, not dropped from the table."""
+    from reports.headline import headline_table, unfinished_jobs
+
+    rows = [*ROWS, row("a", 3, 0.0, 0.0, status="diverged"), row("c", 1, 0.0, 0.0, "failed")]
+    summary = summarize(tidy({"r": rows}))
+    unfinished = unfinished_jobs(rows)
+    assert unfinished == {"a": "1 diverged", "c": "1 diverged, 1 failed"}
+    table = headline_table(summary, "r", "fid_fmnist", unfinished=unfinished)
+    assert list(table.index) == ["a", "b", "c"]
+    assert table.loc["a", "seeds"] == "3 (+1 diverged)" and table.loc["b", "seeds"] == "2"
+    assert table.loc["c", "seeds"] == "0 (1 diverged, 1 failed)"
+    assert table.loc["c", "FID(fmnist)"] == "–" and table.loc["a", "FID(fmnist)"].endswith("*")
