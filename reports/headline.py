@@ -119,9 +119,8 @@ def headline_table(
             model, fid = _text(beside, v, "published"), _text(beside, v, "published FID")
             row["published"] = "–" if model == "–" else f"{model}: {fid}"
         records.append({"variant": v, **row})
-    failed = [v for v in unfinished if v not in order and v != FLOOR_ROW]
-    for v in failed:  # no result at all: listed, not ranked
-        records.append({"variant": v, "seeds": f"0 ({unfinished[v]})", labels_first(metric): "–"})
+    for v in (v for v in unfinished if v not in order):  # no result at all: listed, not ranked
+        records.append({"variant": v, "seeds": f"0 ({unfinished[v]})"})
     if floor is not None and not floor.empty:
         f = floor.set_index(["variant", "metric"])
         draws = f.loc[f.index.get_level_values("metric") == metric, "n"]
@@ -138,11 +137,6 @@ def headline_table(
     table = table.fillna("–")
     table.attrs["apart"] = dict.fromkeys(others, against)
     return table
-
-
-def labels_first(metric: str) -> str:
-    """The column label of the ranking ``metric`` in a headline table."""
-    return next(iter(FAMILIES[metric]))
 
 
 def unfinished_jobs(rows: Iterable[Mapping[str, Any]]) -> dict[str, str]:
