@@ -75,8 +75,9 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         )
         for run, (folder, rows) in runs.items()
     }
-    floors = {run: floor_table(folder) for run, (folder, _) in runs.items()}
-    groups = together(runs) if len(runs) > 1 else []
+    real = {run: floor_summary(folder) for run, (folder, _) in runs.items()}  # read once
+    floors = {run: floor_table(s) for run, s in real.items()}
+    groups = together(runs, real) if len(runs) > 1 else []
     skipped: list[str] = []
     logs = job_logs(runs, skipped)
     tracked = pd.concat(logs["tracked"], ignore_index=True) if logs["tracked"] else None
@@ -87,8 +88,8 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
         for run, (_, rows) in runs.items()
     }
     tops = {
-        run: run_headline(summary, run, folder, rows, evidence[run], beside[run])
-        for run, (folder, rows) in runs.items()
+        run: run_headline(summary, run, real[run], rows, evidence[run], beside[run])
+        for run, (_, rows) in runs.items()
     }
     markdown = tables_markdown(rows_by_run, frame, summary, beside, floors, groups, evidence, tops)
     page, figures, skipped = render_page(
@@ -176,15 +177,16 @@ def ranking_evidence(
 
 
 def run_headline(
-    summary: Any, run: str, folder: Path, rows: list, evidence: RankingEvidence | None, beside: Any
+    summary: Any, run: str, floor: Any, rows: list, evidence: RankingEvidence | None, beside: Any
 ) -> Any:
     """The run's headline table (:func:`reports.headline.headline_table`) with its real-data
-    floor on top, its cost and its jobs without a result, ranked by the metric its evidence
-    ranks by; empty when it has no ranking metric."""
+    floor (``floor``, :func:`floor_summary`'s) on top, its cost and its jobs without a
+    result, ranked by the metric its evidence ranks by; empty when it has no ranking
+    metric."""
     if evidence is None:
         return pd.DataFrame()
     return headline_table(
-        summary, run, evidence.metric, beside, cost_table(rows), floor_summary(folder),
+        summary, run, evidence.metric, beside, cost_table(rows), floor,
         unfinished_jobs(rows),
     )  # fmt: skip
 
@@ -198,32 +200,35 @@ def floor_summary(folder: Path) -> Any:
     return summarize(tidy({"floor": rows})).assign(best=False)
 
 
-def floor_table(folder: Path) -> Any:
-    """The run's real-data floor as a one-row table of its headline metrics, mean ± std over
-    the draws; None when the folder has no floor rows."""
-    summary = floor_summary(folder)
+def floor_table(summary: Any) -> Any:
+    """A run's real-data floor (:func:`floor_summary`) as a one-row table of its headline
+    metrics, mean ± std over the draws; None for a run without floor rows."""
     if summary is None:
         return None
     return wide_table(summary, present_metrics(summary, "floor", headline()), "floor")
 
 
-def together(runs: dict[str, tuple[Path, list]]) -> list[tuple[list[str], Any, Any]]:
+def together(
+    runs: dict[str, tuple[Path, list]], floors: dict[str, Any]
+) -> list[tuple[list[str], Any, Any]]:
     """Runs made under the same profile and budget, ranked as one table: a user's run beside
     committed baselines (``bench report runs/mine reports/results/lucic/run``). A variant
     present in several of them is labelled ``variant (run)``. Returns, per group of two or
     more runs, (run labels, headline table, table of every headline metric): the headline
     ranks the group's variants best first with the raw G and the published numbers where the
-    rows have them, under the first of the runs' real-data floors; ranks and best marks stay
-    per protocol, as everywhere."""
+    rows have them, under the first of the runs' real-data floors (``floors``: run label ->
+    :func:`floor_summary`'s); ranks and best marks stay per protocol, as everywhere."""
     groups: dict[tuple, list[str]] = {}
     for run, (_, rows) in runs.items():
         keys = {(r.get("profile"), r.get("kimg_budget")) for r in latest_rows(rows)}
         if len(keys) == 1:
             groups.setdefault(keys.pop(), []).append(run)
-    return [_ranked_together(runs, labels) for labels in groups.values() if len(labels) > 1]
+    return [_ranked_together(runs, labels, floors) for labels in groups.values() if len(labels) > 1]
 
 
-def _ranked_together(runs: dict[str, tuple[Path, list]], labels: list[str]) -> tuple:
+def _ranked_together(
+    runs: dict[str, tuple[Path, list]], labels: list[str], floors: dict[str, Any]
+) -> tuple:
     """One group of :func:`together`: (labels, headline table, table of every headline
     metric) of the runs ``labels`` merged into one run, ``together``."""
     seen: dict[str, int] = {}
@@ -239,7 +244,7 @@ def _ranked_together(runs: dict[str, tuple[Path, list]], labels: list[str]) -> t
     summary = summarize(frame)
     beside = published_comparison(frame, summary, "together", losses, raw_g_fids(merged))
     metric = next((m for m in RANKING_METRICS if m in set(summary["metric"])), None)
-    floor = next((f for f in map(floor_summary, (runs[r][0] for r in labels)) if f is not None),
+    floor = next((f for f in (floors[r] for r in labels) if f is not None),
                  None)  # fmt: skip
     top = pd.DataFrame()
     if metric is not None:
