@@ -34,8 +34,10 @@ from bench.checkpoint import (
 )
 from bench.data import Dataset, EpochSampler, to_model_range
 from bench.errors import BenchError
+from bench.fsutil import atomic_write_json
 from bench.hooks import GridSaver, LossLog, ProgressBar, TensorBoardLog
 from bench.provenance import cpu_model, versions
+from bench.runs import PROGRESS
 from bench.signals import stop_on_signal
 from bench.training import Hook, TrainSettings
 from models.augment import DiffAugmentD
@@ -269,7 +271,8 @@ class Trainer:
         return {"variant": self.variant.to_dict(), "settings": self.settings.to_dict()}
 
     def save_checkpoint(self) -> None:
-        """Write everything needed to continue bit-exactly (atomic)."""
+        """Write everything needed to continue bit-exactly (atomic), then the job's
+        progress (:data:`bench.runs.PROGRESS`: step, kimg, training time so far)."""
         self._call_hooks("before_checkpoint")
         save_checkpoint(
             self.checkpoint_path,
@@ -286,6 +289,17 @@ class Trainer:
                 "rng": rng_state(self.device, self.noise),
                 "config": self._config(),
                 "versions": versions(),
+            },
+        )
+        atomic_write_json(
+            self.out_dir / PROGRESS,
+            {
+                "step": self.step,
+                "total_steps": self.total_steps,
+                "kimg": round(self.kimg, 4),
+                "train_seconds": self.train_seconds,
+                "train_cpu_seconds": self.train_cpu_seconds,
+                "cpus": self.cpus,
             },
         )
 

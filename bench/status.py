@@ -6,18 +6,20 @@ so), ``running`` (a process holds its job lock now, or the scheduler runs its ta
 submitted to Slurm or submitit-local names its job id and the scheduler's state
 (:mod:`bench.scheduler`); a lock held on another node is invisible here, the scheduler's
 state is not. Progress comes from the job's loss log, which the loop
-appends every step, so reading it costs nothing and never touches a lock: ``bench status``
-may run beside the jobs it describes without disturbing them.
+appends every step, and its pace from the ``progress.json`` written with each checkpoint, so
+reading them costs nothing and never touches a lock: ``bench status`` may run beside the
+jobs it describes without disturbing them.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import RunFolderError
-from bench.runs import LOCK, RunFolder
+from bench.runs import LOCK, PROGRESS, RunFolder
 from bench.scheduler import ACTIVE, ENDED_BADLY, job_ids_for_status
 from reports.rows import job_cpu_seconds
 
@@ -69,15 +71,16 @@ def run_status(path: Path) -> list[JobStatus]:
 class CpuHours:
     """What a run's jobs cost in process CPU time (rows' ``train_cpu_seconds`` plus
     ``eval_cpu_seconds``, the raw G's scoring included; the curve points tracked between
-    training steps are not counted), and what its unfinished jobs will cost at their
-    variant's rate.
+    training steps are not counted), and what its unfinished jobs will cost.
 
-    ``spent``: the finished (ok) rows that record both; ``left``: for each unfinished job
-    whose variant has such a row in this run, its remaining kimg at that variant's mean CPU
-    time per kimg, plus the variant's mean scoring time; ``unknown``: unfinished jobs whose
-    variant has no such row yet; ``unmeasured``: finished rows without CPU time (written
-    before rows recorded it, or resumed from such a checkpoint). CPU time, not wall time: a
-    job that shared its cores (a niced background run) costs the same. Hours."""
+    ``spent``: the finished (ok) rows that record both; ``left``: for each unfinished job,
+    its remaining kimg at its variant's mean CPU time per kimg, plus its variant's mean
+    scoring time. A variant without a finished job in this run is estimated from the
+    checkpointed pace of a partly trained job of it (``partial`` counts those jobs), scored
+    at the mean scoring time of the run's finished jobs; ``unknown``: unfinished jobs of a
+    variant that has neither; ``unmeasured``: finished rows without CPU time (written before
+    rows recorded it, or resumed from such a checkpoint). CPU time, not wall time: a job
+    that shared its cores (a niced background run) costs the same. Hours."""
 
     spent: float
     spent_jobs: int
@@ -85,6 +88,7 @@ class CpuHours:
     left_jobs: int
     unknown: int
     unmeasured: int = 0
+    partial: int = 0
 
     def line(self) -> str:
         """The summary line ``bench status`` prints under the job lines."""
@@ -93,6 +97,8 @@ class CpuHours:
             text += f" ({self.unmeasured} more finished without a CPU time on record)"
         if self.left_jobs:
             text += f"; about {self.left:.1f} h left for {self.left_jobs} job(s)"
+            if self.partial:
+                text += f" ({self.partial} at the pace of a partly trained job)"
         if self.unknown:
             text += f"; {self.unknown} job(s) not estimated (no finished job of their variant)"
         return text
@@ -118,18 +124,44 @@ def cpu_hours(path: Path, jobs: list[JobStatus]) -> CpuHours:
         if float(row.get("kimg") or 0) > 0:
             train_rate.setdefault(variant, []).append(float(train_s) / float(row["kimg"]))
             score.setdefault(variant, []).append(eval_s)
-    left, left_jobs, unknown = 0.0, 0, 0
-    for job in jobs:
-        if job.state in ("done", "diverged"):
-            continue
-        if job.variant not in train_rate or job.budget is None:
+    unfinished = [j for j in jobs if j.state not in ("done", "diverged")]
+    partial_rate: dict[str, list[float]] = {}
+    for job in unfinished:
+        pace = _per_kimg(job_progress(run.job_dir(job.variant, job.seed)), "train_cpu_seconds")
+        if job.variant not in train_rate and pace is not None:
+            partial_rate.setdefault(job.variant, []).append(pace)
+    all_scores = [s for scores in score.values() for s in scores]
+    left, left_jobs, unknown, partial = 0.0, 0, 0, 0
+    for job in unfinished:
+        rates = train_rate.get(job.variant) or partial_rate.get(job.variant)
+        scores = score.get(job.variant) or all_scores
+        if not rates or not scores or job.budget is None:
             unknown += 1
             continue
-        rate = sum(train_rate[job.variant]) / len(train_rate[job.variant])
         remaining = max(0.0, float(job.budget) - float(job.kimg or 0.0))
-        left += remaining * rate + sum(score[job.variant]) / len(score[job.variant])
+        left += remaining * sum(rates) / len(rates) + sum(scores) / len(scores)
         left_jobs += 1
-    return CpuHours(spent / 3600, spent_jobs, left / 3600, left_jobs, unknown, unmeasured)
+        partial += job.variant not in train_rate
+    return CpuHours(spent / 3600, spent_jobs, left / 3600, left_jobs, unknown, unmeasured, partial)
+
+
+def job_progress(folder: Path) -> dict | None:
+    """A job's ``progress.json`` (step, kimg, train_seconds, train_cpu_seconds at its last
+    checkpoint), or None where there is none or it cannot be read."""
+    try:
+        data = json.loads((folder / PROGRESS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _per_kimg(progress: dict | None, key: str) -> float | None:
+    """``progress[key]`` (seconds) per kimg trained, or None where either is missing."""
+    try:
+        seconds, kimg = float((progress or {})[key]), float((progress or {})["kimg"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return seconds / kimg if kimg > 0 and seconds > 0 else None
 
 
 def _with_scheduler(
@@ -166,14 +198,31 @@ def _job(
     lock = folder / LOCK
     holder = _holder(lock, held)
     if holder is not None:
-        return JobStatus(variant, seed, "running", logged, budget, f"pid {holder}")
+        pace = _pace(job_progress(folder), budget, logged)
+        return JobStatus(variant, seed, "running", logged, budget, f"pid {holder}{pace}")
     if row is not None:
         state = "done" if row.get("status") == "ok" else str(row.get("status"))
         detail = "" if state == "done" else str(row.get("error") or "")[:120]
         return JobStatus(variant, seed, state, row.get("kimg", logged), budget, detail)
     if (folder / "checkpoint.pt").is_file():
-        return JobStatus(variant, seed, "pending", logged, budget, "resumes from its checkpoint")
+        pace = _pace(job_progress(folder), budget, logged)
+        return JobStatus(
+            variant, seed, "pending", logged, budget, f"resumes from its checkpoint{pace}"
+        )
     return JobStatus(variant, seed, "pending", None, budget)
+
+
+def _pace(progress: dict | None, budget: float | None, kimg: float | None) -> str:
+    """ ", 228 img/s, about 1.2 h of training to go": the job's training pace (wall time
+    inside its steps, at its last checkpoint) and the time its remaining kimg take at that
+    pace; "" when the job has no progress on record."""
+    per_kimg = _per_kimg(progress, "train_seconds")
+    if per_kimg is None:
+        return ""
+    text = f", {1000 / per_kimg:.0f} img/s"
+    if budget is not None and kimg is not None:
+        text += f", about {max(0.0, budget - kimg) * per_kimg / 3600:.1f} h of training to go"
+    return text
 
 
 def logged_kimg(losses: Path) -> float | None:

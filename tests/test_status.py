@@ -22,6 +22,10 @@ def test_status_names_every_state(synthetic_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     run = RunFolder(out)
     rows = run.results()
+    # every checkpoint leaves the job's pace beside it, for `bench status` to read
+    progress = json.loads((run.job_dir("dcgan-small", 0) / "progress.json").read_text())
+    assert progress["step"] == progress["total_steps"] == 1 and progress["kimg"] == 0.128
+    assert progress["train_seconds"] > 0 and progress["train_cpu_seconds"] > 0
     # dcgan-small 0 stays done; 1 diverged later; 2 lost its row but kept its checkpoint;
     # cgan-mlp 0 never started; 1 is training now (its job lock held); 2 failed.
     kept = [r for r in rows if (r["variant"], r["seed"]) not in {("dcgan-small", 2),
@@ -93,4 +97,35 @@ def test_status_accounts_cpu_hours_spent_and_left(tmp_path: Path) -> None:
         "CPU time: 3.3 h spent by 2 finished job(s) (1 more finished without a CPU time on "
         "record); about 1.1 h left for 1 job(s); 2 job(s) not estimated (no finished job of "
         "their variant)"
+    )
+
+
+def test_status_estimates_a_new_variant_at_a_partly_trained_jobs_pace(tmp_path: Path) -> None:
+    """A variant without a finished job is estimated from the progress.json a checkpoint
+    left (CPU seconds per kimg so far), scored at the run's mean scoring time; its job line
+    says its pace and the training time left; a variant with neither stays unknown."""
+    run = RunFolder(tmp_path)
+    config = {"run": {"kimg": 10.0}, "variants": {"a": {}, "b": {}, "c": {}}, "seeds": [0, 1]}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    for seed, scoring in ((0, 300.0), (1, 500.0)):
+        run.append_result({"status": "ok", "kimg": 10.0, "variant": "a", "seed": seed,
+                           "train_cpu_seconds": 1000.0, "eval_cpu_seconds": scoring})  # fmt: skip
+    job = run.job_dir("b", 0)
+    job.mkdir(parents=True)
+    (job / "checkpoint.pt").write_bytes(b"")
+    (job / "losses.csv").write_text("step,kimg,d_loss\n1,1.0,0.5\n2,2.0,0.5\n")
+    progress = {"step": 2, "kimg": 2.0, "train_seconds": 100.0, "train_cpu_seconds": 180.0}
+    (job / "progress.json").write_text(json.dumps(progress))
+    (run.job_dir("c", 0)).mkdir(parents=True)
+    (run.job_dir("c", 0) / "progress.json").write_text("{not json")  # unreadable: no pace
+    result = CliRunner().invoke(cli, ["status", str(tmp_path)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    line = next(x for x in result.output.splitlines() if x.split()[:3] == ["b", "seed", "0"])
+    # 2 kimg in 100 s: 20 img/s; 8 kimg left at 50 s each: 400 s
+    assert line.endswith("resumes from its checkpoint, 20 img/s, about 0.1 h of training to go")
+    # b/0: 8 kimg x 90 s + 400 s; b/1: 10 kimg x 90 s + 400 s; 2,420 s = 0.67 h
+    assert result.output.splitlines()[-1] == (
+        "CPU time: 0.8 h spent by 2 finished job(s); about 0.7 h left for 2 job(s) (2 at the "
+        "pace of a partly trained job); 2 job(s) not estimated (no finished job of their "
+        "variant)"
     )

@@ -209,8 +209,9 @@ def thresholds_cmd(
 @click.argument("run_dir", type=click.Path(file_okay=False, path_type=Path))
 def status_cmd(run_dir: Path) -> None:
     """One line per job of RUN_DIR: pending, running (with its pid), done, failed or
-    diverged, and its kimg so far of the budget; then the counts, and the CPU time the
-    finished jobs took and the unfinished ones will take at their variant's measured rate.
+    diverged, its kimg so far of the budget and a started job's pace; then the counts, and
+    the CPU time the finished jobs took and the unfinished ones will take at their variant's
+    measured rate (or at the pace of a partly trained job of it).
     Reads the folder only (no lock taken), so it may run beside the jobs, from any machine
     that sees the folder."""
     from collections import Counter
