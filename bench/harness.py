@@ -150,6 +150,7 @@ class Trainer:
         self.total_steps = steps_for_budget(settings.kimg, self.images_per_step)
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
+        self.session = [0, 0.0]  # images and seconds of training in this process
         self.train_cpu_seconds: float | None = 0.0  # the same steps' process CPU time
         # The CPU model of every session that trained this job, in order (restored on resume):
         # a job may be resumed on another machine, and its row says which ones made it.
@@ -300,6 +301,8 @@ class Trainer:
                 "train_seconds": self.train_seconds,
                 "train_cpu_seconds": self.train_cpu_seconds,
                 "cpus": self.cpus,
+                # this process's pace: the one to expect next (the sum may span other loads)
+                "img_per_s": self.session[0] / self.session[1] if self.session[1] else None,
             },
         )
 
@@ -347,7 +350,6 @@ class Trainer:
         self.resume()
         self._call_hooks("on_start")
         every_ckpt = self.every(self.settings.checkpoint_kimg)
-        images_this_session, seconds_this_session = 0, 0.0
         try:
             with stop_on_signal() as stop:
                 while self.step < self.total_steps:
@@ -360,8 +362,8 @@ class Trainer:
                     self.train_seconds += dt
                     if self.train_cpu_seconds is not None:
                         self.train_cpu_seconds += time.process_time() - c0
-                    seconds_this_session += dt
-                    images_this_session += self.images_per_step
+                    self.session[0] += self.images_per_step
+                    self.session[1] += dt
                     self.publish_stats(rows)
                     self._call_hooks("after_step")
                     if self.step % every_ckpt == 0 or self.step == self.total_steps:
@@ -377,7 +379,7 @@ class Trainer:
                         )
         finally:
             self._call_hooks("on_end")
-        rate = images_this_session / seconds_this_session if seconds_this_session else 0.0
+        rate = self.session[0] / self.session[1] if self.session[1] else 0.0
         if not rate and self.train_seconds:
             rate = self.step * self.images_per_step / self.train_seconds
         return TrainResult(

@@ -13,6 +13,7 @@ jobs it describes without disturbing them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -213,11 +214,14 @@ def _job(
 
 
 def _pace(progress: dict | None, budget: float | None, kimg: float | None) -> str:
-    """ ", 228 img/s, about 1.2 h of training to go": the job's training pace (wall time
-    inside its steps, at its last checkpoint) and the time its remaining kimg take at that
-    pace; "" when the job has no progress on record."""
+    """Text such as ", 228 img/s, about 1.2 h of training to go": the job's training pace
+    at its last checkpoint (that process's images per second of training steps; the whole
+    job's where it has none) and the time its remaining kimg take at that pace; "" when the
+    job has no progress on record."""
     per_kimg = _per_kimg(progress, "train_seconds")
-    if per_kimg is None:
+    with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError):
+        per_kimg = 1000 / float((progress or {})["img_per_s"])
+    if per_kimg is None or per_kimg <= 0:
         return ""
     text = f", {1000 / per_kimg:.0f} img/s"
     if budget is not None and kimg is not None:

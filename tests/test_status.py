@@ -7,6 +7,7 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bench.cli import cli
@@ -26,6 +27,7 @@ def test_status_names_every_state(synthetic_dir: Path, tmp_path: Path) -> None:
     progress = json.loads((run.job_dir("dcgan-small", 0) / "progress.json").read_text())
     assert progress["step"] == progress["total_steps"] == 1 and progress["kimg"] == 0.128
     assert progress["train_seconds"] > 0 and progress["train_cpu_seconds"] > 0
+    assert progress["img_per_s"] == pytest.approx(128 / progress["train_seconds"])
     # dcgan-small 0 stays done; 1 diverged later; 2 lost its row but kept its checkpoint;
     # cgan-mlp 0 never started; 1 is training now (its job lock held); 2 failed.
     kept = [r for r in rows if (r["variant"], r["seed"]) not in {("dcgan-small", 2),
@@ -116,6 +118,11 @@ def test_status_estimates_a_new_variant_at_a_partly_trained_jobs_pace(tmp_path: 
     (job / "losses.csv").write_text("step,kimg,d_loss\n1,1.0,0.5\n2,2.0,0.5\n")
     progress = {"step": 2, "kimg": 2.0, "train_seconds": 100.0, "train_cpu_seconds": 180.0}
     (job / "progress.json").write_text(json.dumps(progress))
+    slower = run.job_dir("b", 1)  # its last process trained at 4 img/s: the pace to expect
+    slower.mkdir(parents=True)
+    (slower / "checkpoint.pt").write_bytes(b"")
+    (slower / "losses.csv").write_text("step,kimg,d_loss\n1,1.0,0.5\n2,2.0,0.5\n")
+    (slower / "progress.json").write_text(json.dumps({**progress, "img_per_s": 4.0}))
     (run.job_dir("c", 0)).mkdir(parents=True)
     (run.job_dir("c", 0) / "progress.json").write_text("{not json")  # unreadable: no pace
     result = CliRunner().invoke(cli, ["status", str(tmp_path)], catch_exceptions=False)
@@ -123,9 +130,11 @@ def test_status_estimates_a_new_variant_at_a_partly_trained_jobs_pace(tmp_path: 
     line = next(x for x in result.output.splitlines() if x.split()[:3] == ["b", "seed", "0"])
     # 2 kimg in 100 s: 20 img/s; 8 kimg left at 50 s each: 400 s
     assert line.endswith("resumes from its checkpoint, 20 img/s, about 0.1 h of training to go")
-    # b/0: 8 kimg x 90 s + 400 s; b/1: 10 kimg x 90 s + 400 s; 2,420 s = 0.67 h
+    line = next(x for x in result.output.splitlines() if x.split()[:3] == ["b", "seed", "1"])
+    assert line.endswith("resumes from its checkpoint, 4 img/s, about 0.6 h of training to go")
+    # b/0 and b/1: 8 kimg x 90 CPU s + 400 s each; 2,240 s = 0.62 h
     assert result.output.splitlines()[-1] == (
-        "CPU time: 0.8 h spent by 2 finished job(s); about 0.7 h left for 2 job(s) (2 at the "
+        "CPU time: 0.8 h spent by 2 finished job(s); about 0.6 h left for 2 job(s) (2 at the "
         "pace of a partly trained job); 2 job(s) not estimated (no finished job of their "
         "variant)"
     )
