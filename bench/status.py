@@ -217,7 +217,11 @@ def _pace(progress: dict | None, budget: float | None, kimg: float | None) -> st
     """Text such as ", 228 img/s, about 1.2 h of training to go": the job's training pace
     at its last checkpoint (that process's images per second of training steps; the whole
     job's where it has none) and the time its remaining kimg take at that pace; "" when the
-    job has no progress on record."""
+    job has no progress on record; ", trained" once its last step is checkpointed (a
+    running job is scoring then)."""
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        if int((progress or {})["step"]) >= int((progress or {})["total_steps"]):
+            return ", trained"
     per_kimg = _per_kimg(progress, "train_seconds")
     with contextlib.suppress(KeyError, TypeError, ValueError, ZeroDivisionError):
         per_kimg = 1000 / float((progress or {})["img_per_s"])

@@ -51,7 +51,9 @@ def test_status_names_every_state(synthetic_dir: Path, tmp_path: Path) -> None:
         in lines[("dcgan-small", "seed", "2")]
     )
     assert "pending   -/0.128 kimg" in lines[("cgan-mlp", "seed", "0")]
-    assert f"running   0.128/0.128 kimg  pid {os.getpid()}" in lines[("cgan-mlp", "seed", "1")]
+    # trained to its budget, its lock held: the process is scoring it
+    running = f"running   0.128/0.128 kimg  pid {os.getpid()}, trained"
+    assert lines[("cgan-mlp", "seed", "1")].endswith(running)
     assert "failed" in lines[("cgan-mlp", "seed", "2")]
     assert status.output.splitlines()[-2] == "1 done, 1 running, 2 pending, 1 failed, 1 diverged"
     # ok rows of dcgan-small 0 and cgan-mlp 1; the other four left (one diverged: finished)
