@@ -150,7 +150,7 @@ class Trainer:
         self.total_steps = steps_for_budget(settings.kimg, self.images_per_step)
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
-        self.session = [0, 0.0]  # images and seconds of training in this process
+        self.session_seconds = 0.0  # training seconds in this process (pace to expect next)
         self.train_cpu_seconds: float | None = 0.0  # the same steps' process CPU time
         # The CPU model of every session that trained this job, in order (restored on resume):
         # a job may be resumed on another machine, and its row says which ones made it.
@@ -173,6 +173,11 @@ class Trainer:
     def channels_last(self) -> bool:
         """Whether the models run channels-last (conv models with the setting on)."""
         return self._fmt is not None
+
+    def session_img_per_s(self) -> float | None:
+        """Images/s of this process's training steps (the pace to expect); None before one."""
+        steps = self.step - (self.resumed_from_step or 0)
+        return steps * self.images_per_step / self.session_seconds if steps > 0 else None
 
     def every(self, interval_kimg: float) -> int:
         """An interval in kimg as a whole number of steps (at least 1)."""
@@ -301,8 +306,7 @@ class Trainer:
                 "train_seconds": self.train_seconds,
                 "train_cpu_seconds": self.train_cpu_seconds,
                 "cpus": self.cpus,
-                # this process's pace: the one to expect next (the sum may span other loads)
-                "img_per_s": self.session[0] / self.session[1] if self.session[1] else None,
+                "img_per_s": self.session_img_per_s(),  # the pace to expect next
             },
         )
 
@@ -362,8 +366,7 @@ class Trainer:
                     self.train_seconds += dt
                     if self.train_cpu_seconds is not None:
                         self.train_cpu_seconds += time.process_time() - c0
-                    self.session[0] += self.images_per_step
-                    self.session[1] += dt
+                    self.session_seconds += dt
                     self.publish_stats(rows)
                     self._call_hooks("after_step")
                     if self.step % every_ckpt == 0 or self.step == self.total_steps:
@@ -379,9 +382,8 @@ class Trainer:
                         )
         finally:
             self._call_hooks("on_end")
-        rate = self.session[0] / self.session[1] if self.session[1] else 0.0
-        if not rate and self.train_seconds:
-            rate = self.step * self.images_per_step / self.train_seconds
+        whole = self.step * self.images_per_step / self.train_seconds if self.train_seconds else 0.0
+        rate = self.session_img_per_s() or whole
         return TrainResult(
             step=self.step,
             total_steps=self.total_steps,
