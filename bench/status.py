@@ -16,11 +16,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.errors import RunFolderError
-from bench.runs import LOCK, PROGRESS, RunFolder
+from bench.runs import FINISHED, LOCK, PROGRESS, RunFolder
 from bench.scheduler import ACTIVE, ENDED_BADLY, job_ids_for_status
 from reports.rows import job_cpu_seconds
 
@@ -35,6 +35,9 @@ class JobStatus:
     kimg: float | None  # images shown so far (thousands), when known
     budget: float | None  # the run's budget in kimg
     detail: str = ""
+    # training CPU seconds per kimg at the job's last checkpoint (its progress.json), for an
+    # unfinished job that has one: what the CPU account estimates a new variant from
+    cpu_s_per_kimg: float | None = None
 
     def line(self) -> str:
         """One line: variant, seed, state, progress, detail."""
@@ -128,9 +131,8 @@ def cpu_hours(path: Path, jobs: list[JobStatus]) -> CpuHours:
     unfinished = [j for j in jobs if j.state not in ("done", "diverged")]
     partial_rate: dict[str, list[float]] = {}
     for job in unfinished:
-        pace = _per_kimg(job_progress(run.job_dir(job.variant, job.seed)), "train_cpu_seconds")
-        if job.variant not in train_rate and pace is not None:
-            partial_rate.setdefault(job.variant, []).append(pace)
+        if job.variant not in train_rate and job.cpu_s_per_kimg is not None:
+            partial_rate.setdefault(job.variant, []).append(job.cpu_s_per_kimg)
     all_scores = [s for scores in score.values() for s in scores]
     left, left_jobs, unknown, partial = 0.0, 0, 0, 0
     for job in unfinished:
@@ -177,13 +179,13 @@ def _with_scheduler(
     row_is_older = row is None or (row.get("cluster") or {}).get("job_id") != job_id
     if state in ACTIVE and row_is_older and job.state != "running":
         new_state = "running" if state == "RUNNING" else "pending"
-        return JobStatus(job.variant, job.seed, new_state, job.kimg, job.budget, where)
+        return replace(job, state=new_state, detail=where)
     if state in ENDED_BADLY and row_is_older and job.state == "pending":
         # killed or cancelled without a row (a waiting `bench run` writes one); resumable
-        return JobStatus(job.variant, job.seed, "failed", job.kimg, job.budget,
-                         f"{where} without a result; see RUN/cluster/{job_id}/")  # fmt: skip
+        return replace(job, state="failed", detail=f"{where} without a result; see "
+                       f"RUN/cluster/{job_id}/")  # fmt: skip
     detail = f"{job.detail}; {where}" if job.detail else where
-    return JobStatus(job.variant, job.seed, job.state, job.kimg, job.budget, detail)
+    return replace(job, detail=detail)
 
 
 def _job(
@@ -198,19 +200,22 @@ def _job(
     logged = logged_kimg(folder / "losses.csv")
     lock = folder / LOCK
     holder = _holder(lock, held)
+    finished = holder is None and row is not None and row.get("status") in FINISHED
+    progress = None if finished else job_progress(folder)  # read once, for line and account
+    cpu = _per_kimg(progress, "train_cpu_seconds")
     if holder is not None:
-        pace = _pace(job_progress(folder), budget, logged)
-        return JobStatus(variant, seed, "running", logged, budget, f"pid {holder}{pace}")
+        pace = _pace(progress, budget, logged)
+        return JobStatus(variant, seed, "running", logged, budget, f"pid {holder}{pace}", cpu)
     if row is not None:
         state = "done" if row.get("status") == "ok" else str(row.get("status"))
         detail = "" if state == "done" else str(row.get("error") or "")[:120]
-        return JobStatus(variant, seed, state, row.get("kimg", logged), budget, detail)
+        return JobStatus(variant, seed, state, row.get("kimg", logged), budget, detail, cpu)
     if (folder / "checkpoint.pt").is_file():
-        pace = _pace(job_progress(folder), budget, logged)
+        pace = _pace(progress, budget, logged)
         return JobStatus(
-            variant, seed, "pending", logged, budget, f"resumes from its checkpoint{pace}"
+            variant, seed, "pending", logged, budget, f"resumes from its checkpoint{pace}", cpu
         )
-    return JobStatus(variant, seed, "pending", None, budget)
+    return JobStatus(variant, seed, "pending", None, budget, cpu_s_per_kimg=cpu)
 
 
 def _pace(progress: dict | None, budget: float | None, kimg: float | None) -> str:
