@@ -270,14 +270,7 @@ def run_job(
                     (job_dir / tracker.FILE).relative_to(job_dir.parent.parent)
                 )
         if scorer is not None:
-            strip, nearest = job_dir / "interpolation.png", job_dir / "nearest.png"
-            row.update(scorer.score(variant, trainer.G_ema, strip, nearest))
-            if "strip" in row.get("interpolation", {}):
-                row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
-            if "nearest" in row:
-                row["nearest"]["figure"] = str(nearest.relative_to(job_dir.parent.parent))
-            if _scores_raw_g(plan, variant):
-                row["raw_g"] = scorer.score_raw_g(variant, trainer.G)
+            _score(plan, variant, scorer, trainer, job_dir, row)
     except Diverged as exc:
         row.update(
             status="diverged",
@@ -286,7 +279,14 @@ def run_job(
             kimg=round(trainer.kimg, 4) if trainer else 0.0,
             total_steps=trainer.total_steps if trainer else None,
         )
-    except (BenchError, Interrupted, KeyboardInterrupt):
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM outside the loop (bench.signals.Terminated)
+        if trainer is None or trainer.step < trainer.total_steps:
+            raise
+        raise Interrupted(  # it came after the last step: while scoring, or just before
+            f"stopped after training {variant_name} seed {seed}, before its scores were "
+            "written; the same command scores it from its last checkpoint"
+        ) from None
+    except (BenchError, Interrupted):
         raise  # user errors and Ctrl-C stop the whole run; the job stays resumable
     except Exception as exc:  # a crash in one variant must not stop the others
         disk = disk_error(exc)  # a full or read-only disk: the user's to fix, not a failed job
@@ -296,6 +296,21 @@ def run_job(
     row["wall_seconds"] = round(time.perf_counter() - t0, 3)
     row["finished_at"] = dt.datetime.now(dt.UTC).isoformat()
     return row
+
+
+def _score(
+    plan: RunPlan, variant: Variant, scorer: Scorer, trainer: Trainer, job_dir: Path,
+    row: dict[str, Any],
+) -> None:  # fmt: skip
+    """Score a trained job's G_ema (and its raw G where :func:`_scores_raw_g`) into ``row``."""
+    strip, nearest = job_dir / "interpolation.png", job_dir / "nearest.png"
+    row.update(scorer.score(variant, trainer.G_ema, strip, nearest))
+    if "strip" in row.get("interpolation", {}):
+        row["interpolation"]["strip"] = str(strip.relative_to(job_dir.parent.parent))
+    if "nearest" in row:
+        row["nearest"]["figure"] = str(nearest.relative_to(job_dir.parent.parent))
+    if _scores_raw_g(plan, variant):
+        row["raw_g"] = scorer.score_raw_g(variant, trainer.G)
 
 
 def _scores_raw_g(plan: RunPlan, variant: Variant) -> bool:

@@ -17,6 +17,23 @@ from typing import Any
 _EXTRA: list[tuple[tuple[int, ...], list[int]]] = []  # (signals, where to record them)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM where no loop can stop at a step (scoring, a report): it unwinds like Ctrl-C,
+    so locks are released and the command says what is saved, instead of ending silently."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated (SIGTERM)")
+
+
+def terminate_unwinds() -> None:
+    """Make SIGTERM raise :class:`Terminated` in this process: the base handler of the
+    ``bench`` command and of a ``--jobs`` worker. :func:`stop_on_signal` replaces it while a
+    training loop runs and hands a signal the loop could not use back to it."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+
+
 @contextlib.contextmanager
 def also_stop_on(*signums: int) -> Iterator[list[int]]:
     """Within the block, :func:`stop_on_signal` also stops on ``signums`` (Slurm's timeout

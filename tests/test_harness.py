@@ -522,3 +522,33 @@ def test_sigkill_after_a_checkpoint_resumes_exactly(
         ).read_text(), log
     (ra,), (rb,) = RunFolder(tmp_path / "straight").results(), RunFolder(killed).results()
     assert rb["resumed_from_step"] == killed_at and ra["metrics"] == rb["metrics"]
+
+
+def test_sigterm_while_scoring_says_so_and_the_rerun_scores(
+    synthetic_dir: Path, tmp_path: Path
+) -> None:
+    """SIGTERM to `bench train` after its last step, while it scores: exit 130 with a line
+    that names the job and says its trained checkpoint is kept (before, the process ended
+    silently), no row; the same command then scores it without training a step."""
+    out = tmp_path / "run"
+    args = ["train", "dcgan", "--profile", "smoke", "--kimg", "0.5", "--seed", "0",
+            "--data-dir", str(synthetic_dir), "--device", "cpu", "--no-progress",
+            "--inception-samples", "0", "--out", str(out)]  # fmt: skip
+    proc = bench_process(*args)
+    final_grid = out / "dcgan" / "seed0" / "grid-final.png"  # written as training ends
+    deadline = time.monotonic() + 300
+    while not final_grid.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    time.sleep(0.2)  # well inside the scoring (seconds at this profile)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 130, output
+    assert "stopped after training dcgan seed 0, before its scores were written" in output
+    assert "Traceback" not in output
+    assert not RunFolder(out).results()
+    trained = load_checkpoint(out / "dcgan" / "seed0" / "checkpoint.pt")["step"]
+
+    again = CliRunner().invoke(cli, args)
+    assert again.exit_code == 0, again.output
+    (row,) = RunFolder(out).results()
+    assert row["status"] == "ok" and row["resumed_from_step"] == trained == row["step"]

@@ -11,6 +11,7 @@ import click
 from bench import __version__
 from bench.errors import BenchError, disk_error
 from bench.harness import Interrupted
+from bench.signals import terminate_unwinds
 
 
 class Fail(click.ClickException):
@@ -58,5 +59,6 @@ def cli() -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point. SIGTERM (a scheduler, ``kill``) unwinds like Ctrl-C."""
+    terminate_unwinds()
     cli(prog_name="bench")

@@ -48,7 +48,7 @@ from bench.errors import BenchError
 from bench.harness import Interrupted
 from bench.jobs import RunPlan, format_row, job_row, make_scorer, record, run_job
 from bench.runs import JobKey, RunFolder
-from bench.signals import process_start, stop_on_signal
+from bench.signals import process_start, stop_on_signal, terminate_unwinds
 from bench.training import Hook, TrainingState
 
 PARENT_POLL_S = 0.5  # how often a worker checks that the bench process that started it lives
@@ -132,6 +132,7 @@ def _worker(
     env: dict[str, str], cwd: str, parent: tuple[int, str | None],
 ) -> None:  # fmt: skip
     """One job in a worker process: train, score, append the row, report it."""
+    terminate_unwinds()  # a stop while it scores: an "interrupted" message, not a silent end
     _watch_parent(*parent)
     os.setpgrp()  # the terminal's Ctrl-C goes to the parent, which stops workers in order
     os.environ.clear()  # the parent's environment now, not the fork server's at its start
