@@ -181,6 +181,7 @@ def test_sigterm_and_ctrl_c_checkpoint_every_running_job(
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 130, (sig, output)
         assert "run the same command again to resume" in output
+        assert "dcgan seed 0: stopped at step" in output and "dcgan-small seed 0: stopped" in output
         assert not run.results_path.exists()
         new = _steps(ckpts)
         assert all(new[v] > steps.get(v, 0) for v in new), (sig, steps, new)

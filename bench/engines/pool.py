@@ -391,8 +391,9 @@ def _drain(
             job.ended = "error"
             errors.append(payload[0])
             board.say(f"{key[0]} seed {key[1]}: error: {payload[0]}")
-        elif kind == "interrupted":
+        elif kind == "interrupted":  # where it stopped: at a step, or before its scores
             job.ended = "interrupted"
+            board.say(f"{key[0]} seed {key[1]}: {payload[0]}")
         elif kind == "crash":
             job.crash = payload[0]
 
