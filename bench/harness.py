@@ -151,6 +151,7 @@ class Trainer:
         self.step = 0
         self.train_seconds = 0.0  # accumulated over sessions (restored on resume)
         self.session_seconds = 0.0  # training seconds in this process (pace to expect next)
+        self._paced = (0, 0.0)  # (step, session_seconds) at this process's last checkpoint
         self.train_cpu_seconds: float | None = 0.0  # the same steps' process CPU time
         # The CPU model of every session that trained this job, in order (restored on resume):
         # a job may be resumed on another machine, and its row says which ones made it.
@@ -174,10 +175,14 @@ class Trainer:
         """Whether the models run channels-last (conv models with the setting on)."""
         return self._fmt is not None
 
-    def session_img_per_s(self) -> float | None:
-        """Images/s of this process's training steps (the pace to expect); None before one."""
-        steps = self.step - (self.resumed_from_step or 0)
-        return steps * self.images_per_step / self.session_seconds if steps > 0 else None
+    def session_img_per_s(self, since_checkpoint: bool = False) -> float | None:
+        """Images/s of this process's training steps; None before one. ``since_checkpoint``:
+        only the steps since its previous checkpoint, the pace to expect next (it follows a
+        load that started or ended beside the job within one checkpoint interval)."""
+        step, seconds = self._paced if since_checkpoint else (0, 0.0)
+        steps = self.step - max(step, self.resumed_from_step or 0)
+        seconds = self.session_seconds - seconds
+        return steps * self.images_per_step / seconds if steps > 0 and seconds > 0 else None
 
     def every(self, interval_kimg: float) -> int:
         """An interval in kimg as a whole number of steps (at least 1)."""
@@ -280,35 +285,25 @@ class Trainer:
         """Write everything needed to continue bit-exactly (atomic), then the job's
         progress (:data:`bench.runs.PROGRESS`: step, kimg, training time so far)."""
         self._call_hooks("before_checkpoint")
+        times = {k: getattr(self, k) for k in ("train_seconds", "train_cpu_seconds", "cpus")}
         save_checkpoint(
             self.checkpoint_path,
             {
                 "step": self.step,
-                "train_seconds": self.train_seconds,
-                "train_cpu_seconds": self.train_cpu_seconds,
-                "cpus": self.cpus,
-                "G": self.G.state_dict(),
-                "D": self.D.state_dict(),
-                "G_ema": self.G_ema.state_dict(),
-                "opt_g": self.opt_g.state_dict(),
-                "opt_d": self.opt_d.state_dict(),
+                **times,
+                **{k: getattr(self, k).state_dict() for k in ("G", "D", "G_ema", "opt_g", "opt_d")},
                 "rng": rng_state(self.device, self.noise),
                 "config": self._config(),
                 "versions": versions(),
             },
         )
+        pace = self.session_img_per_s(since_checkpoint=True)  # the pace to expect next
+        self._paced = (self.step, self.session_seconds)
         atomic_write_json(
             self.out_dir / PROGRESS,
-            {
-                "step": self.step,
-                "total_steps": self.total_steps,
-                "kimg": round(self.kimg, 4),
-                "train_seconds": self.train_seconds,
-                "train_cpu_seconds": self.train_cpu_seconds,
-                "cpus": self.cpus,
-                "img_per_s": self.session_img_per_s(),  # the pace to expect next
-            },
-        )
+            {"step": self.step, "total_steps": self.total_steps, "kimg": round(self.kimg, 4),
+             **times, "img_per_s": pace},
+        )  # fmt: skip
 
     def resume(self) -> bool:
         """Load this job's checkpoint if there is one. Returns whether it resumed.

@@ -220,10 +220,10 @@ def _job(
 
 def _pace(progress: dict | None, budget: float | None, kimg: float | None) -> str:
     """Text such as ", 228 img/s, about 1.2 h of training to go": the job's training pace
-    at its last checkpoint (that process's images per second of training steps; the whole
-    job's where it has none) and the time its remaining kimg take at that pace; "" when the
-    job has no progress on record; ", trained" once its last step is checkpointed (a
-    running job is scoring then)."""
+    at its last checkpoint (images per second of the training steps since that process's
+    previous checkpoint; the whole job's where it has none) and the time its remaining kimg
+    take at that pace; "" when the job has no progress on record; ", trained" once its last
+    step is checkpointed (a running job is scoring then)."""
     with contextlib.suppress(KeyError, TypeError, ValueError):
         if int((progress or {})["step"]) >= int((progress or {})["total_steps"]):
             return ", trained"

@@ -142,6 +142,32 @@ def test_cpu_time_of_the_steps_adds_up_over_sessions(
     assert resumed.resumed_from_step == 2 and resumed.train_cpu_seconds is None
 
 
+def test_progress_gives_the_pace_of_the_last_checkpoint_interval(
+    train_data, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """progress.json's img_per_s (what `bench status` expects next) is the pace since the
+    process's previous checkpoint, so a load that starts beside a job shows at its next
+    checkpoint; the row keeps the process's whole pace. Steps 1-4 take 1 s, later ones 3 s."""
+    import bench.harness as harness
+
+    trainer = Trainer(DCGAN, train_data, settings(6), tmp_path)  # a checkpoint every 2 steps
+
+    def clock() -> float:  # seconds at the trainer's current step
+        return float(min(trainer.step, 4) + 3 * max(trainer.step - 4, 0))
+
+    monkeypatch.setattr(harness.time, "perf_counter", clock)
+    result = trainer.train()
+    batch = DCGAN.batch_size
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert progress["img_per_s"] == pytest.approx(2 * batch / 6)  # steps 5-6
+    assert result.img_per_s == pytest.approx(6 * batch / 10)  # the process's 6 steps
+    resumed = Trainer(DCGAN, train_data, settings(7), tmp_path)
+    trainer = resumed  # the clock follows the resumed trainer: step 7 takes 3 s
+    resumed.train()
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert progress["step"] == 7 and progress["img_per_s"] == pytest.approx(batch / 3)
+
+
 def test_resume_refuses_a_different_configuration(train_data, tmp_path: Path) -> None:
     Trainer(DCGAN, train_data, settings(2), tmp_path).train()
     with pytest.raises(RunFolderError, match=r"settings\.seed"):
