@@ -285,12 +285,12 @@ class Trainer:
         """Write everything needed to continue bit-exactly (atomic), then the job's
         progress (:data:`bench.runs.PROGRESS`: step, kimg, training time so far)."""
         self._call_hooks("before_checkpoint")
-        times = {k: getattr(self, k) for k in ("train_seconds", "train_cpu_seconds", "cpus")}
+        spent = {k: getattr(self, k) for k in ("train_seconds", "train_cpu_seconds", "cpus")}
         save_checkpoint(
             self.checkpoint_path,
             {
                 "step": self.step,
-                **times,
+                **spent,
                 **{k: getattr(self, k).state_dict() for k in ("G", "D", "G_ema", "opt_g", "opt_d")},
                 "rng": rng_state(self.device, self.noise),
                 "config": self._config(),
@@ -302,7 +302,7 @@ class Trainer:
         atomic_write_json(
             self.out_dir / PROGRESS,
             {"step": self.step, "total_steps": self.total_steps, "kimg": round(self.kimg, 4),
-             **times, "img_per_s": pace},
+             **spent, "img_per_s": pace},
         )  # fmt: skip
 
     def resume(self) -> bool:
