@@ -213,6 +213,13 @@ def _comparison_sections(
     return sections
 
 
+# Each job log the report reads, and the columns it needs (a file without them is damaged).
+TABLES = (
+    ("losses", ["kimg", "d_loss", "g_loss"]),
+    ("tracked", ["kimg", "fid_fmnist", "is_fmnist"]),
+)
+
+
 def job_logs(
     runs: dict[str, tuple[Path, list]], skipped: list[str]
 ) -> dict[str, list[pd.DataFrame]]:
@@ -223,7 +230,7 @@ def job_logs(
     for run, (folder, rows) in runs.items():
         for r in latest_rows(rows):
             paths = r.get("paths") or {}
-            for key, columns in (("losses", ["kimg", "d_loss", "g_loss"]), ("tracked", None)):
+            for key, columns in TABLES:
                 f = _inside(folder, paths.get(key), skipped)
                 if f is None:
                     continue
