@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from scipy import stats
 
 from bench.errors import BenchError
 from bench.floor import read_floor
@@ -117,6 +118,7 @@ def write_report(run_dirs: tuple[Path, ...] | list[Path], out: Path) -> tuple[st
 # The metric a run's ranking is read from: the first of these that the run has.
 RANKING_METRICS = ("fid_inception", "fid_fmnist")
 AGREEMENT = 0.8  # Kendall tau from which a cheaper budget is said to predict the ranking
+TRACKED = "fid_fmnist"  # the metric the tracked curves rank by (:func:`ranking_by_budget`)
 
 
 @dataclass
@@ -124,28 +126,104 @@ class RankingEvidence:
     """What a run's seeds and curves say about its ranking by ``metric``: which neighbours
     differ (:func:`reports.frame.neighbour_tests`), and from which tracked budget the curves
     already rank the variants like the final table (:func:`reports.frame.ranking_by_budget`;
-    ``by_budget`` empty when the run tracked no curves)."""
+    ``by_budget`` empty when the run tracked no curves).
+
+    When ``metric`` is not the tracked one (FID(inception) ranks, FID(fmnist) is tracked),
+    two things limit how well a curve can predict the table: the budget, and the feature
+    space. ``by_budget`` then also ranks each budget against the final table's own
+    FID(fmnist) (columns ``kendall_tau_fid_fmnist``, ``p_value_fid_fmnist``: the budget
+    alone), and ``spaces`` says how far the two final rankings agree (the feature space
+    alone), so a reader sees which of the two keeps a budget from agreeing."""
 
     metric: str
     neighbours: pd.DataFrame
     by_budget: pd.DataFrame
     budget: float | None  # the run's budget in kimg
     tracked_samples: int | None
+    spaces: SpaceAgreement | None = None
 
     @property
     def cheapest(self) -> float | None:
         """The first tracked budget from which tau stays >= AGREEMENT (None: none)."""
         return cheapest_budget(self.by_budget, AGREEMENT)
 
+    @property
+    def cheapest_same_space(self) -> float | None:
+        """The same against the final table's FID(fmnist) (None: none, or not computed)."""
+        col = f"kendall_tau_{TRACKED}"
+        if col not in self.by_budget:
+            return None
+        return cheapest_budget(self.by_budget.assign(kendall_tau=self.by_budget[col]), AGREEMENT)
+
     def budget_sentence(self) -> str:
-        """One sentence on the cheapest agreeing budget."""
-        where = f"from {self.cheapest:g} kimg on" if self.cheapest is not None else "at no budget"
+        """What the tau table says: the cheapest agreeing budget, and where the metric is not
+        the tracked one, the same-space budget and the two final rankings' agreement."""
         of = f" (the run's budget: {self.budget:g} kimg)" if self.budget else ""
-        return (
+        head = (
             f"Kendall's tau-b between the variants ranked by their tracked FID(fmnist) "
             f"({self.tracked_samples} samples, seed means) at each budget and the final "
-            f"ranking by `{self.metric}`: it stays >= {AGREEMENT} {where}{of}."
         )
+        if self.spaces is None:
+            where = _from(self.cheapest)
+            return f"{head}ranking by `{self.metric}`: it stays >= {AGREEMENT} {where}{of}."
+        sp = self.spaces
+        return (
+            f"{head}rankings. Against the final table's own FID(fmnist) (the same feature "
+            f"space, 10,000-sample scores) it stays >= {AGREEMENT} "
+            f"{_from(self.cheapest_same_space)}; against `{self.metric}` "
+            f"{_from(self.cheapest)}{of}. The feature space bounds the second: the finished "
+            f"models ranked by FID(fmnist) and by `{self.metric}` agree at tau {sp.tau:.3f} "
+            f"(p {sp.p_value:.3g}, {sp.variants} variants); they disagree most on "
+            f"`{sp.variant}` ({_nth(sp.rank_tracked)} by FID(fmnist), "
+            f"{_nth(sp.rank_metric)} by `{self.metric}`)."
+        )
+
+
+@dataclass
+class SpaceAgreement:
+    """How far the final table's ranking by the tracked metric agrees with its ranking by the
+    headline metric: Kendall's tau-b, its p-value, and the variant whose two ranks differ
+    most (ranks from 1, best first)."""
+
+    tau: float
+    p_value: float
+    variants: int
+    variant: str
+    rank_tracked: int
+    rank_metric: int
+
+
+def _from(kimg: float | None) -> str:
+    return f"from {kimg:g} kimg on" if kimg is not None else "at no budget"
+
+
+def _nth(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def _final_means(summary: Any, run: str, metric: str) -> dict[str, float]:
+    """Variant -> the run's seed mean of ``metric`` among the rows of its largest protocol
+    (the ten-class rows; a two-class variant is scored against another reference)."""
+    s = summary[(summary["run"] == run) & (summary["metric"] == metric)]
+    if s.empty:
+        return {}
+    largest = s.groupby("protocol")["variant"].count().idxmax()
+    s = s[s["protocol"] == largest]
+    return dict(zip(s["variant"], s["mean"], strict=True))
+
+
+def space_agreement(tracked: dict[str, float], final: dict[str, float]) -> SpaceAgreement | None:
+    """:class:`SpaceAgreement` of two variant -> seed mean maps (lower is better in both),
+    over their common variants; None under three."""
+    common = sorted(set(tracked) & set(final))
+    if len(common) < 3:
+        return None
+    a = pd.Series({v: tracked[v] for v in common}).rank(method="min").astype(int)
+    b = pd.Series({v: final[v] for v in common}).rank(method="min").astype(int)
+    tau, p = stats.kendalltau(a[common], b[common])
+    worst = (a - b).abs().idxmax()
+    ranks = int(a[worst]), int(b[worst])
+    return SpaceAgreement(float(tau), float(p), len(common), str(worst), *ranks)
 
 
 def ranking_evidence(
@@ -164,15 +242,22 @@ def ranking_evidence(
     samples = {(r.get("tracked") or {}).get("samples") for r in latest}
     budgets = [float(r["kimg_budget"]) for r in latest if r.get("kimg_budget")]
     by_budget = pd.DataFrame(columns=["kimg", "variants", "kendall_tau", "p_value"])
+    spaces = None
     if len(every) == 1 and None not in every and curves is not None and not curves.empty:
-        s = summary[(summary["run"] == run) & (summary["metric"] == metric)]
-        largest = s.groupby("protocol")["variant"].count().idxmax()  # the ten-class rows
-        final = dict(zip(s.loc[s["protocol"] == largest, "variant"],
-                         s.loc[s["protocol"] == largest, "mean"], strict=True))  # fmt: skip
-        by_budget = ranking_by_budget(curves, final, float(every.pop()))
+        step = float(every.pop())
+        final = _final_means(summary, run, metric)
+        by_budget = ranking_by_budget(curves, final, step, TRACKED)
+        own = _final_means(summary, run, TRACKED) if metric != TRACKED else {}
+        same = ranking_by_budget(curves, own, step, TRACKED) if own else by_budget.iloc[:0]
+        if not by_budget.empty and not same.empty:
+            same = same.drop(columns="variants").rename(
+                columns={"kendall_tau": f"kendall_tau_{TRACKED}", "p_value": f"p_value_{TRACKED}"}
+            )
+            by_budget = by_budget.merge(same, on="kimg", how="left")
+            spaces = space_agreement(own, final)
     return RankingEvidence(
         metric, neighbours, by_budget, max(budgets) if budgets else None,
-        samples.pop() if len(samples) == 1 else None,
+        samples.pop() if len(samples) == 1 else None, spaces,
     )  # fmt: skip
 
 

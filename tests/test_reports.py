@@ -403,6 +403,55 @@ def test_metric_vs_kimg_figure_from_tracked_points(tmp_path: Path) -> None:
     assert with_curve == _report_images(plain)[1] + 1
 
 
+def test_budget_table_separates_the_budget_from_the_feature_space(tmp_path: Path) -> None:
+    """Ranked by FID(inception) but tracked in FID(fmnist): each budget is ranked against
+    both finals, and the sentence says how far the two finished rankings agree. Finals:
+    FID(fmnist) orders a, b, c, d; FID(inception) d, a, b, c (tau 0: three pairs concordant,
+    three not; d moves most, 4th to 1st). The curves at 0.5 kimg order d, a, b, c (tau 1 vs
+    FID(inception), 0 vs FID(fmnist)), at 1 kimg a, b, c, d (the reverse)."""
+    finals = {"a": (10.0, 15.0), "b": (20.0, 20.0), "c": (30.0, 30.0), "d": (40.0, 5.0)}
+    at_half = {"a": 200.0, "b": 300.0, "c": 400.0, "d": 100.0}
+    run = tmp_path / "run"
+    rows = []
+    for v, (fmnist, inception) in finals.items():
+        r = _inception_row(v, 0, inception)
+        r["metrics"]["fid_fmnist"] = fmnist
+        r.update(
+            paths={"tracked": f"{v}/seed0/tracked.csv"}, tracked={"samples": 100, "every_kimg": 0.5}
+        )
+        rows.append(r)
+        (run / v / "seed0").mkdir(parents=True)
+        pd.DataFrame({"step": [0, 5, 10], "kimg": [0.0, 0.5, 1.0],
+                      "fid_fmnist": [500.0, at_half[v], fmnist + 50], "is_fmnist": 1.0}).to_csv(
+            run / r["paths"]["tracked"], index=False)  # fmt: skip
+    md = (_report(run, rows) / "report" / "tables.md").read_text()
+    assert "Against the final table's own FID(fmnist) (the same feature space" in md
+    assert "it stays >= 0.8 from 1 kimg on; against `fid_inception` at no budget" in md
+    assert "agree at tau 0.000 (p 1, 4 variants)" in md
+    assert "`d` (4th by FID(fmnist), 1st by `fid_inception`)" in md
+    assert (
+        "| kimg | variants | Kendall tau vs `fid_inception` | p-value | tau vs final FID(fmnist)"
+        in md
+    )
+    assert "| 0.5 | 4 | 1.000 | 0.0833 | 0.000 | 1 |" in md
+    assert "| 1 | 4 | 0.000 | 1 | 1.000 | 0.0833 |" in md
+    assert "4th by FID(fmnist)" in (run / "report" / "report.html").read_text()
+
+
+def test_a_tracked_log_without_its_columns_is_left_out(tmp_path: Path) -> None:
+    """A tracked.csv without is_fmnist (damaged or hand-made) is listed under "Files left
+    out"; the report goes on without its curve instead of failing in the figure."""
+    rows = [dict(r, paths={"tracked": f"{r['variant']}/seed{r['seed']}/tracked.csv"}) for r in ROWS]
+    run = _run_folder(tmp_path, rows)
+    for r in rows:
+        f = run / r["paths"]["tracked"]
+        f.parent.mkdir(parents=True)
+        f.write_text("step,kimg,fid_fmnist\n0,0.0,500.0\n")
+    result = CliRunner().invoke(cli, ["report", str(run)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "Files left out" in result.output and "a/seed0/tracked.csv (ValueError" in result.output
+
+
 def test_smoothness_protocols_name_their_own_settings() -> None:
     r = row("a", 0, 10.0, 5.0)
     r["metrics"].update(ppl=3.0, interp_discontinuity=1.5)
