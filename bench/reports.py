@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from scipy import stats
 
 from bench.errors import BenchError
 from bench.floor import read_floor
@@ -18,11 +17,13 @@ from metrics.common import atomic_path
 from metrics.keys import headline
 from reports.cost import cost_table
 from reports.frame import (
+    SpaceAgreement,
     cheapest_budget,
     latest_rows,
     neighbour_tests,
     present_metrics,
     ranking_by_budget,
+    space_agreement,
     summarize,
     tidy,
     wide_table,
@@ -140,7 +141,7 @@ class RankingEvidence:
     by_budget: pd.DataFrame
     budget: float | None  # the run's budget in kimg
     tracked_samples: int | None
-    spaces: SpaceAgreement | None = None
+    spaces: SpaceAgreement | None = None  # reports.frame.space_agreement's
 
     @property
     def cheapest(self) -> float | None:
@@ -179,20 +180,6 @@ class RankingEvidence:
         )
 
 
-@dataclass
-class SpaceAgreement:
-    """How far the final table's ranking by the tracked metric agrees with its ranking by the
-    headline metric: Kendall's tau-b, its p-value, and the variant whose two ranks differ
-    most (ranks from 1, best first)."""
-
-    tau: float
-    p_value: float
-    variants: int
-    variant: str
-    rank_tracked: int
-    rank_metric: int
-
-
 def _from(kimg: float | None) -> str:
     return f"from {kimg:g} kimg on" if kimg is not None else "at no budget"
 
@@ -210,20 +197,6 @@ def _final_means(summary: Any, run: str, metric: str) -> dict[str, float]:
     largest = s.groupby("protocol")["variant"].count().idxmax()
     s = s[s["protocol"] == largest]
     return dict(zip(s["variant"], s["mean"], strict=True))
-
-
-def space_agreement(tracked: dict[str, float], final: dict[str, float]) -> SpaceAgreement | None:
-    """:class:`SpaceAgreement` of two variant -> seed mean maps (lower is better in both),
-    over their common variants; None under three."""
-    common = sorted(set(tracked) & set(final))
-    if len(common) < 3:
-        return None
-    a = pd.Series({v: tracked[v] for v in common}).rank(method="min").astype(int)
-    b = pd.Series({v: final[v] for v in common}).rank(method="min").astype(int)
-    tau, p = stats.kendalltau(a[common], b[common])
-    worst = (a - b).abs().idxmax()
-    ranks = int(a[worst]), int(b[worst])
-    return SpaceAgreement(float(tau), float(p), len(common), str(worst), *ranks)
 
 
 def ranking_evidence(

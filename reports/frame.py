@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -374,6 +375,34 @@ def ranking_by_budget(
         rows.append({"kimg": point * every_kimg, "variants": len(order),
                      "kendall_tau": float(tau), "p_value": float(p)})  # fmt: skip
     return pd.DataFrame(rows, columns=cols)
+
+
+@dataclass
+class SpaceAgreement:
+    """How far the final table's ranking by the tracked metric agrees with its ranking by the
+    headline metric: Kendall's tau-b, its p-value, and the variant whose two ranks differ
+    most (ranks from 1, best first)."""
+
+    tau: float
+    p_value: float
+    variants: int
+    variant: str
+    rank_tracked: int
+    rank_metric: int
+
+
+def space_agreement(tracked: dict[str, float], final: dict[str, float]) -> SpaceAgreement | None:
+    """:class:`SpaceAgreement` of two variant -> seed mean maps (lower is better in both),
+    over their common variants; None under three."""
+    common = sorted(set(tracked) & set(final))
+    if len(common) < 3:
+        return None
+    a = pd.Series({v: tracked[v] for v in common}).rank(method="min").astype(int)
+    b = pd.Series({v: final[v] for v in common}).rank(method="min").astype(int)
+    tau, p = stats.kendalltau(a[common], b[common])
+    worst = (a - b).abs().idxmax()
+    ranks = int(a[worst]), int(b[worst])
+    return SpaceAgreement(float(tau), float(p), len(common), str(worst), *ranks)
 
 
 def cheapest_budget(by_budget: pd.DataFrame, threshold: float = 0.8) -> float | None:
