@@ -19,6 +19,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from tqdm.auto import tqdm
 
+from bench.runs import TRACKED_COLUMNS
 from bench.scoring import Scorer
 from bench.training import Hook, TrainingState
 from metrics.common import CLASS_NAMES, atomic_path
@@ -177,7 +178,7 @@ class MetricTracker(Hook):
     """
 
     FILE = "tracked.csv"
-    COLUMNS = ("step", "kimg", "fid_fmnist", "is_fmnist")
+    COLUMNS = TRACKED_COLUMNS
 
     def __init__(self, scorer: Scorer, variant: Variant, every_kimg: float, samples: int) -> None:
         self.scorer, self.variant = scorer, variant

@@ -59,7 +59,7 @@ def _evidence_markdown(ev: Any) -> str:
         parts.append("\n")
     if not ev.by_budget.empty:
         parts.append(f"### The budget that predicts this ranking\n\n{ev.budget_sentence()}\n\n")
-        same = "kendall_tau_fid_fmnist" in ev.by_budget  # also against the final FID(fmnist)
+        same = ev.same_space  # the columns against the final FID(fmnist), if any
         head = f"| kimg | variants | Kendall tau vs `{ev.metric}` | p-value |"
         parts.append(head + (" tau vs final FID(fmnist) | p-value |" if same else "") + "\n")
         parts.append("|---|---|---|---|" + ("---|---|" if same else "") + "\n")
@@ -68,7 +68,7 @@ def _evidence_markdown(ev: Any) -> str:
                 f"| {r['kimg']:g} | {r['variants']} | {r['kendall_tau']:.3f} | {r['p_value']:.3g} |"
             )
             if same:
-                tau, p = r["kendall_tau_fid_fmnist"], r["p_value_fid_fmnist"]
+                tau, p = r[same[0]], r[same[1]]
                 cells += " – | – |" if pd.isna(tau) else f" {tau:.3f} | {p:.3g} |"
             parts.append(cells + "\n")
         parts.append("\n")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.runs import TRACKED_COLUMNS
 from metrics.keys import headline, secondary
 from reports import figures
 from reports.cost import COST_NOTE, cost_cells, cost_table
@@ -216,7 +217,7 @@ def _comparison_sections(
 # Each job log the report reads, and the columns it needs (a file without them is damaged).
 TABLES = (
     ("losses", ["kimg", "d_loss", "g_loss"]),
-    ("tracked", ["kimg", "fid_fmnist", "is_fmnist"]),
+    ("tracked", list(TRACKED_COLUMNS[1:])),
 )
 
 

@@ -149,12 +149,17 @@ class RankingEvidence:
         return cheapest_budget(self.by_budget, AGREEMENT)
 
     @property
+    def same_space(self) -> tuple[str, str] | None:
+        """The tau and p-value columns of ``by_budget`` against the final table's own
+        FID(fmnist) (None: not computed, the run ranks by the tracked metric itself)."""
+        tau, p = f"kendall_tau_{TRACKED}", f"p_value_{TRACKED}"
+        return (tau, p) if tau in self.by_budget else None
+
+    @property
     def cheapest_same_space(self) -> float | None:
         """The same against the final table's FID(fmnist) (None: none, or not computed)."""
-        col = f"kendall_tau_{TRACKED}"
-        if col not in self.by_budget:
-            return None
-        return cheapest_budget(self.by_budget.assign(kendall_tau=self.by_budget[col]), AGREEMENT)
+        cols = self.same_space
+        return None if cols is None else cheapest_budget(self.by_budget, AGREEMENT, cols[0])
 
     def budget_sentence(self) -> str:
         """What the tau table says: the cheapest agreeing budget, and where the metric is not
@@ -221,11 +226,10 @@ def ranking_evidence(
         final = _final_means(summary, run, metric)
         by_budget = ranking_by_budget(curves, final, step, TRACKED)
         own = _final_means(summary, run, TRACKED) if metric != TRACKED else {}
-        same = ranking_by_budget(curves, own, step, TRACKED) if own else by_budget.iloc[:0]
-        if not by_budget.empty and not same.empty:
-            same = same.drop(columns="variants").rename(
-                columns={"kendall_tau": f"kendall_tau_{TRACKED}", "p_value": f"p_value_{TRACKED}"}
-            )
+        same = ranking_by_budget(curves, own, step, TRACKED) if own else None
+        if not by_budget.empty and same is not None and not same.empty:
+            suffixed = {c: f"{c}_{TRACKED}" for c in ("kendall_tau", "p_value")}
+            same = same.drop(columns="variants").rename(columns=suffixed)
             by_budget = by_budget.merge(same, on="kimg", how="left")
             spaces = space_agreement(own, final)
     return RankingEvidence(

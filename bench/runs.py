@@ -29,6 +29,8 @@ LOCK = ".lock"
 # A job's step, kimg and training time at its last checkpoint (bench.harness writes it with
 # every checkpoint): what `bench status` reads for a job's pace without loading torch.
 PROGRESS = "progress.json"
+# tracked.csv's columns: written by bench.hooks.MetricTracker, read by bench report
+TRACKED_COLUMNS = ("step", "kimg", "fid_fmnist", "is_fmnist")
 ENV_RUNS_DIR = "FMGAN_RUNS_DIR"
 JOB_LOCK_WAIT_S = 60.0  # a stopping worker's checkpoint write; then the job is refused
 FINISHED = ("ok", "diverged")  # a rerun of a diverged job would diverge again: deterministic

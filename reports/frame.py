@@ -399,19 +399,21 @@ def space_agreement(tracked: dict[str, float], final: dict[str, float]) -> Space
         return None
     a = pd.Series({v: tracked[v] for v in common}).rank(method="min").astype(int)
     b = pd.Series({v: final[v] for v in common}).rank(method="min").astype(int)
-    tau, p = stats.kendalltau(a[common], b[common])
+    tau, p = stats.kendalltau(a, b)
     worst = (a - b).abs().idxmax()
     ranks = int(a[worst]), int(b[worst])
     return SpaceAgreement(float(tau), float(p), len(common), str(worst), *ranks)
 
 
-def cheapest_budget(by_budget: pd.DataFrame, threshold: float = 0.8) -> float | None:
+def cheapest_budget(
+    by_budget: pd.DataFrame, threshold: float = 0.8, column: str = "kendall_tau"
+) -> float | None:
     """The smallest tracked budget from which every later budget's ranking agrees with the
     final one at Kendall tau >= ``threshold`` (:func:`ranking_by_budget`); None when the
-    last one does not."""
+    last one does not. ``column``: the tau column read."""
     cheapest = None
     for r in by_budget.sort_values("kimg", ascending=False).itertuples():
-        if r.kendall_tau < threshold:
+        if getattr(r, column) < threshold:
             break
         cheapest = float(r.kimg)
     return cheapest
