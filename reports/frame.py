@@ -410,10 +410,11 @@ def cheapest_budget(
 ) -> float | None:
     """The smallest tracked budget from which every later budget's ranking agrees with the
     final one at Kendall tau >= ``threshold`` (:func:`ranking_by_budget`); None when the
-    last one does not. ``column``: the tau column read."""
+    last one does not. ``column``: the tau column read; a budget without a tau there (NaN,
+    as a left merge leaves it) does not agree."""
     cheapest = None
     for r in by_budget.sort_values("kimg", ascending=False).itertuples():
-        if getattr(r, column) < threshold:
+        if not getattr(r, column) >= threshold:  # NaN compares False both ways
             break
         cheapest = float(r.kimg)
     return cheapest

@@ -155,6 +155,7 @@ def test_ranking_by_budget_bins_tracked_points_and_finds_the_cheapest_budget() -
     assert t["kendall_tau"].tolist() == pytest.approx([-1.0, 1.0])
     assert cheapest_budget(t) == 20.0
     assert cheapest_budget(t.assign(kendall_tau=[1.0, 0.5])) is None  # the last one disagrees
+    assert cheapest_budget(t.assign(tau=[1.0, float("nan")]), column="tau") is None  # no tau
     assert ranking_by_budget(tracked, {"a": 1.0, "b": 2.0}, 10.0).empty  # < 3 variants
 
 
