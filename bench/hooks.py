@@ -218,7 +218,8 @@ class MetricTracker(Hook):
                 trainer.G_ema, self.variant, self.samples, self.scorer.settings.metric_seed,
                 trainer.device,
             )  # fmt: skip
-            values = self.scorer.quick_metrics(images, self.variant.data.classes)
+            data = self.variant.data
+            values = self.scorer.quick_metrics(images, data.classes, data.resolution)
         except (EvaluatorUnavailable, MetricInputError) as exc:
             self.error = str(exc)
             return

@@ -9,6 +9,7 @@ ones in use, so imported and computed numbers are never mixed silently.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from torch_fidelity.metric_fid import fid_features_to_statistics
 
+from bench.data import IMAGE_SIZE
 from bench.errors import BenchError
 from metrics.common import write_atomic
 from metrics.suite import versions
@@ -129,3 +131,28 @@ def check_matches(ref: ImportedReference, extractor_name: str, weights_sha256: s
             f"but scoring uses {extractor_name} (weights {weights_sha256[:12]}); its numbers "
             "would not be comparable. Export it again with the extractor in use."
         )
+
+
+def describe_split(
+    images: torch.Tensor,
+    classes: tuple[int, ...] | None,
+    split: str,
+    resolution: int = IMAGE_SIZE,
+    **extra: str,
+) -> dict[str, Any]:
+    """A description of reference images, recorded in protocols and cache keys. At another
+    ``resolution`` than 28 it says so: real and generated images take the same path (as
+    clean-fid asks), so a generator trained on upscaled images (``dcgan-64``) is scored
+    against real images upscaled as its training data was, then the extractor resizes both
+    alike (against the 28x28 test images its own training images scored FID(fmnist) 76.4, a
+    blur penalty). Unchanged at 28x28, so those references and their caches stay valid."""
+    if resolution != IMAGE_SIZE:
+        extra["resolution"] = f"{resolution}x{resolution}: bilinear upscale to uint8, as trained"
+    return {
+        "dataset": "fashion-mnist",
+        "split": split,
+        "classes": list(classes) if classes is not None else "all",
+        "size": len(images),
+        **extra,
+        "images_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
+    }

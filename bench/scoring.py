@@ -8,7 +8,6 @@ extractor and the reference features for the whole run, and scores each trained 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.data import Dataset, cache_dir, load_part
+from bench.data import IMAGE_SIZE, Dataset, cache_dir, load_part
 from bench.errors import DataNotFoundError
-from bench.reference import ImportedReference, ReferenceFileError, check_matches
+from bench.reference import (
+    ImportedReference,
+    ReferenceFileError,
+    check_matches,
+    describe_split,
+)
 from metrics.common import downloads_disabled, no_download_reason
 from metrics.evaluator import EvaluatorUnavailable
 from metrics.extractors import FMNIST_EXTRACTOR, FMNISTEvaluatorExtractor
@@ -58,10 +62,11 @@ class Scorer:
         self.imported = {(r.kind, r.classes): r for r in references or []}
         self.inception_weights = inception_weights
         self._extractor: FMNISTEvaluatorExtractor | None = None
-        self._refs: dict[tuple[int, ...] | None, tuple[dict, torch.Tensor, dict]] = {}
+        # references by (classes, resolution): see describe_split
+        self._refs: dict[tuple[tuple[int, ...] | None, int], tuple[dict, torch.Tensor, dict]] = {}
         self._inception: LoadedInception | InceptionUnavailable | None = None
-        self._inception_refs: dict[tuple[int, ...] | None, tuple[dict, dict]] = {}
-        self._copying: dict[tuple[str, tuple[int, ...] | None], tuple[dict, dict, dict]] = {}
+        self._inception_refs: dict[tuple[tuple[int, ...] | None, int], tuple[dict, dict]] = {}
+        self._copying: dict[tuple[str, tuple[int, ...] | None, int], tuple[dict, dict, dict]] = {}
         self._parts: dict[tuple[DataOptions, str], Dataset] = {}  # read once per scorer
         self._unavailable: dict[str, str] = {}  # keys known unavailable, and why
         if downloads_disabled():  # torch-fidelity would try GitHub
@@ -86,28 +91,32 @@ class Scorer:
             raise self._inception
         return self._inception
 
-    def inception_reference(self, classes: tuple[int, ...] | None) -> tuple[dict, dict]:
-        """Inception features of a fixed random subset of the test split (metric seed), or
-        of an imported reference file covering exactly these classes."""
-        imported = self.imported.get(("inception", classes))
-        if imported is not None and classes not in self._inception_refs:
+    def inception_reference(
+        self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
+    ) -> tuple[dict, dict]:
+        """Inception features of a fixed random subset of the test split (metric seed) at
+        the samples' ``size`` (:func:`describe_split`), or of an imported reference file covering
+        exactly these classes (28x28 samples only)."""
+        key = (classes, size)
+        imported = self.imported.get(("inception", classes)) if size == IMAGE_SIZE else None
+        if imported is not None and key not in self._inception_refs:
             inc = self.inception
             check_matches(imported, inc.weights.extractor, inc.weights.sha256)
-            self._inception_refs[classes] = (imported.features, imported.description())
-        if classes not in self._inception_refs:
-            ref = self._part(DataOptions(classes=classes), "test")
+            self._inception_refs[key] = (imported.features, imported.description())
+        if key not in self._inception_refs:
+            ref = self._part(DataOptions(classes=classes, resolution=size), "test")
             n = min(self.settings.inception_samples, len(ref))
             g = torch.Generator().manual_seed(self.settings.metric_seed)
             pick = torch.randperm(len(ref), generator=g)[:n].sort().values
             images = ref.images[pick]
             subset = f"randperm(seed {self.settings.metric_seed})[:{n}]" if n < len(ref) else "all"
-            desc = _describe_split(images, classes, "test", subset=subset)
+            desc = describe_split(images, classes, "test", size, subset=subset)
             ext = self.inception.extractor
             feats = reference_features(
                 ext, images, desc, cache_dir(), self.settings.inception_batch_size
             )
-            self._inception_refs[classes] = (feats, desc)
-        return self._inception_refs[classes]
+            self._inception_refs[key] = (feats, desc)
+        return self._inception_refs[key]
 
     @property
     def extractor(self) -> FMNISTEvaluatorExtractor:
@@ -127,23 +136,27 @@ class Scorer:
                 inc = self.inception
                 check_matches(ref, inc.weights.extractor, inc.weights.sha256)
 
-    def reference(self, classes: tuple[int, ...] | None) -> tuple[dict, torch.Tensor, dict]:
-        """(features, labels, description) of the test split restricted to ``classes``
-        (from an imported reference file when one covers exactly these classes)."""
-        imported = self.imported.get(("fmnist", classes))
-        if imported is not None and classes not in self._refs:
+    def reference(
+        self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
+    ) -> tuple[dict, torch.Tensor, dict]:
+        """(features, labels, description) of the test split restricted to ``classes`` at
+        the samples' ``size`` (:func:`describe_split`; from an imported reference file when one
+        covers exactly these classes and the samples are 28x28)."""
+        key = (classes, size)
+        imported = self.imported.get(("fmnist", classes)) if size == IMAGE_SIZE else None
+        if imported is not None and key not in self._refs:
             check_matches(imported, FMNIST_EXTRACTOR, self.extractor.weights_sha256)
             if imported.labels is None:
                 raise ReferenceFileError(f"{imported.path}: evaluator reference without labels")
-            self._refs[classes] = (imported.features, imported.labels, imported.description())
-        if classes not in self._refs:
-            ref = self._part(DataOptions(classes=classes), "test")
-            desc = _describe_split(ref.images, classes, "test")
+            self._refs[key] = (imported.features, imported.labels, imported.description())
+        if key not in self._refs:
+            ref = self._part(DataOptions(classes=classes, resolution=size), "test")
+            desc = describe_split(ref.images, classes, "test", size)
             feats = reference_features(
                 self.extractor, ref.images, desc, cache_dir(), self.settings.batch_size
             )
-            self._refs[classes] = (feats, ref.labels, desc)
-        return self._refs[classes]
+            self._refs[key] = (feats, ref.labels, desc)
+        return self._refs[key]
 
     def _part(self, options: DataOptions, split: str) -> Dataset:
         """A data part, parsed once for every job this scorer scores (the references, the
@@ -154,17 +167,18 @@ class Scorer:
         return self._parts[key]
 
     def copying_features(
-        self, classes: tuple[int, ...] | None, kind: str
+        self, classes: tuple[int, ...] | None, kind: str, size: int = IMAGE_SIZE
     ) -> tuple[dict, dict, dict[str, Any]]:
         """The data-copying test's training features T (every training image of ``classes``)
         and held-out features P_n (the test images of :func:`copying_split`'s held-out half;
         its first ``inception_samples`` for the Inception pass) for the ``fmnist`` or
-        ``inception`` pass, cached like the references; and their descriptions."""
-        key = (kind, classes)
+        ``inception`` pass, at the samples' ``size`` (:func:`describe_split`), cached like the
+        references; and their descriptions."""
+        key = (kind, classes, size)
         if key not in self._copying:
             seed = self.settings.metric_seed
-            train = self._part(DataOptions(classes=classes), "train")
-            test = self._part(DataOptions(classes=classes), "test")
+            options = DataOptions(classes=classes, resolution=size)
+            train, test = self._part(options, "train"), self._part(options, "test")
             held, _ = copying_split(len(test), seed)
             subset = f"copying_split(seed {seed}) held-out half"
             if kind == "inception":
@@ -175,21 +189,21 @@ class Scorer:
             else:
                 ext, batch = self.extractor, self.settings.batch_size
             held_images = test.images[held.sort().values]
-            t_desc = _describe_split(train.images, classes, "train")
-            h_desc = _describe_split(held_images, classes, "test", subset=subset)
+            t_desc = describe_split(train.images, classes, "train", size)
+            h_desc = describe_split(held_images, classes, "test", size, subset=subset)
             t_feats = reference_features(ext, train.images, t_desc, cache_dir(), batch)
             h_feats = reference_features(ext, held_images, h_desc, cache_dir(), batch)
             self._copying[key] = (t_feats, h_feats, {"train": t_desc, "held_out": h_desc})
         return self._copying[key]
 
     def quick_metrics(
-        self, images: torch.Tensor, classes: tuple[int, ...] | None
+        self, images: torch.Tensor, classes: tuple[int, ...] | None, resolution: int = IMAGE_SIZE
     ) -> dict[str, float]:
         """FID(fmnist) and IS(fmnist) of uint8 ``images`` against the (full, cached) test-split
         reference: the cheap pair tracked during training. Raises EvaluatorUnavailable or
         MetricInputError as the full scoring does."""
         feats = extract(self.extractor, images, self.settings.batch_size)
-        ref = self.reference(classes)[0]["features"]
+        ref = self.reference(classes, resolution)[0]["features"]
         is_mean, _ = inception_score(feats["logits"], self.settings)
         return {"fid_fmnist": fid(feats["features"], ref), "is_fmnist": is_mean}
 
@@ -214,7 +228,7 @@ class Scorer:
             images, labels = generate(G, variant, n, self.settings.metric_seed, self.device)
         except MetricInputError as exc:
             return {"metrics": {}, "metrics_error": str(exc)}
-        row = self.score_images(images, labels, variant.data.classes)
+        row = self.score_images(images, labels, variant.data.classes, variant.data.resolution)
         if self.settings.ppl_samples > 0 and not row.get("metrics_error"):
             self._score_smoothness(variant, G, row, strip_path)
         no_train = "ct_fmnist" in row.get("metrics_unavailable", {})
@@ -232,7 +246,7 @@ class Scorer:
 
         size = images.shape[-1]  # pixels compared at the samples' resolution (dcgan-64)
         train = self._part(DataOptions(classes=classes, resolution=size), "train")
-        train_feats = self.copying_features(classes, "fmnist")[0]["features"]
+        train_feats = self.copying_features(classes, "fmnist", size)[0]["features"]
         feats = extract(self.extractor, images[:SHOWN], self.settings.batch_size)["features"]
         shown = nearest_figure(images, feats, train.images, train_feats, path)
         return {"figure": str(path), **shown}
@@ -260,8 +274,11 @@ class Scorer:
         images: torch.Tensor,
         labels: torch.Tensor | None = None,
         classes: tuple[int, ...] | None = None,
+        resolution: int = IMAGE_SIZE,
     ) -> dict[str, Any]:
-        """Score uint8 images (N, C, H, W) against the test split restricted to ``classes``.
+        """Score uint8 images (N, C, H, W) against the test split restricted to ``classes``,
+        its images brought to ``resolution`` as a generator's training data were
+        (:func:`describe_split`; image files and arrays: 28, the data as published).
 
         The first ``num_samples`` images feed the evaluator metrics, the first
         ``inception_samples`` the Inception metrics. ``labels`` (the classes the images
@@ -269,13 +286,13 @@ class Scorer:
         """
         t0, c0 = time.perf_counter(), time.process_time()
         class_ids = classes if classes is not None else tuple(range(10))
-        n_eval = self.settings.num_samples
+        n_eval, size = self.settings.num_samples, resolution
         no_data: dict[str, str] = {}  # keys that need the data files, and why they are missing
         try:
-            feats, ref_labels, desc = self.reference(classes)
+            feats, ref_labels, desc = self.reference(classes, size)
             copying, copying_desc = None, None
             try:
-                train, held, copying_desc = self.copying_features(classes, "fmnist")
+                train, held, copying_desc = self.copying_features(classes, "fmnist", size)
                 copying = (train, held)
             except DataNotFoundError as exc:  # an imported reference without the data files
                 no_data["ct_fmnist"] = f"needs the training images: {exc}"
@@ -295,7 +312,7 @@ class Scorer:
             "protocol": {"fmnist": protocol(self.extractor, self.settings, desc, notes)},
         }
         if labels is not None and self.settings.cas_samples > 0 and not no_data:
-            self._score_labelled(images, labels, classes, row)
+            self._score_labelled(images, labels, classes, row, resolution)
         elif labels is not None and self.settings.cas_samples > 0:
             no_data["cas"] = no_data["cas_real"] = "needs the training and test images"
         if no_data:
@@ -303,7 +320,7 @@ class Scorer:
         if self.settings.inception_samples > 0:
             row.setdefault("metrics_unavailable", {})
             try:
-                self._score_inception(images, classes, row)
+                self._score_inception(images, classes, row, resolution=resolution)
             except (InceptionUnavailable, MetricInputError) as exc:
                 for key in group_keys("inception"):
                     row["metrics_unavailable"][key] = str(exc)
@@ -317,12 +334,13 @@ class Scorer:
         labels: torch.Tensor,
         classes: tuple[int, ...] | None,
         row: dict[str, Any],
+        resolution: int,
     ) -> None:
         """The ``images`` families (CAS) on conditional samples and their labels, against
         the real test and training images of ``classes``; notes into ``protocol.fmnist``."""
         from metrics.cas import ImagesContext
 
-        opts = DataOptions(classes=classes)
+        opts = DataOptions(classes=classes, resolution=resolution)
         test, train = self._part(opts, "test"), self._part(opts, "train")
         class_ids = classes if classes is not None else tuple(range(10))
         ctx = ImagesContext(images, labels, test.images, test.labels, train.images,
@@ -344,7 +362,8 @@ class Scorer:
         row: dict[str, Any] = {"metrics": {}, "metrics_unavailable": {}, "protocol": {}}
         try:
             images, _ = generate(G, variant, n, self.settings.metric_seed, self.device)
-            self._score_inception(images, variant.data.classes, row, copying=False)
+            classes, resolution = variant.data.classes, variant.data.resolution
+            self._score_inception(images, classes, row, copying=False, resolution=resolution)
         except (InceptionUnavailable, MetricInputError) as exc:
             return {"error": str(exc)}
         out = {"metrics": row["metrics"], "protocol": row["protocol"]}  # a row's shape
@@ -358,14 +377,15 @@ class Scorer:
         classes: tuple[int, ...] | None,
         row: dict[str, Any],
         copying: bool = True,
+        resolution: int = IMAGE_SIZE,
     ) -> None:
-        n = min(self.settings.inception_samples, len(images))
-        feats, desc = self.inception_reference(classes)
+        n, size = min(self.settings.inception_samples, len(images)), resolution
+        feats, desc = self.inception_reference(classes, size)
         inc = self.inception
         pair, copying_desc = None, None
         wanted = copying and self.settings.copying_inception
         if wanted and "ct_fmnist" not in row["metrics_unavailable"]:
-            train, held, copying_desc = self.copying_features(classes, "inception")
+            train, held, copying_desc = self.copying_features(classes, "inception", size)
             pair = (train, held)
         values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, pair)
         if "copying" in notes:
@@ -387,17 +407,3 @@ def copying_split(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     rung, real images the test has never seen), both in ``randperm(seed)`` order."""
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
     return perm[: n // 2], perm[n // 2 :]
-
-
-def _describe_split(
-    images: torch.Tensor, classes: tuple[int, ...] | None, split: str, **extra: str
-) -> dict[str, Any]:
-    """A description of reference images, recorded in protocols and cache keys."""
-    return {
-        "dataset": "fashion-mnist",
-        "split": split,
-        "classes": list(classes) if classes is not None else "all",
-        "size": len(images),
-        **extra,
-        "images_sha256": hashlib.sha256(images.numpy().tobytes()).hexdigest(),
-    }

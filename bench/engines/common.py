@@ -83,13 +83,13 @@ def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[JobKey]) -> None:
     failure is left for the jobs to report in their rows, as a one-at-a-time run does."""
     for options in {plan.variant(v).data for v, _ in todo}:
         load_part(options, "train", plan.data_dir)
-        classes = options.classes
+        classes, size = options.classes, options.resolution
         try:
-            scorer.reference(classes)
-            scorer.copying_features(classes, "fmnist")
+            scorer.reference(classes, size)
+            scorer.copying_features(classes, "fmnist", size)
             if scorer.settings.inception_samples > 0:
-                scorer.inception_reference(classes)
+                scorer.inception_reference(classes, size)
                 if scorer.settings.copying_inception:
-                    scorer.copying_features(classes, "inception")
+                    scorer.copying_features(classes, "inception", size)
         except (EvaluatorUnavailable, InceptionUnavailable, MetricInputError):
             pass
