@@ -95,8 +95,8 @@ class Scorer:
         self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
     ) -> tuple[dict, dict]:
         """Inception features of a fixed random subset of the test split (metric seed) at
-        the samples' ``size`` (:func:`describe_split`), or of an imported reference file covering
-        exactly these classes (28x28 samples only)."""
+        the generator's training resolution ``size`` (:func:`describe_split`), or of an
+        imported reference file covering exactly these classes (28x28 only)."""
         key = (classes, size)
         imported = self.imported.get(("inception", classes)) if size == IMAGE_SIZE else None
         if imported is not None and key not in self._inception_refs:
@@ -140,8 +140,8 @@ class Scorer:
         self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
     ) -> tuple[dict, torch.Tensor, dict]:
         """(features, labels, description) of the test split restricted to ``classes`` at
-        the samples' ``size`` (:func:`describe_split`; from an imported reference file when one
-        covers exactly these classes and the samples are 28x28)."""
+        the generator's training resolution ``size`` (:func:`describe_split`; from an
+        imported reference file when one covers exactly these classes, 28x28 only)."""
         key = (classes, size)
         imported = self.imported.get(("fmnist", classes)) if size == IMAGE_SIZE else None
         if imported is not None and key not in self._refs:
@@ -172,8 +172,8 @@ class Scorer:
         """The data-copying test's training features T (every training image of ``classes``)
         and held-out features P_n (the test images of :func:`copying_split`'s held-out half;
         its first ``inception_samples`` for the Inception pass) for the ``fmnist`` or
-        ``inception`` pass, at the samples' ``size`` (:func:`describe_split`), cached like the
-        references; and their descriptions."""
+        ``inception`` pass, at the generator's training resolution ``size``
+        (:func:`describe_split`), cached like the references; and their descriptions."""
         key = (kind, classes, size)
         if key not in self._copying:
             seed = self.settings.metric_seed
