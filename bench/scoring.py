@@ -92,25 +92,25 @@ class Scorer:
         return self._inception
 
     def inception_reference(
-        self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
+        self, classes: tuple[int, ...] | None, resolution: int = IMAGE_SIZE
     ) -> tuple[dict, dict]:
         """Inception features of a fixed random subset of the test split (metric seed) at
-        the generator's training resolution ``size`` (:func:`describe_split`), or of an
+        ``resolution``, the generator's training data's (:func:`describe_split`), or of an
         imported reference file covering exactly these classes (28x28 only)."""
-        key = (classes, size)
-        imported = self.imported.get(("inception", classes)) if size == IMAGE_SIZE else None
+        key = (classes, resolution)
+        imported = self.imported.get(("inception", classes)) if resolution == IMAGE_SIZE else None
         if imported is not None and key not in self._inception_refs:
             inc = self.inception
             check_matches(imported, inc.weights.extractor, inc.weights.sha256)
             self._inception_refs[key] = (imported.features, imported.description())
         if key not in self._inception_refs:
-            ref = self._part(DataOptions(classes=classes, resolution=size), "test")
+            ref = self._part(DataOptions(classes=classes, resolution=resolution), "test")
             n = min(self.settings.inception_samples, len(ref))
             g = torch.Generator().manual_seed(self.settings.metric_seed)
             pick = torch.randperm(len(ref), generator=g)[:n].sort().values
             images = ref.images[pick]
             subset = f"randperm(seed {self.settings.metric_seed})[:{n}]" if n < len(ref) else "all"
-            desc = describe_split(images, classes, "test", size, subset=subset)
+            desc = describe_split(images, classes, "test", resolution, subset=subset)
             ext = self.inception.extractor
             feats = reference_features(
                 ext, images, desc, cache_dir(), self.settings.inception_batch_size
@@ -137,21 +137,21 @@ class Scorer:
                 check_matches(ref, inc.weights.extractor, inc.weights.sha256)
 
     def reference(
-        self, classes: tuple[int, ...] | None, size: int = IMAGE_SIZE
+        self, classes: tuple[int, ...] | None, resolution: int = IMAGE_SIZE
     ) -> tuple[dict, torch.Tensor, dict]:
         """(features, labels, description) of the test split restricted to ``classes`` at
-        the generator's training resolution ``size`` (:func:`describe_split`; from an
+        ``resolution``, the generator's training data's (:func:`describe_split`; from an
         imported reference file when one covers exactly these classes, 28x28 only)."""
-        key = (classes, size)
-        imported = self.imported.get(("fmnist", classes)) if size == IMAGE_SIZE else None
+        key = (classes, resolution)
+        imported = self.imported.get(("fmnist", classes)) if resolution == IMAGE_SIZE else None
         if imported is not None and key not in self._refs:
             check_matches(imported, FMNIST_EXTRACTOR, self.extractor.weights_sha256)
             if imported.labels is None:
                 raise ReferenceFileError(f"{imported.path}: evaluator reference without labels")
             self._refs[key] = (imported.features, imported.labels, imported.description())
         if key not in self._refs:
-            ref = self._part(DataOptions(classes=classes, resolution=size), "test")
-            desc = describe_split(ref.images, classes, "test", size)
+            ref = self._part(DataOptions(classes=classes, resolution=resolution), "test")
+            desc = describe_split(ref.images, classes, "test", resolution)
             feats = reference_features(
                 self.extractor, ref.images, desc, cache_dir(), self.settings.batch_size
             )
@@ -167,17 +167,17 @@ class Scorer:
         return self._parts[key]
 
     def copying_features(
-        self, classes: tuple[int, ...] | None, kind: str, size: int = IMAGE_SIZE
+        self, classes: tuple[int, ...] | None, kind: str, resolution: int = IMAGE_SIZE
     ) -> tuple[dict, dict, dict[str, Any]]:
         """The data-copying test's training features T (every training image of ``classes``)
         and held-out features P_n (the test images of :func:`copying_split`'s held-out half;
         its first ``inception_samples`` for the Inception pass) for the ``fmnist`` or
-        ``inception`` pass, at the generator's training resolution ``size``
+        ``inception`` pass, at ``resolution`` (the generator's training data)
         (:func:`describe_split`), cached like the references; and their descriptions."""
-        key = (kind, classes, size)
+        key = (kind, classes, resolution)
         if key not in self._copying:
             seed = self.settings.metric_seed
-            options = DataOptions(classes=classes, resolution=size)
+            options = DataOptions(classes=classes, resolution=resolution)
             train, test = self._part(options, "train"), self._part(options, "test")
             held, _ = copying_split(len(test), seed)
             subset = f"copying_split(seed {seed}) held-out half"
@@ -189,8 +189,8 @@ class Scorer:
             else:
                 ext, batch = self.extractor, self.settings.batch_size
             held_images = test.images[held.sort().values]
-            t_desc = describe_split(train.images, classes, "train", size)
-            h_desc = describe_split(held_images, classes, "test", size, subset=subset)
+            t_desc = describe_split(train.images, classes, "train", resolution)
+            h_desc = describe_split(held_images, classes, "test", resolution, subset=subset)
             t_feats = reference_features(ext, train.images, t_desc, cache_dir(), batch)
             h_feats = reference_features(ext, held_images, h_desc, cache_dir(), batch)
             self._copying[key] = (t_feats, h_feats, {"train": t_desc, "held_out": h_desc})
@@ -286,13 +286,13 @@ class Scorer:
         """
         t0, c0 = time.perf_counter(), time.process_time()
         class_ids = classes if classes is not None else tuple(range(10))
-        n_eval, size = self.settings.num_samples, resolution
+        n_eval = self.settings.num_samples
         no_data: dict[str, str] = {}  # keys that need the data files, and why they are missing
         try:
-            feats, ref_labels, desc = self.reference(classes, size)
+            feats, ref_labels, desc = self.reference(classes, resolution)
             copying, copying_desc = None, None
             try:
-                train, held, copying_desc = self.copying_features(classes, "fmnist", size)
+                train, held, copying_desc = self.copying_features(classes, "fmnist", resolution)
                 copying = (train, held)
             except DataNotFoundError as exc:  # an imported reference without the data files
                 no_data["ct_fmnist"] = f"needs the training images: {exc}"
@@ -379,13 +379,13 @@ class Scorer:
         copying: bool = True,
         resolution: int = IMAGE_SIZE,
     ) -> None:
-        n, size = min(self.settings.inception_samples, len(images)), resolution
-        feats, desc = self.inception_reference(classes, size)
+        n = min(self.settings.inception_samples, len(images))
+        feats, desc = self.inception_reference(classes, resolution)
         inc = self.inception
         pair, copying_desc = None, None
         wanted = copying and self.settings.copying_inception
         if wanted and "ct_fmnist" not in row["metrics_unavailable"]:
-            train, held, copying_desc = self.copying_features(classes, "inception", size)
+            train, held, copying_desc = self.copying_features(classes, "inception", resolution)
             pair = (train, held)
         values, notes = inception_metrics(inc.extractor, images[:n], feats, self.settings, pair)
         if "copying" in notes:

@@ -83,13 +83,13 @@ def warm_caches(plan: RunPlan, scorer: Scorer, todo: list[JobKey]) -> None:
     failure is left for the jobs to report in their rows, as a one-at-a-time run does."""
     for options in {plan.variant(v).data for v, _ in todo}:
         load_part(options, "train", plan.data_dir)
-        classes, size = options.classes, options.resolution
+        classes, resolution = options.classes, options.resolution
         try:
-            scorer.reference(classes, size)
-            scorer.copying_features(classes, "fmnist", size)
+            scorer.reference(classes, resolution)
+            scorer.copying_features(classes, "fmnist", resolution)
             if scorer.settings.inception_samples > 0:
-                scorer.inception_reference(classes, size)
+                scorer.inception_reference(classes, resolution)
                 if scorer.settings.copying_inception:
-                    scorer.copying_features(classes, "inception", size)
+                    scorer.copying_features(classes, "inception", resolution)
         except (EvaluatorUnavailable, InceptionUnavailable, MetricInputError):
             pass
