@@ -20,7 +20,7 @@ A spec (TOML)::
     [set]                      # fixed overrides for every setting (optional)
     augment = "none"
     [space]                    # a list is a grid axis; a table is a range (random search)
-    "optim.lr" = [1e-4, 2e-4, 5e-4, 1e-3]
+    "optim.lr" = [1e-4, 2e-4, 5e-4, 1e-3]    # G's and D's rate together (or optim.lr_g)
     "optim.betas" = ["0.5,0.999", "0.0,0.9"]
     # "optim.lr" = { low = 1e-5, high = 1e-3, log = true }
 """

@@ -193,6 +193,7 @@ def override_keys(v: Variant) -> list[str]:
     return [
         *(f"arch.{f.name}" for f in dataclasses.fields(v.arch)),
         *(f"optim.{f.name}" for f in dataclasses.fields(v.optim)),
+        "optim.lr (both lr_g and lr_d)",
         "loss_kwargs.<name>",
         *_TOP_LEVEL_OVERRIDES,
     ]
@@ -200,6 +201,9 @@ def override_keys(v: Variant) -> list[str]:
 
 def _override_one(v: Variant, key: str, raw: str) -> Variant:
     head, _, attr = key.partition(".")
+    if key == "optim.lr":  # one learning rate for G and D, the axis Lucic et al. search
+        lr = _parse_as(raw, v.optim.lr_g, key)
+        return dataclasses.replace(v, optim=dataclasses.replace(v.optim, lr_g=lr, lr_d=lr))
     if head in ("arch", "optim") and attr:
         obj = getattr(v, head)
         names = [f.name for f in dataclasses.fields(obj)]

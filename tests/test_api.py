@@ -63,7 +63,7 @@ def test_api_mistakes(synthetic_dir: Path, tmp_path: Path) -> None:
         fb.train("nope", out=tmp_path / "a", data_dir=synthetic_dir, **TINY)
     with pytest.raises(BenchError, match=r"--set: .*not a setting"):
         fb.train("dcgan-small", out=tmp_path / "b", data_dir=synthetic_dir,
-                 overrides={"optim.lr": "1"}, **TINY)  # fmt: skip
+                 overrides={"optim.momentum": "1"}, **TINY)  # fmt: skip
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
     with pytest.raises(ValueError, match="needs variant="):
         fb.score(torch.nn.Identity(), data_dir=synthetic_dir)

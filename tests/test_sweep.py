@@ -68,7 +68,7 @@ def test_grid_and_random_settings() -> None:
         ({"settings": 3}, "the grid has 4 settings"),
         ({"top": 0}, "top must be an integer >= 1"),
         ({"seeds": "3"}, "seeds must be an integer"),
-        ({"space": {"optim.lr": [1e-4]}}, "not a setting of variant dcgan-small"),
+        ({"space": {"optim.momentum": [1e-4]}}, "not a setting of variant dcgan-small"),
         ({"set": {"arch.ngf": "wide"}}, "dcgan-small"),
     ],
 )

@@ -252,6 +252,8 @@ def test_overrides_parse_to_the_replaced_types() -> None:
     assert w.optim.betas == (0.5, 0.999) and w.optim.lr_d == 4e-4
     assert w.augment == () and w.ema_decay == 0.0 and w.ema_rampup == 0.05
     assert v.with_overrides({"ema_rampup": "none"}).ema_rampup is None
+    both = v.with_overrides({"optim.lr": "3e-4"}).optim  # Lucic et al.'s one searched rate
+    assert both.lr_g == both.lr_d == 3e-4 and v.optim.lr_g != 3e-4
     assert w.build_loss().n_critic == 2 and w.name == v.name
     G, _ = w.build(0)
     z, _ = w.sample_latents(3)
