@@ -6,26 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
 from torch import nn
 
-from models import losses, plugins, registry
+from models import registry
 from models.plugins import load_plugin
 from tests.conftest import ROOT, invoke
+from tests.test_plugins import clean_registry  # noqa: F401  (autouse: the registry is reset)
 
 PLUGIN = ROOT / "examples" / "lucic2018" / "lucic_wgan_gp.py"
-
-
-@pytest.fixture(autouse=True)
-def clean_registry() -> object:
-    """The plugin's variant is gone after each test: the registry is process-wide."""
-    saved = (dict(registry._VARIANTS), dict(losses._LOSSES), dict(plugins._LOADED))
-    yield
-    for live, old in zip((registry._VARIANTS, losses._LOSSES, plugins._LOADED), saved,
-                         strict=True):  # fmt: skip
-        live.clear()
-        live.update(old)
 
 
 def compare_gan_sizes(z: int = 64, fc: int = 1024, c: int = 64) -> tuple[int, int]:
